@@ -1,0 +1,212 @@
+"""spotify-sync: the operator's command line.
+
+Parses, calls into shared/, pipeline/ and workers/, prints. Exit codes: 0 ok, 1 the work failed,
+2 bad usage or a missing/malformed setting (one line naming the variable).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from shared.settings import Settings, SettingsError
+
+
+class FriendlyGroup(click.Group):
+    """Turns the project's expected errors into one line on stderr and the right exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            _fail(str(exc), code=2)
+        except UsageProblem as exc:
+            _fail(str(exc), code=2)
+        except WorkFailed as exc:
+            _fail(str(exc), code=1)
+
+
+class UsageProblem(Exception):
+    """Bad input from the user: exit 2."""
+
+
+class WorkFailed(Exception):
+    """The command ran but its work failed: exit 1."""
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"spotify-sync: {message}", err=True)
+    sys.exit(code)
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    return ctx.find_root().obj
+
+
+@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Keep a music database enriched with Spotify data.
+
+    Settings come from the environment (see README.md). With DATABASE_URL and REDIS_URL unset,
+    the embedded services of `spotify-sync services up` are used.
+    """
+    from shared.logging import setup_logging
+
+    try:
+        ctx.obj = Settings.from_env()
+    except SettingsError as exc:
+        _fail(str(exc), code=2)
+    setup_logging(ctx.obj)
+
+
+# --- db -----------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database migrations (Alembic)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate the database up to REVISION (default: the newest)."""
+    from shared import migrate
+
+    url = settings_of(ctx).require_database_url()
+    migrate.upgrade(url, revision)
+    click.echo(f"database at {migrate.current(url)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.pass_context
+def db_downgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate the database down to REVISION (e.g. -1, baseline, base)."""
+    from shared import migrate
+
+    url = settings_of(ctx).require_database_url()
+    migrate.downgrade(url, revision)
+    click.echo(f"database at {migrate.current(url) or 'base (empty)'}")
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Print the revision the database is at."""
+    from shared import migrate
+
+    click.echo(migrate.current(settings_of(ctx).require_database_url()) or "base (not migrated)")
+
+
+@db.command("stamp")
+@click.argument("revision")
+@click.pass_context
+def db_stamp(ctx: click.Context, revision: str) -> None:
+    """Mark the database as being at REVISION without running anything.
+
+    For an existing database that already has the application's users and songs tables:
+    `spotify-sync db stamp baseline && spotify-sync db upgrade`.
+    """
+    from shared import migrate
+
+    migrate.stamp(settings_of(ctx).require_database_url(), revision)
+    click.echo(f"database stamped at {revision}")
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Encryption keys for stored tokens (SPOTIFY_TOKEN_KEYS)."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new key. Put it first in SPOTIFY_TOKEN_KEYS to encrypt with it."""
+    from shared.crypto import generate_key
+
+    click.echo(generate_key())
+
+
+@keys.command("rotate")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+@click.pass_context
+def keys_rotate(ctx: click.Context, batch_size: int) -> None:
+    """Re-encrypt every stored token under the first key. Safe to interrupt and run again."""
+    from pipeline.connections import rotate_keys
+    from shared.crypto import TokenCipher
+    from shared.db import make_engine
+
+    settings = settings_of(ctx)
+    cipher = TokenCipher(settings.require_token_keys())
+    engine = make_engine(settings)
+    rewritten = rotate_keys(engine, cipher, batch_size=batch_size)
+    click.echo(f"re-encrypted {rewritten} connection(s) under the first key; the other keys may now be dropped")
+
+
+# --- services -----------------------------------------------------------------------------------
+
+
+@main.group()
+def services() -> None:
+    """Embedded PostgreSQL and Redis for a machine that has none."""
+
+
+@services.command("up")
+@click.pass_context
+def services_up(ctx: click.Context) -> None:
+    """Start the embedded PostgreSQL and Redis (or find them running)."""
+    from shared import services as embedded
+
+    settings = settings_of(ctx)
+    try:
+        state = embedded.up(settings.state_dir)
+    except embedded.ServicesError as exc:
+        raise WorkFailed(str(exc)) from None
+    click.echo(f"postgres pid {state['postgres_pid']}  {state['database_url']}")
+    click.echo(f"redis    pid {state['redis_pid']}  {state['redis_url']}")
+
+
+@services.command("status")
+@click.pass_context
+def services_status(ctx: click.Context) -> None:
+    """Show the embedded services and whether they run."""
+    from shared import services as embedded
+
+    found = embedded.status(settings_of(ctx).state_dir)
+    if not found:
+        click.echo("no embedded services recorded")
+        return
+    for name, info in found.items():
+        click.echo(f"{name:<8} pid {info['pid']}  {'running' if info['running'] else 'stopped'}  {info['url']}")
+
+
+@services.command("down")
+@click.pass_context
+def services_down(ctx: click.Context) -> None:
+    """Stop the embedded services by PID."""
+    from shared import services as embedded
+
+    stopped = embedded.down(settings_of(ctx).state_dir)
+    click.echo("stopped " + ", ".join(stopped) if stopped else "nothing was running")
+
+
+def _add_optional_commands() -> None:
+    from emulator.cli import emulator
+
+    main.add_command(emulator)
+
+
+try:
+    _add_optional_commands()
+except ImportError:  # the emulator is being built; remove this guard once it lands
+    pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Alembic environment: the database URL comes from the settings (DATABASE_URL or the embedded
+services), or from `config.attributes["connection"]` when a caller hands one in (tests)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from shared.db import make_engine
+from shared.models import Base
+from shared.settings import Settings
+
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    url = context.config.attributes.get("database_url") or Settings.from_env().require_database_url()
+    engine = make_engine(url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+    finally:
+        engine.dispose()
+
+
+def _run(connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (--sql) migrations are not supported: run against a database")
+run_migrations_online()

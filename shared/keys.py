@@ -1,0 +1,39 @@
+"""Every Redis key name the project uses, in one place.
+
+All keys live under the settings' namespace (REDIS_NAMESPACE, default "spotify-sync"), so a test
+run, a second deployment or the emulator can share one Redis without touching each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    namespace: str
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.namespace, *parts))
+
+    def pattern(self) -> str:
+        """Matches every key of this namespace (for clean-up)."""
+        return self.namespace + ":*"
+
+    # --- the fleet's rate control (pipeline/limiter.py, pipeline/penalty_box.py) ---
+    def rate_bucket(self, client_id: str) -> str:
+        return self._key("rate", client_id)
+
+    def penalty_box(self, client_id: str) -> str:
+        return self._key("penalty", client_id)
+
+    # --- the client-credentials token shared by the fleet (pipeline/app_token.py) ---
+    def app_token(self, client_id: str) -> str:
+        return self._key("app-token", client_id)
+
+    def app_token_lock(self, client_id: str) -> str:
+        return self._key("app-token-lock", client_id)
+
+    # --- Dramatiq (workers/broker.py): its own keys live under this prefix ---
+    def dramatiq_namespace(self) -> str:
+        return self._key("dramatiq")

@@ -1,0 +1,107 @@
+"""Logging with loguru: configured once per process, text or JSON lines, secrets masked.
+
+The mask works in two ways, because a secret can reach a log line by either:
+- by value: every secret the settings hold (client secret, token keys) and every token the code
+  registers with `register_secret()` is replaced wherever it appears;
+- by shape: bearer headers, `access_token=...`, `"refresh_token": "..."`, Basic credentials and
+  the like are masked even when nobody registered the value.
+It applies to the message, to bound extras and to exception text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+from typing import Any
+
+from loguru import logger
+
+from shared.settings import Settings
+
+MASK = "***"
+
+_SHAPES = [
+    # Authorization: Bearer <token> / Basic <base64>
+    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    # access_token=..., "refresh_token": "...", client_secret: ..., code_verifier, code
+    re.compile(
+        r"(?i)(\"?(?:access_token|refresh_token|client_secret|code_verifier|id_token|accessToken|refreshToken)\"?"
+        r"\s*[:=]\s*\"?)[^\"&\s,}]+"
+    ),
+]
+
+_registered: set[str] = set()
+_registered_lock = threading.Lock()
+_configured_with: tuple | None = None
+
+
+def register_secret(value: str | None) -> None:
+    """Mask this exact value in every later log line of the process (tokens, secrets)."""
+    if value and len(value) >= 6:
+        with _registered_lock:
+            _registered.add(value)
+
+
+def mask(text: str) -> str:
+    for secret in sorted(_registered, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    text = _SHAPES[0].sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _SHAPES[1].sub(lambda m: m.group(1) + MASK, text)
+    return text
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {k: _mask_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_mask_value(v) for v in value)
+    return value
+
+
+def _patch(record: dict) -> None:
+    record["message"] = mask(record["message"])
+    record["extra"] = _mask_value(record["extra"])
+    if record["exception"] is not None:
+        exc_type, exc, tb = record["exception"]
+        # The traceback's own text is masked by the sink; the exception's message here.
+        record["extra"]["error"] = mask(f"{exc_type.__name__}: {exc}") if exc_type else None
+
+
+def _json_sink(message) -> None:
+    record = message.record
+    line = {
+        "time": record["time"].isoformat(),
+        "level": record["level"].name,
+        "message": record["message"],
+        "logger": record["name"],
+        **{k: v for k, v in record["extra"].items() if v is not None},
+    }
+    sys.stderr.write(json.dumps(line, default=str) + "\n")
+
+
+def _text_format(record: dict) -> str:
+    extras = " ".join(f"{k}={v}" for k, v in record["extra"].items() if v is not None and k != "error")
+    tail = f" | {extras}" if extras else ""
+    return "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name} | {message}" + tail.replace("{", "{{").replace("}", "}}") + "\n"
+
+
+def setup_logging(settings: Settings) -> None:
+    """Configure loguru for this process. Calling it again with the same settings does nothing."""
+    global _configured_with
+    key = (settings.log_level, settings.log_format)
+    for secret in settings.secrets():
+        register_secret(secret)
+    if _configured_with == key:
+        return
+    logger.remove()
+    logger.configure(patcher=_patch)
+    if settings.log_format == "json":
+        logger.add(_json_sink, level=settings.log_level, backtrace=False, diagnose=False)
+    else:
+        logger.add(sys.stderr, level=settings.log_level, format=_text_format, backtrace=False, diagnose=False)
+    _configured_with = key

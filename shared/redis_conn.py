@@ -1,0 +1,21 @@
+"""The Redis connection, made from the settings."""
+
+from __future__ import annotations
+
+import redis
+
+from shared.settings import Settings
+
+
+def connect(settings: Settings, **options) -> redis.Redis:
+    """A pooled client for REDIS_URL; responses decoded to str unless told otherwise."""
+    options.setdefault("decode_responses", True)
+    options.setdefault("socket_connect_timeout", 5)
+    options.setdefault("health_check_interval", 30)
+    return redis.Redis.from_url(settings.require_redis_url(), **options)
+
+
+def server_time_s(client: redis.Redis) -> float:
+    """Redis server time: the one clock every host of the fleet agrees on."""
+    seconds, micros = client.time()
+    return seconds + micros / 1_000_000

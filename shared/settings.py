@@ -1,0 +1,271 @@
+"""Settings: read once from the environment into one typed object, then passed down.
+
+Every value is parsed when the settings are loaded, so a malformed value fails at once with a
+`SettingsError` naming the variable and what it expects. A *missing* value fails only where it
+is needed (`settings.require_database_url()` and friends): `spotify-sync keys generate` has no
+use for a database.
+
+Nothing here reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+SPOTIFY_API_BASE_URL = "https://api.spotify.com/v1"
+SPOTIFY_ACCOUNTS_BASE_URL = "https://accounts.spotify.com"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed. The message is one line, fit to show a user."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate budget: `requests` per `per_s` seconds."""
+
+    requests: int
+    per_s: int
+
+    def __str__(self) -> str:
+        return f"{self.requests}/{self.per_s}s"
+
+
+# --- parsers: each takes the raw string and returns the value or raises ValueError(expected) ---
+
+_DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+
+
+def parse_duration_s(raw: str) -> int:
+    """'90' / '90s' / '15m' / '24h' / '2d' -> seconds."""
+    match = _DURATION.match(raw)
+    if not match:
+        raise ValueError("a duration like 30s, 15m, 24h or 2d")
+    return int(match.group(1)) * _DURATION_UNITS_S[match.group(2) or "s"]
+
+
+def parse_rate(raw: str) -> Rate:
+    """'100/60s' / '100/1m' / '50/10' -> Rate."""
+    expected = "a rate like 100/60s (requests per window)"
+    requests, sep, window = raw.partition("/")
+    if not sep or not requests.strip().isdigit():
+        raise ValueError(expected)
+    try:
+        per_s = parse_duration_s(window)
+    except ValueError:
+        raise ValueError(expected) from None
+    if int(requests) < 1 or per_s < 1:
+        raise ValueError(expected + ", both numbers above zero")
+    return Rate(int(requests), per_s)
+
+
+def parse_positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("a number of seconds above zero, like 10 or 2.5") from None
+    if value <= 0:
+        raise ValueError("a number of seconds above zero, like 10 or 2.5")
+    return value
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes or not (parts.netloc or parts.query or parts.path):
+            raise ValueError(f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return raw.rstrip("/") if parts.scheme.startswith("http") else raw
+
+    return parse
+
+
+def parse_redirect_uri(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an http(s) URL such as http://127.0.0.1:8888/callback")
+    if parts.hostname == "localhost":
+        # Spotify refuses 'localhost' redirect URIs since November 2025.
+        raise ValueError("a loopback address like http://127.0.0.1:8888/callback (Spotify refuses 'localhost')")
+    return raw
+
+
+def parse_token_keys(raw: str) -> tuple[str, ...]:
+    from cryptography.fernet import Fernet
+
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if not keys:
+        raise ValueError("a comma-separated list of keys made by `spotify-sync keys generate`")
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            # Never echo the value: it is a secret.
+            raise ValueError(
+                f"a comma-separated list of keys made by `spotify-sync keys generate` (key {position} is not one)"
+            ) from None
+    return keys
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError("one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def _log_level(raw: str) -> str:
+    return _choice("trace", "debug", "info", "success", "warning", "error", "critical")(raw).upper()
+
+
+def _namespace(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", raw):
+        raise ValueError("letters, digits and _.:- (at most 64)")
+    return raw
+
+
+def _setting(env: str, parse: Callable[[str], Any] | None = None, *, secret: bool = False, default: Any = None):
+    """A dataclass field bound to an environment variable and a parser."""
+    return field(default=default, metadata={"env": env, "parse": parse or str, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = _setting("DATABASE_URL", _url("postgresql", "postgres", "postgresql+psycopg"))
+    redis_url: str | None = _setting("REDIS_URL", _url("redis", "rediss", "unix"))
+    # Dramatiq's broker: the Redis above unless this names another (amqp:// for RabbitMQ).
+    broker_url: str | None = _setting("BROKER_URL", _url("redis", "rediss", "unix", "amqp", "amqps"))
+    redis_namespace: str = _setting("REDIS_NAMESPACE", _namespace, default="spotify-sync")
+
+    spotify_client_id: str | None = _setting("SPOTIFY_CLIENT_ID")
+    spotify_client_secret: str | None = _setting("SPOTIFY_CLIENT_SECRET", secret=True)
+    spotify_redirect_uri: str = _setting(
+        "SPOTIFY_REDIRECT_URI", parse_redirect_uri, default="http://127.0.0.1:8888/callback"
+    )
+    spotify_api_base_url: str = _setting("SPOTIFY_API_BASE_URL", _url("http", "https"), default=SPOTIFY_API_BASE_URL)
+    spotify_accounts_base_url: str = _setting(
+        "SPOTIFY_ACCOUNTS_BASE_URL", _url("http", "https"), default=SPOTIFY_ACCOUNTS_BASE_URL
+    )
+    spotify_rate_limit: Rate = _setting("SPOTIFY_RATE_LIMIT", parse_rate, default=Rate(100, 60))
+    spotify_token_keys: tuple[str, ...] = _setting("SPOTIFY_TOKEN_KEYS", parse_token_keys, secret=True, default=())
+    # A 429 without a usable Retry-After (missing, 0, empty body) is taken to mean this long.
+    retry_after_default_s: int = _setting("SPOTIFY_RETRY_AFTER_DEFAULT", parse_duration_s, default=30)
+    # Transient faults are retried inside a call for at most this long (never a Retry-After).
+    retry_budget_s: float = _setting("SPOTIFY_RETRY_BUDGET", parse_positive_float, default=8.0)
+    connect_timeout_s: float = _setting("SPOTIFY_CONNECT_TIMEOUT", parse_positive_float, default=5.0)
+    read_timeout_s: float = _setting("SPOTIFY_READ_TIMEOUT", parse_positive_float, default=10.0)
+    capability_recheck_s: int = _setting("SPOTIFY_CAPABILITY_RECHECK", parse_duration_s, default=86400)
+
+    # Cache TTLs, the seed's figures: track data a day, popularity an hour.
+    track_ttl_s: int = _setting("TRACK_TTL", parse_duration_s, default=86400)
+    popularity_ttl_s: int = _setting("POPULARITY_TTL", parse_duration_s, default=3600)
+
+    log_level: str = _setting("LOG_LEVEL", _log_level, default="INFO")
+    log_format: str = _setting("LOG_FORMAT", _choice("text", "json"), default="text")
+
+    # Where `spotify-sync services up` keeps the embedded PostgreSQL and Redis.
+    state_dir: Path = _setting("SPOTIFY_SYNC_STATE_DIR", Path, default=None)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse every variable that is set; raise SettingsError on the first malformed one."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw.strip())
+            except ValueError as exc:
+                shown = "" if f.metadata["secret"] else f", got {raw.strip()!r}"
+                raise SettingsError(f"{f.metadata['env']}: expected {exc}{shown}") from None
+        values.setdefault("state_dir", default_state_dir())
+        settings = cls(**values)
+        return settings.with_embedded_services()
+
+    def with_embedded_services(self) -> Settings:
+        """Fill DATABASE_URL / REDIS_URL from `spotify-sync services up`, when they are not set."""
+        if self.database_url and self.redis_url:
+            return self
+        from shared import services  # late: services imports settings
+
+        running = services.read_state(self.state_dir)
+        changes = {}
+        if not self.database_url and running.get("database_url"):
+            changes["database_url"] = running["database_url"]
+        if not self.redis_url and running.get("redis_url"):
+            changes["redis_url"] = running["redis_url"]
+        return self.replace(**changes) if changes else self
+
+    def replace(self, **changes: Any) -> Settings:
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+    # --- the values some commands cannot do without ---
+
+    def require_database_url(self) -> str:
+        return self._require("database_url", "a PostgreSQL URL like postgresql://user@127.0.0.1:5432/db")
+
+    def require_redis_url(self) -> str:
+        return self._require("redis_url", "a Redis URL like redis://127.0.0.1:6379/0")
+
+    def require_client_credentials(self) -> tuple[str, str]:
+        client_id = self._require("spotify_client_id", "your Spotify app's client id")
+        return client_id, self._require("spotify_client_secret", "your Spotify app's client secret")
+
+    def require_token_keys(self) -> tuple[str, ...]:
+        return self._require("spotify_token_keys", "keys made by `spotify-sync keys generate`, comma-separated")
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.require_redis_url()
+
+    def _require(self, name: str, expected: str) -> Any:
+        value = getattr(self, name)
+        if not value:
+            env = next(f.metadata["env"] for f in fields(self) if f.name == name)
+            hint = ""
+            if name in ("database_url", "redis_url"):
+                hint = " (or run `spotify-sync services up` for embedded ones)"
+            raise SettingsError(f"{env}: expected {expected}, but it is not set{hint}")
+        return value
+
+    def secrets(self) -> list[str]:
+        """The secret values in force, for the log filter to mask."""
+        found: list[str] = []
+        for f in fields(self):
+            if f.metadata["secret"]:
+                value = getattr(self, f.name)
+                found.extend(value if isinstance(value, tuple) else [value] if value else [])
+        return found
+
+    def __repr__(self) -> str:  # never print a secret by accident
+        shown = ", ".join(
+            f"{f.name}={'***' if f.metadata['secret'] and getattr(self, f.name) else getattr(self, f.name)!r}"
+            for f in fields(self)
+        )
+        return f"Settings({shown})"
+
+
+def default_state_dir() -> Path:
+    """`.spotify-sync/` in the project checkout when run from one, else in the current folder."""
+    project = Path(__file__).resolve().parent.parent
+    if (project / "pyproject.toml").exists():
+        return project / ".spotify-sync"
+    return Path.cwd() / ".spotify-sync"
+
+
+def known_env_vars() -> set[str]:
+    """Every environment variable the settings read (deployment files are checked against it)."""
+    return {f.metadata["env"] for f in fields(Settings)}
