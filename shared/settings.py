@@ -76,6 +76,13 @@ def parse_positive_float(raw: str) -> float:
     return value
 
 
+def parse_count(raw: str) -> int:
+    """'5' -> 5 (a whole number, zero or more)."""
+    if not raw.strip().isdigit():
+        raise ValueError("a whole number, zero or more")
+    return int(raw)
+
+
 def _url(*schemes: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         parts = urlsplit(raw)
@@ -168,6 +175,12 @@ class Settings:
     # Cache TTLs, the seed's figures: track data a day, popularity an hour.
     track_ttl_s: int = _setting("TRACK_TTL", parse_duration_s, default=86400)
     popularity_ttl_s: int = _setting("POPULARITY_TTL", parse_duration_s, default=3600)
+
+    # The job ledger (pipeline/jobs.py): a running job's lease is renewed as it works; a lease
+    # that runs out means its worker died, and another worker may take the job over.
+    job_lease_s: int = _setting("JOB_LEASE", parse_duration_s, default=120)
+    # Transient failures of a job (not rate limits, which park it) before it fails for good.
+    job_max_retries: int = _setting("JOB_MAX_RETRIES", parse_count, default=5)
 
     log_level: str = _setting("LOG_LEVEL", _log_level, default="INFO")
     log_format: str = _setting("LOG_FORMAT", _choice("text", "json"), default="text")
