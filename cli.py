@@ -117,6 +117,47 @@ def db_stamp(ctx: click.Context, revision: str) -> None:
     click.echo(f"database stamped at {revision}")
 
 
+@db.command("create-reader")
+@click.option("--role", default="songs_reader", show_default=True, help="The role's name.")
+@click.option("--password-env", metavar="VAR",
+              help="Set the role's password from this environment variable (never printed). "
+                   "Without it a new role has no password and an existing one keeps its own.")
+@click.pass_context
+def db_create_reader(ctx: click.Context, role: str, password_env: str | None) -> None:
+    """Create or refresh a read-only role for the services that read songs.
+
+    It may SELECT songs, saved-track links and popularity history, and nothing else: no tokens
+    (spotify_connections), no jobs, no users. Safe to run again; run it after `db upgrade` so new
+    reader tables are granted. Needs a user with CREATEROLE.
+    """
+    import os
+
+    from pipeline.readers import ReaderError, check_role_name, create_reader
+    from shared.db import make_engine
+
+    try:
+        check_role_name(role)
+    except ReaderError as exc:
+        raise UsageProblem(str(exc)) from None
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise UsageProblem(f"{password_env}: expected the password for role {role!r}, but it is not set")
+    engine = make_engine(settings_of(ctx), pool_size=1)
+    try:
+        done = create_reader(engine, role, password)
+    except ReaderError as exc:
+        raise WorkFailed(str(exc)) from None
+    finally:
+        engine.dispose()
+    click.echo(f"role {done.role} {'created' if done.created else 'refreshed'}"
+               f"{', password set' if done.password_set else ''}")
+    click.echo(f"  SELECT on: {', '.join(done.granted) or 'nothing yet'}")
+    if done.missing:
+        click.echo(f"  not there yet (run again after `db upgrade`): {', '.join(done.missing)}")
+
+
 # --- keys ---------------------------------------------------------------------------------------
 
 
