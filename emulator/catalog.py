@@ -1,0 +1,271 @@
+"""The synthetic catalog: tracks, albums, artists and audio features computed from an index.
+
+Nothing is stored: track i is a pure function of (catalog seed, i), so a catalog of 1,000,000
+tracks costs no memory beyond bounded caches. Track i sits on album i // 10 (track number
+i % 10 + 1); an album's primary artist is a function of the album.
+Popularity drifts with the hour (a slow sine per track), deterministically.
+The rendered JSON of a track is cached per (index, view, hour) as bytes, so a batch response
+is a join of cached byte strings: that is what makes 1,000+ batch requests/s possible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from emulator.ids import IdCodec
+
+TRACKS_PER_ALBUM = 10
+TRACKS_PER_ARTIST = 40
+MARKETS = ["AR", "AU", "BR", "CA", "DE", "ES", "FR", "GB", "IT", "JP", "MX", "NL", "SE", "US"]
+API = "https://api.spotify.com/v1"
+OPEN = "https://open.spotify.com"
+
+_ADJECTIVES = (
+    "Velvet Golden Broken Silent Electric Midnight Crystal Wild Hollow Neon Paper Burning "
+    "Frozen Lonely Sweet Distant Purple Restless Gentle Savage Quiet Endless Falling Rising"
+).split()
+_NOUNS = (
+    "Morning Heart River Highway Dream Fire Ocean Shadow Summer Mirror Garden Thunder City "
+    "Letter Horizon Window Echo Signal Harbor Ghost Machine Daylight Avenue Satellite"
+).split()
+_FIRST = "Nova Luna Echo Milo Ivy Juno Otis Aria Felix Nina Rex Zara Leo Maya Hugo Iris".split()
+_LAST = "Park Rivers Stone Vale Cruz Lind Moreau Sato Okafor Berg Novak Quinn Reyes Holm".split()
+_BANDS = "Collective Orchestra Brothers Club Society Machine Parade Union Kids Saints".split()
+
+
+def _digest(seed: bytes, kind: bytes, index: int) -> bytes:
+    return hashlib.blake2b(index.to_bytes(8, "big"), key=seed, person=kind, digest_size=32).digest()
+
+
+def _u16(digest: bytes, at: int) -> int:
+    return int.from_bytes(digest[at : at + 2], "big")
+
+
+class Catalog:
+    """One catalog (size, seed). Build a new one when either changes."""
+
+    def __init__(self, size: int, seed: str, audio_features_share: float = 0.9) -> None:
+        self.size = size
+        self.seed = seed
+        self.audio_features_share = audio_features_share
+        self._key = hashlib.blake2b(seed.encode(), digest_size=32).digest()
+        self.tracks = IdCodec(seed, "track")
+        self.albums = IdCodec(seed, "album")
+        self.artists = IdCodec(seed, "artist")
+        self.album_count = -(-size // TRACKS_PER_ALBUM)
+        self.artist_count = max(1, size // TRACKS_PER_ARTIST)
+        self._track_base = lru_cache(maxsize=100_000)(self._build_track_base)
+        self.track_json = lru_cache(maxsize=200_000)(self._render_track)
+        self.audio_features_json = lru_cache(maxsize=100_000)(self._render_audio_features)
+
+    # --- ids ---
+    def track_index(self, track_id: str) -> int | None:
+        """Index of a well-formed track id, or None when it is not in this catalog."""
+        index = self.tracks.decode(track_id)
+        if index is None or index >= self.size:
+            return None
+        return index
+
+    def track_id(self, index: int) -> str:
+        return self.tracks.encode(index)
+
+    # --- artists and albums ---
+    def artist(self, artist_index: int) -> dict[str, Any]:
+        d = _digest(self._key, b"artist", artist_index)
+        if d[0] < 90:
+            name = f"The {_ADJECTIVES[d[1] % len(_ADJECTIVES)]} {_BANDS[d[2] % len(_BANDS)]}"
+        else:
+            name = f"{_FIRST[d[1] % len(_FIRST)]} {_LAST[d[2] % len(_LAST)]}"
+        artist_id = self.artists.encode(artist_index)
+        return {
+            "external_urls": {"spotify": f"{OPEN}/artist/{artist_id}"},
+            "href": f"{API}/artists/{artist_id}",
+            "id": artist_id,
+            "name": name,
+            "type": "artist",
+            "uri": f"spotify:artist:{artist_id}",
+        }
+
+    def album_artist_index(self, album_index: int) -> int:
+        d = _digest(self._key, b"albumart", album_index)
+        return int.from_bytes(d[:8], "big") % self.artist_count
+
+    def album(self, album_index: int) -> dict[str, Any]:
+        d = _digest(self._key, b"album", album_index)
+        album_id = self.albums.encode(album_index)
+        total = min(TRACKS_PER_ALBUM, self.size - album_index * TRACKS_PER_ALBUM)
+        year = 1960 + _u16(d, 0) % 66
+        month, day = 1 + d[2] % 12, 1 + d[3] % 28
+        precision = "day" if d[4] < 220 else "year"
+        release = f"{year}-{month:02d}-{day:02d}" if precision == "day" else str(year)
+        image = d[8:28].hex()
+        return {
+            "album_type": "single" if total == 1 else ("compilation" if d[5] < 12 else "album"),
+            "total_tracks": total,
+            "available_markets": MARKETS,
+            "external_urls": {"spotify": f"{OPEN}/album/{album_id}"},
+            "href": f"{API}/albums/{album_id}",
+            "id": album_id,
+            "images": [
+                {"url": f"https://i.scdn.co/image/ab67616d0000b273{image}", "height": 640, "width": 640},
+                {"url": f"https://i.scdn.co/image/ab67616d00001e02{image}", "height": 300, "width": 300},
+                {"url": f"https://i.scdn.co/image/ab67616d00004851{image}", "height": 64, "width": 64},
+            ],
+            "name": f"{_NOUNS[d[6] % len(_NOUNS)]} of {_ADJECTIVES[d[7] % len(_ADJECTIVES)]} {_NOUNS[d[28] % len(_NOUNS)]}s",
+            "release_date": release,
+            "release_date_precision": precision,
+            "type": "album",
+            "uri": f"spotify:album:{album_id}",
+            "artists": [self.artist(self.album_artist_index(album_index))],
+        }
+
+    # --- tracks ---
+    def isrc(self, index: int, year: int) -> str:
+        """ISRC that encodes the index: QZ + 'E' + 2 base36 chars + yy + 5 digits."""
+        high, low = divmod(index, 100_000)
+        reg = _b36(high).rjust(2, "0")
+        return f"QZE{reg}{year % 100:02d}{low:05d}"
+
+    def index_from_isrc(self, isrc: str) -> int | None:
+        isrc = isrc.strip().upper()
+        if len(isrc) != 12 or not isrc.startswith("QZE") or not isrc[7:].isdigit():
+            return None
+        try:
+            index = int(isrc[3:5], 36) * 100_000 + int(isrc[7:])
+        except ValueError:
+            return None
+        if index >= self.size or self.isrc(index, int(isrc[5:7])) != isrc:
+            return None
+        return index
+
+    def _build_track_base(self, index: int) -> dict[str, Any]:
+        d = _digest(self._key, b"track", index)
+        album_index = index // TRACKS_PER_ALBUM
+        album = self.album(album_index)
+        track_id = self.tracks.encode(index)
+        artists = list(album["artists"])
+        if d[0] < 40:  # a featured artist now and then
+            artists.append(self.artist(int.from_bytes(d[1:5], "big") % self.artist_count))
+        year = int(album["release_date"][:4])
+        name = f"{_ADJECTIVES[d[5] % len(_ADJECTIVES)]} {_NOUNS[d[6] % len(_NOUNS)]}"
+        if d[7] < 25:
+            name += " - Remastered"
+        return {
+            "album": album,
+            "artists": artists,
+            "available_markets": MARKETS,
+            "disc_number": 1,
+            "duration_ms": 90_000 + int.from_bytes(d[8:11], "big") % 330_000,
+            "explicit": d[11] < 40,
+            "external_ids": {"isrc": self.isrc(index, year)},
+            "external_urls": {"spotify": f"{OPEN}/track/{track_id}"},
+            "href": f"{API}/tracks/{track_id}",
+            "id": track_id,
+            "is_local": False,
+            "name": name,
+            "popularity": 0,  # filled per hour by popularity()
+            "preview_url": None if d[12] < 50 else f"https://p.scdn.co/mp3-preview/{d[13:31].hex()}",
+            "track_number": index % TRACKS_PER_ALBUM + 1,
+            "type": "track",
+            "uri": f"spotify:track:{track_id}",
+        }
+
+    def popularity(self, index: int, hour: int) -> int:
+        """0..100; a base per track plus a slow sine (two-week period), a function of the hour."""
+        d = _digest(self._key, b"pop", index)
+        base = (d[0] * d[1]) % 101 if d[2] < 128 else d[0] % 101  # many obscure, some hits
+        phase = d[3] / 255.0 * 2 * math.pi
+        drift = 4.0 * math.sin(2 * math.pi * hour / (24 * 14) + phase)
+        return max(0, min(100, int(round(base + drift))))
+
+    def track(self, index: int, view: str = "full", market: bool = False, hour: int = 0) -> dict[str, Any]:
+        """The Track object as an app of `view` ("full" or "dev-2026") sees it."""
+        track = dict(self._track_base(index))
+        if view == "dev-2026":
+            # Left out for apps created from 2026-02-11 on (platform notes, "Access tiers").
+            del track["popularity"], track["available_markets"]
+            track["preview_url"] = None
+        else:
+            track["popularity"] = self.popularity(index, hour)
+        if market:
+            # With a market Spotify answers is_playable instead of available_markets. Every
+            # track is playable everywhere here: no relinking, no restrictions (README).
+            track.pop("available_markets", None)
+            track["is_playable"] = True
+        return track
+
+    def _render_track(self, index: int, view: str, market: bool, hour: int) -> bytes:
+        return orjson.dumps(self.track(index, view, market, hour))
+
+    # --- audio features ---
+    def audio_features(self, index: int) -> dict[str, Any] | None:
+        d = _digest(self._key, b"features", index)
+        if _u16(d, 0) >= int(self.audio_features_share * 65536):
+            return None  # no audio analysis for this track
+        track_id = self.tracks.encode(index)
+        unit = lambda at: round(_u16(d, at) / 65535, 4)  # noqa: E731
+        return {
+            "acousticness": unit(2),
+            "analysis_url": f"{API}/audio-analysis/{track_id}",
+            "danceability": unit(4),
+            "duration_ms": self._track_base(index)["duration_ms"],
+            "energy": unit(6),
+            "id": track_id,
+            "instrumentalness": round(unit(8) ** 3, 4),  # mostly vocal tracks
+            "key": d[10] % 13 - 1,  # -1: no key detected
+            "liveness": round(unit(11) ** 2, 4),
+            "loudness": round(-60 + 60 * (1 - (_u16(d, 13) / 65535) ** 4), 3),  # mostly -20..0
+            "mode": d[15] & 1,
+            "speechiness": round(unit(16) ** 3, 4),
+            "tempo": round(60 + _u16(d, 18) / 65535 * 140, 3),
+            "time_signature": (3, 4, 4, 4, 4, 5, 6, 7)[d[20] % 8],
+            "track_href": f"{API}/tracks/{track_id}",
+            "type": "audio_features",
+            "uri": f"spotify:track:{track_id}",
+            "valence": unit(21),
+        }
+
+    def _render_audio_features(self, index: int) -> bytes:
+        return orjson.dumps(self.audio_features(index))  # b"null" when there are none
+
+    # --- search ---
+    def search(self, query: str, offset: int, limit: int) -> tuple[int, list[int]]:
+        """(total, indexes). `isrc:XXX` finds that track; any other query gets a deterministic
+        pseudo-random result set of a size that depends on the query (no text index)."""
+        query = query.strip()
+        for word in query.split():
+            if word.lower().startswith("isrc:"):
+                found = self.index_from_isrc(word[5:])
+                hits = [] if found is None else [found]
+                return len(hits), hits[offset : offset + limit]
+        d = hashlib.blake2b(query.lower().encode(), key=self._key, digest_size=16).digest()
+        total = min(self.size, 1 + int.from_bytes(d[:4], "big") % 1200)
+        start, stride = int.from_bytes(d[4:12], "big") % self.size, _coprime_stride(d, self.size)
+        stop = min(total, offset + limit)
+        return total, [(start + k * stride) % self.size for k in range(offset, stop)]
+
+
+def _b36(number: int) -> str:
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = ""
+    while number:
+        number, rem = divmod(number, 36)
+        out = digits[rem] + out
+    return out or "0"
+
+
+def _coprime_stride(digest: bytes, size: int) -> int:
+    stride = (int.from_bytes(digest[12:16], "big") % size) | 1
+    while math.gcd(stride, size) != 1:
+        stride += 1
+    return stride % size or 1
+
+
+def iso_utc(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
