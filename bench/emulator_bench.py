@@ -1,0 +1,149 @@
+"""Benchmark: requests/s of `GET /v1/tracks?ids=` (50 ids) against one emulator process.
+
+The emulator runs in its own process (uvicorn, one worker, rate limit off); the load comes
+from other processes (httpx on asyncio, keep-alive connections; or `wrk` with --tool wrk when
+it is installed). Each request asks for a different batch of 50 ids out of the catalog, after
+a warm-up that fills the emulator's caches as a long-running pipeline would.
+Target (issue 3): >= 1,000 requests/s on a 2-core machine.
+
+    .venv/bin/python -m bench.emulator_bench            # 10 s
+    .venv/bin/python -m bench.emulator_bench --quick    # ~3 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from emulator.config import EmulatorConfig  # noqa: E402
+from emulator.server import start_subprocess  # noqa: E402
+
+TARGET_RPS = 1000
+BATCH = 50
+
+
+def _load(base_url: str, token: str, paths: list[str], duration_s: float, concurrency: int, out) -> None:
+    """One load-generator process: `concurrency` keep-alive connections, as fast as they go."""
+
+    async def run() -> tuple[int, int]:
+        ok = errors = 0
+        deadline = time.perf_counter() + duration_s
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=10) as client:
+
+            async def worker(start: int) -> None:
+                nonlocal ok, errors
+                i = start
+                while time.perf_counter() < deadline:
+                    response = await client.get(paths[i % len(paths)])
+                    if response.status_code == 200:
+                        ok += 1
+                    else:
+                        errors += 1
+                    i += concurrency
+
+            await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        return ok, errors
+
+    out.put(asyncio.run(run()))
+
+
+def run_httpx(base_url: str, token: str, paths: list[str], duration_s: float, processes: int, concurrency: int) -> tuple[float, int, int]:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    workers = [
+        ctx.Process(target=_load, args=(base_url, token, paths[k::processes], duration_s, concurrency, queue))
+        for k in range(processes)
+    ]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    results = [queue.get() for _ in workers]
+    elapsed = time.perf_counter() - started
+    for w in workers:
+        w.join()
+    ok = sum(r[0] for r in results)
+    errors = sum(r[1] for r in results)
+    # Process start-up is not load: measure over the requested duration.
+    return ok / min(elapsed, duration_s), ok, errors
+
+
+WRK_SCRIPT = """
+local paths = {}
+local i = 0
+init = function(args) for line in io.lines(args[1]) do paths[#paths + 1] = line end end
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1], {["Authorization"] = "Bearer %s"})
+end
+"""
+
+
+def run_wrk(base_url: str, token: str, paths: list[str], duration_s: float, concurrency: int) -> tuple[float, int, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        script, path_file = Path(tmp, "paths.lua"), Path(tmp, "paths.txt")
+        script.write_text(WRK_SCRIPT % token)
+        path_file.write_text("\n".join(paths))
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{concurrency}", f"-d{int(duration_s)}s", "-s", str(script), base_url, "--", str(path_file)],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    rps = float(next(line for line in out.splitlines() if line.startswith("Requests/sec")).split()[1])
+    total = int(next(line for line in out.splitlines() if "requests in" in line).split()[0])
+    errors = sum(int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line)
+    return rps, total, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a run of a few seconds")
+    parser.add_argument("--duration-s", type=float, default=None)
+    parser.add_argument("--tool", choices=("auto", "httpx", "wrk"), default="auto")
+    parser.add_argument("--processes", type=int, default=1, help="httpx load-generator processes")
+    parser.add_argument("--concurrency", type=int, default=16, help="connections per load process")
+    parser.add_argument("--catalog-size", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    duration_s = args.duration_s or (3.0 if args.quick else 10.0)
+    tool = args.tool if args.tool != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
+
+    config = EmulatorConfig(rate_limit=None, catalog_size=args.catalog_size)
+    with start_subprocess(config, env={"PYTHONHASHSEED": "0"}) as emulator:
+        base = emulator.base_url
+        token = httpx.post(base + "/api/token", data={"grant_type": "client_credentials"},
+                           auth=("bench-client", "bench-secret")).json()["access_token"]
+        batches = 400 if args.quick else 2000
+        ids = httpx.get(base + "/_emulator/ids", params={"count": batches * BATCH}).json()["ids"]
+        paths = ["/v1/tracks?ids=" + ",".join(ids[k : k + BATCH]) for k in range(0, len(ids), BATCH)]
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
+            for path in paths:  # warm-up: fill the caches, as a long run would have
+                assert client.get(path).status_code == 200
+
+        if tool == "wrk":
+            rps, total, errors = run_wrk(base, token, paths, duration_s, args.concurrency)
+        else:
+            rps, total, errors = run_httpx(base, token, paths, duration_s, args.processes, args.concurrency)
+        stats = httpx.get(base + "/_emulator/stats").json()
+
+    counted = stats["requests"]["/v1/tracks"].get("200", 0) - len(paths)
+    print(f"emulator bench: GET /v1/tracks?ids= with {BATCH} ids, one emulator process, load from {tool} "
+          f"({args.processes if tool == 'httpx' else 1} process(es), {args.concurrency} connections each), {duration_s:g} s")
+    print(f"  requests: {total} ok, {errors} errors; emulator counted {counted}")
+    print(f"  throughput: {rps:,.0f} requests/s (target >= {TARGET_RPS:,}; cpus: {os.cpu_count()})")
+    return 0 if rps >= TARGET_RPS and errors == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
