@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -154,10 +155,100 @@ class SpotifySyncJob(Base):
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
+    # --- 20261122_02 job_ledger (pipeline/jobs.py) ---
+    backfill_id: Mapped[str | None] = mapped_column(
+        "backfillId", Text, ForeignKey("spotify_backfills.id", ondelete="SET NULL")
+    )
+    # A running job belongs to its worker until then; afterwards another worker may take it over.
+    lease_until: Mapped[datetime | None] = mapped_column("leaseUntil", DateTime)
+    # A parked job (rate limited, waiting out a backoff) does not run before this time.
+    not_before: Mapped[datetime | None] = mapped_column("notBefore", DateTime)
+    # When its last message was sent (the reconciler leaves young pending jobs alone).
+    enqueued_at: Mapped[datetime | None] = mapped_column("enqueuedAt", DateTime)
+    # How many times it was claimed: the fencing token of a run, and a guard against poison jobs.
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    error_class: Mapped[str | None] = mapped_column("errorClass", Text)
+    # What the run did: counts written, ids not found, a library checkpoint, why a column is empty.
+    result: Mapped[dict | None] = mapped_column(JSONB)
+
     __table_args__ = (
         CheckConstraint(_in("jobType", JOB_TYPES), name="spotify_sync_jobs_jobType_check"),
         CheckConstraint(_in("status", JOB_STATUSES), name="spotify_sync_jobs_status_check"),
         Index("idx_spotify_jobs_status", "status", "createdAt"),
         Index("idx_spotify_jobs_type", "jobType", "status"),
         Index("idx_spotify_jobs_user", "userId", "status", "createdAt"),
+        Index("idx_spotify_jobs_backfill", "backfillId", "status"),
     )
+
+
+# --- 20261122_02 job_ledger: backfill groups, saved-track links, popularity history ---
+
+BACKFILL_STATES = ("enqueuing", "enqueued")
+
+
+class SpotifyBackfill(Base):
+    """One operator request (a backfill, a library sweep, a popularity refresh): its jobs point here,
+    so its progress is one GROUP BY away. `state` is 'enqueuing' until every message was sent."""
+
+    __tablename__ = "spotify_backfills"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, server_default=NEW_ID)
+    job_type: Mapped[str] = mapped_column("jobType", Text, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    force: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    state: Mapped[str] = mapped_column(Text, nullable=False, server_default="enqueuing")
+    total_ids: Mapped[int] = mapped_column("totalIds", Integer, nullable=False, server_default="0")
+    # Ids not turned into work: duplicates in the input, or fresh in the cache.
+    skipped_ids: Mapped[int] = mapped_column("skippedIds", Integer, nullable=False, server_default="0")
+    total_jobs: Mapped[int] = mapped_column("totalJobs", Integer, nullable=False, server_default="0")
+    enqueued_at: Mapped[datetime | None] = mapped_column("enqueuedAt", DateTime)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+    __table_args__ = (
+        CheckConstraint(_in("jobType", JOB_TYPES), name="spotify_backfills_jobType_check"),
+        CheckConstraint(_in("state", BACKFILL_STATES), name="spotify_backfills_state_check"),
+    )
+
+
+class SpotifySavedTrack(Base):
+    """A track in a user's Spotify library ("Liked Songs"), with when they saved it."""
+
+    __tablename__ = "spotify_saved_tracks"
+
+    user_id: Mapped[str] = mapped_column(
+        "userId", Text, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    song_id: Mapped[str] = mapped_column("songId", Text, ForeignKey("songs.id", ondelete="CASCADE"), primary_key=True)
+    spotify_id: Mapped[str] = mapped_column("spotifyId", Text, nullable=False)
+    added_at: Mapped[datetime | None] = mapped_column("addedAt", DateTime)
+    # A full sync removes the links it did not see (tracks the user removed from the library).
+    last_seen_at: Mapped[datetime] = mapped_column("lastSeenAt", DateTime, nullable=False, server_default=func.now())
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (Index("idx_spotify_saved_tracks_user_added", "userId", "addedAt"),)
+
+
+class SongPopularityHistory(Base):
+    """One observation of a song's popularity (popularity_update adds one per song it refreshes)."""
+
+    __tablename__ = "song_popularity_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    song_id: Mapped[str] = mapped_column("songId", Text, ForeignKey("songs.id", ondelete="CASCADE"), nullable=False)
+    popularity: Mapped[int] = mapped_column(Integer, nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column("recordedAt", DateTime, nullable=False, server_default=func.now())
+    job_id: Mapped[str | None] = mapped_column("jobId", Text)
+
+    __table_args__ = (
+        CheckConstraint("popularity >= 0 AND popularity <= 100", name="song_popularity_history_popularity_check"),
+        Index("idx_song_popularity_history_song", "songId", "recordedAt"),
+    )
+
+
+# The popularity refresh picks the stalest songs first (never refreshed ones before all others).
+Index(
+    "idx_songs_last_popularity_update",
+    Song.__table__.c.lastPopularityUpdate.asc().nulls_first(),
+    postgresql_where=text('"spotifyId" IS NOT NULL'),
+)

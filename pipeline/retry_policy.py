@@ -1,0 +1,82 @@
+"""What a job's failure means: park it, retry it later, or fail it now. Pure (design.md, decision 4).
+
+- `RateLimited` (a 429, the fleet's penalty box, the budget not free in time): **park** until the
+  deadline. It is Spotify's time, not the job's fault: the retry count is left alone, however
+  long the wait (a Retry-After of a day parks for a day).
+- Permanent errors (the user must authorise again, forbidden, not found, bad ids, a bad payload):
+  **fail** now; retrying cannot help.
+- Anything else is taken as transient (5xx and timeouts after the client's own short retries, a
+  database or Redis hiccup, a bug): **retry** with exponential backoff and jitter while the
+  job's retries last, then **fail** with the error, visible on the job row.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pipeline.spotify.errors import RateLimited, SpotifyError
+
+BACKOFF_BASE_S = 5.0
+BACKOFF_CAP_S = 600.0
+# Parked jobs come back spread over this share of their wait (at most PARK_SPREAD_CAP_S), so a
+# thousand jobs parked by one 429 do not all hit the limiter in the same second.
+PARK_SPREAD = 0.1
+PARK_SPREAD_CAP_S = 5.0
+
+
+class PermanentJobError(Exception):
+    """The job itself is wrong (a payload naming no ids, an unknown user): fail it, do not retry."""
+
+
+@dataclass(frozen=True)
+class Park:
+    until: datetime
+    delay_s: float
+    error_class: str
+    message: str
+    counts_as_retry: bool = False
+
+
+@dataclass(frozen=True)
+class Fail:
+    error_class: str
+    message: str
+
+
+Decision = Park | Fail
+
+
+def describe(exc: BaseException) -> tuple[str, str]:
+    """(error class, message) as the job row shows them."""
+    return type(exc).__name__, str(exc) or type(exc).__name__
+
+
+def is_permanent(exc: BaseException) -> bool:
+    if isinstance(exc, PermanentJobError):
+        return True
+    return isinstance(exc, SpotifyError) and exc.permanent
+
+
+def backoff_s(retry_count: int, *, rand: Callable[[], float] = random.random) -> float:
+    """5 s, 10 s, 20 s ... capped at 10 minutes, each with jitter in [50 %, 100 %]."""
+    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2 ** max(retry_count, 0)))
+    return ceiling * (0.5 + rand() / 2)
+
+
+def decide(exc: BaseException, *, retry_count: int, max_retries: int, now: datetime,
+           rand: Callable[[], float] = random.random) -> Decision:
+    """What to do with a job whose run raised `exc`. `retry_count` is the job's count so far."""
+    error_class, message = describe(exc)
+    if isinstance(exc, RateLimited):
+        wait_s = max(exc.retry_after_s, 0.0)
+        wait_s += min(wait_s * PARK_SPREAD, PARK_SPREAD_CAP_S) * rand()
+        return Park(now + timedelta(seconds=wait_s), wait_s, error_class, message)
+    if is_permanent(exc):
+        return Fail(error_class, message)
+    if retry_count >= max_retries:
+        return Fail(error_class, f"{message} (gave up after {retry_count} retries)")
+    wait_s = backoff_s(retry_count, rand=rand)
+    return Park(now + timedelta(seconds=wait_s), wait_s, error_class, message, counts_as_retry=True)

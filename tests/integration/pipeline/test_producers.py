@@ -1,0 +1,109 @@
+"""Producers: rows first, committed, then one message per job carrying only its id; a big
+backfill streams through in bounded memory."""
+
+import tracemalloc
+from datetime import datetime
+
+from sqlalchemy import text
+
+from pipeline import jobs, producers, songs
+
+
+def ids(n, prefix="t"):
+    for i in range(n):
+        yield f"{prefix}{i:021d}"
+
+
+class Outbox:
+    """Stands in for the broker; checks that every job row was committed before its message."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.sent: list[tuple[str, str]] = []
+
+    def __call__(self, job_type, job_id):
+        if len(self.sent) % 500 == 0:
+            with self.engine.connect() as conn:  # another connection: sees only committed rows
+                assert conn.execute(text("SELECT status FROM spotify_sync_jobs WHERE id = :i"), {"i": job_id}).scalar() == "pending"
+        self.sent.append((job_type, job_id))
+
+
+def test_a_backfill_is_cut_into_full_batches_of_fifty_in_input_order(clean_db):
+    outbox = Outbox(clean_db)
+    wanted = list(ids(1234))
+    result = producers.enqueue_track_sync(clean_db, outbox, iter(wanted + wanted[:10]), force=False, track_ttl_s=86400)
+    assert (result.total_ids, result.skipped_ids, result.jobs) == (1244, 10, 25)
+    assert sorted(outbox.sent) == sorted(("track_sync", j.id) for j in jobs.list_jobs(clean_db, limit=100))
+    payloads = [j.payload for j in jobs.list_jobs(clean_db, limit=100)]
+    assert sorted(len(p["ids"]) for p in payloads) == [34] + [50] * 24
+    assert sorted(i for p in payloads for i in p["ids"]) == sorted(wanted)
+    assert all(p["force"] is False for p in payloads)
+    progress = jobs.backfill_progress(clean_db, result.backfill_id)
+    assert (progress.state, progress.total_jobs, progress.by_status["pending"], progress.done) == ("enqueued", 25, 25, False)
+
+
+def test_ids_fresh_in_the_cache_are_left_out_unless_forced(clean_db):
+    now = datetime.utcnow()
+    fresh = [{"id": i, "name": "x", "artists": [{"name": "y"}]} for i in ids(60)]
+    songs.write_songs(clean_db, songs.merge_rows(fresh, None, now))
+    result = producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=False, track_ttl_s=86400)
+    assert (result.total_ids, result.skipped_ids, result.jobs) == (100, 60, 1)
+    assert jobs.list_jobs(clean_db)[0].payload["ids"] == list(ids(100))[60:]
+    forced = producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=True, track_ttl_s=86400)
+    assert (forced.skipped_ids, forced.jobs) == (0, 2)
+    # A TTL the songs are older than makes them stale again.
+    with clean_db.begin() as conn:
+        conn.execute(text('UPDATE songs SET "spotifyLastSync" = "spotifyLastSync" - interval \'2 days\''))
+    assert producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=False, track_ttl_s=86400).skipped_ids == 0
+
+
+def test_two_hundred_thousand_ids_take_bounded_memory_and_report_progress(clean_db):
+    stages = []
+    sent = []
+    tracemalloc.start()
+    try:
+        result = producers.enqueue_track_sync(
+            clean_db, lambda t, i: sent.append(i), ids(200_000), force=False, track_ttl_s=86400,
+            progress=lambda stage, done, total: stages.append((stage, done, total)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (result.total_ids, result.jobs, len(sent)) == (200_000, 4000, 4000)
+    assert peak < 20 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"  # the ids themselves would be ~15 MB
+    assert ("reading ids", 200_000, 200_000) in stages and ("sending messages", 4000, 4000) in stages
+
+
+def test_an_empty_input_makes_no_jobs(clean_db):
+    result = producers.enqueue_track_sync(clean_db, Outbox(clean_db), iter([]), force=False, track_ttl_s=86400)
+    assert (result.total_ids, result.jobs) == (0, 0)
+    assert jobs.backfill_progress(clean_db, result.backfill_id).done
+
+
+def test_popularity_refresh_takes_the_stalest_songs_not_already_queued(clean_db):
+    now = datetime.utcnow()
+    rows = songs.merge_rows([{"id": i, "name": "x", "artists": [], "popularity": None} for i in ids(120)], None, now)
+    songs.write_songs(clean_db, rows)
+    with clean_db.begin() as conn:  # 20 were refreshed a minute ago, 100 never
+        conn.execute(text('UPDATE songs SET "lastPopularityUpdate" = now() AT TIME ZONE \'UTC\' - interval \'1 minute\' '
+                          'WHERE "spotifyId" >= :s'), {"s": list(ids(120))[100]})
+    first = producers.enqueue_popularity_update(clean_db, Outbox(clean_db), older_than_s=3600, limit=60)
+    assert (first.total_ids, first.jobs) == (60, 2)
+    second = producers.enqueue_popularity_update(clean_db, Outbox(clean_db), older_than_s=3600, limit=1000)
+    assert (second.total_ids, second.jobs) == (40, 1)  # the 60 queued and the 20 fresh are left out
+    queued = {i for j in jobs.list_jobs(clean_db) for i in j.payload["ids"]}
+    assert queued == set(list(ids(120))[:100])
+
+
+def test_a_library_job_per_connected_user_and_none_while_one_is_unfinished(clean_db):
+    with clean_db.begin() as conn:
+        for user in ("u1", "u2", "u3"):
+            conn.execute(text("INSERT INTO users (id) VALUES (:u)"), {"u": user})
+        for user in ("u1", "u2"):
+            conn.execute(text('INSERT INTO spotify_connections ("userId", "spotifyUserId", "accessToken", '
+                              '"tokenExpiresAt") VALUES (:u, :u, \'x\', now())'), {"u": user})
+    outbox = Outbox(clean_db)
+    result, left = producers.enqueue_user_library(clean_db, outbox, user_ids=None, full=False)
+    assert (result.jobs, left) == (2, [])
+    assert {j.user_id for j in jobs.list_jobs(clean_db)} == {"u1", "u2"}
+    again, left = producers.enqueue_user_library(clean_db, outbox, user_ids=["u1", "u3"], full=True)
+    assert (again.jobs, left) == (0, ["u1", "u3"])

@@ -1,0 +1,65 @@
+"""Mapping Spotify's objects to song rows: JSON and the client's dataclasses alike, values fitted
+to the columns' precision and checks, and what a tier leaves out left empty."""
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from pipeline.songs import features_row, merge_rows, track_row, utc_naive
+from pipeline.spotify.models import AudioFeatures, Track
+
+AT = datetime(2026, 11, 22, 12, 0, 0)
+TRACK = {
+    "id": "4iV5W9uYEdYUVa79Axb7Rh", "name": "Never Gonna", "duration_ms": 213_573, "popularity": 77,
+    "preview_url": "https://p.scdn.co/x", "external_urls": {"spotify": "https://open.spotify.com/track/4iV5W9uYEdYUVa79Axb7Rh"},
+    "artists": [{"id": "a1", "name": "Rick"}, {"id": "a2", "name": "Astley"}], "album": {"id": "b1", "name": "Whenever"},
+}
+FEATURES = {"id": TRACK["id"], "danceability": 0.727, "energy": 0.9395, "valence": 1.2, "acousticness": -0.1,
+            "instrumentalness": 0.0, "speechiness": 0.05, "liveness": 0.1, "loudness": -11.855, "tempo": 113.3346}
+
+
+def test_a_track_fills_its_identity_popularity_and_links():
+    assert track_row(TRACK, AT) == {
+        "spotifyId": "4iV5W9uYEdYUVa79Axb7Rh", "title": "Never Gonna", "artist": "Rick, Astley", "album": "Whenever",
+        "duration": 214, "spotifyPopularity": 77, "spotifyPreviewUrl": "https://p.scdn.co/x",
+        "spotifyExternalUrl": "https://open.spotify.com/track/4iV5W9uYEdYUVa79Axb7Rh", "spotifyLastSync": AT,
+        "lastPopularityUpdate": AT,
+    }
+
+
+def test_the_clients_dataclass_maps_to_the_same_row():
+    assert track_row(Track.from_json(TRACK), AT) == track_row(TRACK, AT)
+
+
+def test_a_tier_without_popularity_leaves_it_and_its_timestamp_empty():
+    row = track_row({**TRACK, "popularity": None, "preview_url": None}, AT)
+    assert row["spotifyPopularity"] is None and row["lastPopularityUpdate"] is None and row["spotifyPreviewUrl"] is None
+
+
+def test_audio_features_are_rounded_and_clamped_to_what_the_columns_allow():
+    row = features_row(FEATURES)
+    assert row == {
+        "danceability": Decimal("0.73"), "energy": Decimal("0.94"), "valence": Decimal("1.00"),
+        "acousticness": Decimal("0.00"), "instrumentalness": Decimal("0.00"), "speechiness": Decimal("0.05"),
+        "liveness": Decimal("0.10"), "tempo": Decimal("113.33"), "loudness": Decimal("-11.86"),
+        "audioFeaturesSynced": True,
+    }
+    assert features_row(AudioFeatures.from_json(FEATURES)) == row
+
+
+def test_merge_skips_nulls_joins_features_and_marks_tracks_without_analysis_as_checked():
+    other = {**TRACK, "id": "0000000000000000000002"}
+    rows = merge_rows([TRACK, None, other], {TRACK["id"]: FEATURES, other["id"]: None}, AT, features_checked=True)
+    assert [r["spotifyId"] for r in rows] == [TRACK["id"], other["id"]]
+    assert rows[0]["danceability"] == Decimal("0.73") and rows[0]["audioFeaturesSynced"] is True
+    assert rows[1].get("danceability") is None and rows[1]["audioFeaturesSynced"] is True
+
+
+def test_without_features_asked_for_nothing_is_marked_synced():
+    rows = merge_rows([TRACK], None, AT)
+    assert "audioFeaturesSynced" not in rows[0]
+
+
+def test_timestamps_become_naive_utc():
+    assert utc_naive("2026-01-02T03:04:05Z") == datetime(2026, 1, 2, 3, 4, 5)
+    assert utc_naive(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == datetime(2026, 1, 2, 3, 4, 5)
+    assert utc_naive(None) is None
