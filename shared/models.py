@@ -252,3 +252,25 @@ Index(
     Song.__table__.c.lastPopularityUpdate.asc().nulls_first(),
     postgresql_where=text('"spotifyId" IS NOT NULL'),
 )
+
+
+# --- 20261122_01 capabilities (pipeline/capabilities.py) ---
+
+CAPABILITIES = ("batch_tracks", "audio_features", "popularity")
+
+
+class SpotifyCapability(Base):
+    """What a Spotify app (client id) may call, as learned from Spotify's answers: a 403 on an
+    endpoint, a field the access tier leaves out. Operators read it to see why columns are empty."""
+
+    __tablename__ = "spotify_capabilities"
+
+    client_id: Mapped[str] = mapped_column("clientId", Text, primary_key=True)
+    capability: Mapped[str] = mapped_column(Text, primary_key=True)
+    allowed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    learned_at: Mapped[datetime] = mapped_column("learnedAt", DateTime, nullable=False, server_default=func.now())
+    # When a forbidden capability is tried again (SPOTIFY_CAPABILITY_RECHECK after it was learned).
+    recheck_after: Mapped[datetime | None] = mapped_column("recheckAfter", DateTime)
+
+    __table_args__ = (CheckConstraint(_in("capability", CAPABILITIES), name="spotify_capabilities_capability_check"),)
