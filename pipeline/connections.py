@@ -6,15 +6,20 @@ and nothing below it (the table) ever sees plaintext.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.crypto import TokenCipher
 from shared.db import transaction
 from shared.models import SpotifyConnection
+
+if TYPE_CHECKING:
+    from pipeline.auth.token_endpoint import TokenGrant
 
 
 @dataclass(frozen=True)
@@ -106,3 +111,70 @@ def rotate_keys(engine: Engine, cipher: TokenCipher, batch_size: int = 500) -> i
                     )
                     rewritten += 1
             after = rows[-1].id
+
+
+def refresh_under_lock(
+    engine: Engine,
+    cipher: TokenCipher,
+    user_id: str,
+    *,
+    needs_refresh: Callable[[UserTokens], bool],
+    refresh: Callable[[str | None], TokenGrant | None],
+    now: Callable[[], datetime] = datetime.utcnow,
+    lock_timeout_s: int = 30,
+) -> UserTokens | None:
+    """Refresh the user's tokens once however many workers ask at the same time.
+
+    Takes the connection row's lock (SELECT ... FOR UPDATE). Whoever holds it looks again:
+    if another worker refreshed meanwhile (`needs_refresh` says no), the stored tokens are
+    returned as they are. Otherwise `refresh(refresh_token)` runs under the lock and its result
+    is committed before this returns: the rotated refresh token is saved before the new access
+    token is used, and the old refresh token is kept when none comes back. `refresh` returning
+    None means the grant is gone (invalid_grant): the row is marked needs_reauth.
+    Returns None when the user has no connection; a connection that is not active is
+    returned untouched.
+    """
+    with transaction(engine) as session:
+        # Bounded: a worker stuck behind a hung refresh gives up instead of holding its thread.
+        session.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_s)}s'"))
+        row = session.scalars(
+            select(SpotifyConnection).where(SpotifyConnection.user_id == user_id).with_for_update()
+        ).one_or_none()
+        if row is None:
+            return None
+        current = decrypt_row(cipher, row)
+        if current.status != "active" or not needs_refresh(current):
+            return current
+        grant = refresh(current.refresh_token)
+        stamp = now()
+        if grant is None:
+            session.execute(
+                update(SpotifyConnection).where(SpotifyConnection.id == row.id)
+                .values(status="needs_reauth", updated_at=stamp)
+            )
+            return replace(current, status="needs_reauth")
+        refreshed = replace(
+            current,
+            access_token=grant.access_token,
+            refresh_token=grant.refresh_token or current.refresh_token,
+            expires_at=stamp + timedelta(seconds=grant.expires_in_s),
+            scopes=grant.scopes if grant.scopes is not None else current.scopes,
+        )
+        session.execute(
+            update(SpotifyConnection).where(SpotifyConnection.id == row.id).values(
+                access_token=cipher.encrypt(refreshed.access_token),
+                refresh_token=cipher.encrypt(refreshed.refresh_token) if refreshed.refresh_token else None,
+                token_expires_at=refreshed.expires_at,
+                scopes=" ".join(refreshed.scopes),
+                updated_at=stamp,
+            )
+        )
+    return refreshed
+
+
+def mark_needs_reauth(engine: Engine, user_id: str) -> None:
+    with transaction(engine) as session:
+        session.execute(
+            update(SpotifyConnection).where(SpotifyConnection.user_id == user_id)
+            .values(status="needs_reauth", updated_at=datetime.utcnow())
+        )

@@ -1,0 +1,24 @@
+"""Prometheus counters of the Spotify client (the workers' metrics endpoint exports them).
+
+Labels stay low-cardinality: endpoints are templates ("/tracks/{id}"), never ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "spotify_requests_total", "Requests sent to the Spotify Web API, by endpoint and HTTP status "
+    "('error' when no response came back).", ["endpoint", "status"])
+REQUEST_SECONDS = Histogram(
+    "spotify_request_seconds", "Latency of Spotify Web API requests.", ["endpoint"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+RATE_LIMITED = Counter(
+    "spotify_rate_limited_total", "429 answers from Spotify, by reason (rate_limit, quota_exceeded).", ["reason"])
+TOKEN_REFRESHES = Counter(
+    "spotify_token_refreshes_total", "Token requests to the accounts service, by kind (app, user) and result "
+    "(ok, invalid_grant, error).", ["kind", "result"])
+PENALTY_BOX_SECONDS = Gauge(
+    "spotify_penalty_box_seconds", "Seconds left before the client id may call Spotify again.", ["client_id"])
+CAPABILITY_CHANGES = Counter(
+    "spotify_capability_changes_total", "Capabilities learned (allowed true/false).", ["capability", "allowed"])

@@ -1,0 +1,183 @@
+"""One request budget per Spotify client id, shared by every process on every host.
+
+pyrate-limiter's RedisBucket keeps a sliding-window log in a Redis sorted set and admits an item
+atomically in a Lua script. Around it this module adds what a fleet needs:
+- one clock: every timestamp is Redis server time (TIME), never the host's clock;
+- NOSCRIPT recovery: a Redis restart, failover or SCRIPT FLUSH empties the script cache, and the
+  bucket would fail on EVALSHA until rebuilt (PyrateLimiter issue #182); the script is reloaded
+  and the call made again;
+- a blocking acquire with a bounded wait: waiting for our own budget is short (a window at most);
+  a wait longer than `max_wait_s` raises RateLimited(reason="local_budget") so the job is parked;
+- a safety margin: Spotify counts arrivals, we count admissions; latency jitter between the two
+  could let Spotify's window hold one request more than ours, so every entry is held
+  `margin_ms` longer than the window.
+
+We drive the bucket ourselves (put_decision, then sleep and retry with a fresh timestamp) rather
+than through `Limiter.try_acquire(blocking=True)`: its retry loop advances the item's timestamp
+by its own sleep instead of reading the shared clock again, so under contention the recorded
+times drift behind the real ones and the fleet would overspend.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+from pyrate_limiter import Rate as PyrateRate
+from pyrate_limiter import RateItem
+from pyrate_limiter.abstracts import AbstractBucket
+from pyrate_limiter.buckets import InMemoryBucket, RedisBucket
+from pyrate_limiter.buckets.redis_bucket import LuaScript
+
+from pipeline.spotify.errors import LimiterUnavailable, RateLimited
+from shared.settings import Rate
+
+DEFAULT_MARGIN_MS = 250
+_LEAK_EVERY = 64
+
+
+class FleetRedisBucket(RedisBucket):
+    """RedisBucket on Redis's clock that survives a lost script cache and a failed leak."""
+
+    def now(self) -> int:
+        seconds, micros = self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def put(self, item: RateItem) -> bool:
+        try:
+            return super().put(item)
+        except redis.exceptions.NoScriptError:
+            # Redis restarted or SCRIPT FLUSH ran: load the script again and retry once.
+            self.script_hash = self.redis.script_load(LuaScript.PUT_ITEM)
+            return super().put(item)
+
+    def leak(self, current_timestamp: int | None = None) -> int:
+        try:
+            return super().leak(current_timestamp)
+        except redis.exceptions.RedisError:
+            return 0  # housekeeping only: the admit script counts by window, not by size
+
+
+class BudgetLimiter:
+    """Admits one request at a time against a pyrate-limiter bucket; the same loop serves Redis
+    and the in-memory fake, so they share one contract (tests/unit/spotify/test_limiter_contract.py)."""
+
+    def __init__(
+        self,
+        bucket: AbstractBucket,
+        clock_ms: Callable[[], int],
+        *,
+        max_wait_s: float,
+        name: str = "spotify",
+        sleep: Callable[[float], None] = time.sleep,
+        jitter_ms: int = 20,
+    ):
+        self.bucket = bucket
+        self.max_wait_s = max_wait_s
+        self._clock_ms = clock_ms
+        self._name = name
+        self._sleep = sleep
+        self._jitter_ms = jitter_ms
+        # The bucket records its last verdict on itself: one put at a time per process.
+        self._lock = threading.Lock()
+        self._puts = 0
+
+    def try_acquire(self) -> float:
+        """Take one unit now if the budget allows: 0.0; else the seconds until one frees (no sleep)."""
+        try:
+            now_ms = self._clock_ms()
+            item = RateItem(self._name, now_ms, weight=1)
+            with self._lock:
+                decision = self.bucket.put_decision(item)
+                self._puts += 1
+                if self._puts % _LEAK_EVERY == 0:
+                    self.bucket.leak(now_ms)
+        except redis.exceptions.RedisError as exc:
+            raise LimiterUnavailable(f"the rate limiter's Redis did not answer: {exc.__class__.__name__}") from exc
+        if decision.allowed:
+            return 0.0
+        wait_ms = decision.retry_after_ms
+        if wait_ms is None:  # cannot happen for weight 1; be safe: a whole window
+            wait_ms = max(r.interval for r in self.bucket.rates)
+        return max(wait_ms, 1) / 1000
+
+    def acquire(self, max_wait_s: float | None = None) -> float:
+        """Block until one unit of the budget is ours, for at most `max_wait_s` (default: the
+        limiter's); returns the seconds slept. Raises RateLimited(reason="local_budget") without
+        waiting when the budget frees later than that, LimiterUnavailable when Redis does not answer."""
+        budget_s = self.max_wait_s if max_wait_s is None else max_wait_s
+        deadline = time.monotonic() + budget_s
+        slept_s = 0.0
+        while True:
+            wait_s = self.try_acquire()
+            if wait_s == 0.0:
+                return slept_s
+            # Spread the wake-ups of threads waiting for the same free slot.
+            wait_s += random.uniform(0, self._jitter_ms) / 1000
+            if time.monotonic() + wait_s > deadline:
+                raise RateLimited(wait_s, "local_budget")
+            self._sleep(wait_s)
+            slept_s += wait_s
+
+
+def pyrate_rate(rate: Rate, margin_ms: int) -> PyrateRate:
+    return PyrateRate(rate.requests, rate.per_s * 1000 + margin_ms)
+
+
+class RedisLimiter(BudgetLimiter):
+    """The fleet's budget for one client id, in the Redis sorted set at `key`."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        key: str,
+        rate: Rate,
+        *,
+        max_wait_s: float | None = None,
+        margin_ms: int = DEFAULT_MARGIN_MS,
+        clock_ms: Callable[[], int] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        bucket = FleetRedisBucket([pyrate_rate(rate, margin_ms)], client, key, script_hash="")
+        bucket.script_hash = _script_hash(client)
+        super().__init__(
+            bucket,
+            clock_ms or bucket.now,
+            max_wait_s=rate.per_s + margin_ms / 1000 + 1 if max_wait_s is None else max_wait_s,
+            sleep=sleep,
+        )
+
+
+def _script_hash(client: redis.Redis) -> str:
+    try:
+        return client.script_load(LuaScript.PUT_ITEM)
+    except redis.exceptions.RedisError:
+        # Redis is down right now: the first put fails with NoScriptError or a connection
+        # error, and the script is loaded then.
+        import hashlib
+
+        return hashlib.sha1(LuaScript.PUT_ITEM.encode()).hexdigest()
+
+
+class InMemoryLimiter(BudgetLimiter):
+    """The fake: one process's budget in memory, on an injectable clock."""
+
+    def __init__(
+        self,
+        rate: Rate,
+        *,
+        max_wait_s: float | None = None,
+        margin_ms: int = 0,
+        clock_ms: Callable[[], int] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        bucket = InMemoryBucket([pyrate_rate(rate, margin_ms)])
+        super().__init__(
+            bucket,
+            clock_ms or (lambda: time.monotonic_ns() // 1_000_000),
+            max_wait_s=rate.per_s + 1 if max_wait_s is None else max_wait_s,
+            sleep=sleep,
+        )

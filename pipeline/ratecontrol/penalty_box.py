@@ -1,0 +1,157 @@
+"""The penalty box: after a 429, nobody in the fleet calls Spotify with that client id until the
+deadline has passed.
+
+`block(retry_after_s)` sets "blocked until Redis-now + retry_after_s" and never shortens a
+deadline already set (one Lua script: read, compare, write). `check()` runs before every request
+and raises RateLimited, without touching the network, while the deadline holds. A process that
+has seen a deadline remembers it (on its monotonic clock) and does not ask Redis again until it
+has passed.
+
+Calling again while limited makes Spotify's wait longer, so this is shared by every process:
+the first 429 stops all of them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import redis
+
+from pipeline.spotify.errors import LimiterUnavailable, RateLimited
+
+# KEYS[1] = the box; ARGV[1] = retry-after in ms, ARGV[2] = reason.
+# Returns {deadline_ms, now_ms, reason}: the deadline in force after the call.
+_BLOCK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wanted = now + tonumber(ARGV[1])
+local current = redis.call('HMGET', KEYS[1], 'until', 'reason')
+if current[1] and tonumber(current[1]) >= wanted then
+  return {tonumber(current[1]), now, current[2] or ''}
+end
+redis.call('HSET', KEYS[1], 'until', wanted, 'reason', ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], wanted + 1000)
+return {wanted, now, ARGV[2]}
+"""
+
+# Returns {deadline_ms or 0, now_ms, reason}.
+_CHECK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local current = redis.call('HMGET', KEYS[1], 'until', 'reason')
+if not current[1] then return {0, now, ''} end
+return {tonumber(current[1]), now, current[2] or ''}
+"""
+
+
+class PenaltyBox(Protocol):
+    def block(self, retry_after_s: float, reason: str) -> float:
+        """Hold the box for `retry_after_s` from now unless it is held longer; returns the
+        deadline in force (epoch seconds, the shared clock)."""
+
+    def check(self) -> None:
+        """Raise RateLimited while the box holds; return at once otherwise."""
+
+    def remaining_s(self) -> float:
+        """Seconds until the box opens (0.0 when open)."""
+
+
+class _LocalMemory:
+    """What this process already knows of the deadline, on its monotonic clock."""
+
+    def __init__(self, monotonic: Callable[[], float]):
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._open_at = 0.0  # monotonic
+        self._deadline_s = 0.0  # epoch, shared clock
+        self._reason = ""
+
+    def remember(self, deadline_s: float, now_s: float, reason: str) -> None:
+        with self._lock:
+            open_at = self._monotonic() + max(0.0, deadline_s - now_s)
+            if open_at > self._open_at:
+                self._open_at, self._deadline_s, self._reason = open_at, deadline_s, reason
+
+    def held(self) -> RateLimited | None:
+        with self._lock:
+            left = self._open_at - self._monotonic()
+            if left <= 0:
+                return None
+            return RateLimited(left, self._reason or "penalty_box", blocked_until=self._deadline_s)
+
+
+class RedisPenaltyBox:
+    def __init__(
+        self,
+        client: redis.Redis,
+        key: str,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_change: Callable[[float], None] | None = None,
+    ):
+        self._key = key
+        self._block = client.register_script(_BLOCK)  # redis-py reloads it after a NOSCRIPT
+        self._check = client.register_script(_CHECK)
+        self._memory = _LocalMemory(monotonic)
+        self._on_change = on_change or (lambda remaining_s: None)
+
+    def _run(self, script, args: list) -> tuple[float, float, str]:
+        try:
+            deadline_ms, now_ms, reason = script(keys=[self._key], args=args)
+        except redis.exceptions.RedisError as exc:
+            raise LimiterUnavailable(f"the penalty box's Redis did not answer: {exc.__class__.__name__}") from exc
+        reason = reason.decode() if isinstance(reason, bytes) else reason
+        deadline_s, now_s = int(deadline_ms) / 1000, int(now_ms) / 1000
+        if deadline_s > now_s:
+            self._memory.remember(deadline_s, now_s, reason)
+        self._on_change(max(0.0, deadline_s - now_s))
+        return deadline_s, now_s, reason
+
+    def block(self, retry_after_s: float, reason: str) -> float:
+        deadline_s, _, _ = self._run(self._block, [int(round(retry_after_s * 1000)), reason])
+        return deadline_s
+
+    def check(self) -> None:
+        known = self._memory.held()
+        if known is not None:
+            raise known
+        deadline_s, now_s, reason = self._run(self._check, [])
+        if deadline_s > now_s:
+            raise RateLimited(deadline_s - now_s, reason or "penalty_box", blocked_until=deadline_s)
+
+    def remaining_s(self) -> float:
+        try:
+            self.check()
+        except RateLimited as limited:
+            return limited.retry_after_s
+        return 0.0
+
+
+class InMemoryPenaltyBox:
+    """The fake: one process's box on an injectable clock (epoch seconds)."""
+
+    def __init__(self, clock_s: Callable[[], float] = time.time):
+        self._clock_s = clock_s
+        self._lock = threading.Lock()
+        self._deadline_s = 0.0
+        self._reason = ""
+
+    def block(self, retry_after_s: float, reason: str) -> float:
+        with self._lock:
+            wanted = self._clock_s() + retry_after_s
+            if wanted > self._deadline_s:
+                self._deadline_s, self._reason = wanted, reason
+            return self._deadline_s
+
+    def check(self) -> None:
+        with self._lock:
+            left = self._deadline_s - self._clock_s()
+            if left > 0:
+                raise RateLimited(left, self._reason, blocked_until=self._deadline_s)
+
+    def remaining_s(self) -> float:
+        with self._lock:
+            return max(0.0, self._deadline_s - self._clock_s())

@@ -1,0 +1,281 @@
+"""The Spotify Web API client.
+
+Every request goes the same way (`_request`):
+  penalty box (raises RateLimited, no network) -> the fleet's budget (bounded wait) -> token ->
+  GET -> what the response means (responses.py) -> a 429 fills the penalty box for the fleet.
+5xx, timeouts, connection errors and unreadable bodies are retried inside the call with jittered
+exponential backoff, bounded in attempts and in total seconds (SPOTIFY_RETRY_BUDGET). A 429 is
+never slept on. A 401 gets one fresh token and one more try.
+
+Capabilities (pipeline/capabilities.py) decide which calls are made at all.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, TypeVar
+
+import httpx
+from loguru import logger
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_random_exponential
+
+from pipeline import metrics
+from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, POPULARITY, Capabilities
+from pipeline.spotify.errors import (
+    CapabilityForbidden,
+    Forbidden,
+    MalformedResponse,
+    NetworkError,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+)
+from pipeline.spotify.ids import batches, normalize_track_id, normalize_track_ids
+from pipeline.spotify.models import AudioFeatures, Page, SavedTrack, SpotifyUser, Track
+from pipeline.spotify.responses import api_result
+
+TRACKS_PER_REQUEST = 50
+AUDIO_FEATURES_PER_REQUEST = 100
+SAVED_TRACKS_PER_PAGE = 50
+
+T = TypeVar("T")
+
+
+class TokenSource(Protocol):
+    def token(self) -> str: ...
+    def invalidate(self, token: str) -> None: ...
+
+
+class Limiter(Protocol):
+    def acquire(self, max_wait_s: float | None = None) -> float | None: ...
+
+
+class PenaltyBox(Protocol):
+    def check(self) -> None: ...
+    def block(self, retry_after_s: float, reason: str) -> float: ...
+
+
+def _is_scope_problem(error: Forbidden) -> bool:
+    return "scope" in error.message.lower()
+
+
+class SpotifyClient:
+    def __init__(
+        self,
+        *,
+        http: httpx.Client,
+        api_base_url: str,
+        limiter: Limiter,
+        penalty_box: PenaltyBox,
+        tokens: TokenSource,
+        capabilities: Capabilities,
+        retry_after_default_s: float = 30.0,
+        retry_budget_s: float = 8.0,
+        attempts: int = 4,
+        user_tokens: Callable[[str], TokenSource] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self._http = http
+        self._base = api_base_url.rstrip("/")
+        self._limiter = limiter
+        self._penalty = penalty_box
+        self._tokens = tokens
+        self.capabilities = capabilities
+        self._retry_after_default_s = retry_after_default_s
+        self._retry_budget_s = retry_budget_s
+        self._attempts = attempts
+        self._user_tokens = user_tokens
+        self._user_token_cache: dict[str, TokenSource] = {}
+        self._user_lock = threading.Lock()
+        self._sleep = sleep
+
+    # --- construction ---
+
+    @classmethod
+    def from_settings(cls, settings, redis=None, engine=None, *, http: httpx.Client | None = None) -> SpotifyClient:
+        from pipeline.spotify.wiring import build_client
+
+        return build_client(cls, settings, redis, engine, http=http)
+
+    def for_user(self, user_id: str) -> SpotifyClient:
+        """The same client (budget, penalty box, capabilities, pool) acting with a user's token,
+        refreshed when needed by one worker at a time."""
+        if self._user_tokens is None:
+            raise RuntimeError("user tokens need a database engine and SPOTIFY_TOKEN_KEYS")
+        with self._user_lock:
+            tokens = self._user_token_cache.get(user_id)
+            if tokens is None:
+                tokens = self._user_token_cache[user_id] = self._user_tokens(user_id)
+        user_client = copy.copy(self)
+        user_client._tokens = tokens
+        return user_client
+
+    # --- tracks ---
+
+    def get_track(self, track_id: str) -> Track:
+        """One track by id (URI and URL forms accepted). NotFound when Spotify has none."""
+        track_id = normalize_track_id(track_id)
+        track = Track.from_json(self._request("/tracks/{id}", f"/tracks/{track_id}", batch_size=1))
+        self._learn_popularity([track])
+        return track
+
+    def get_tracks(self, ids: Iterable[str]) -> dict[str, Track | None]:
+        """Tracks by id, every id asked for a key (None: Spotify has no such track).
+        Batches of 50; where batch /tracks is forbidden, one /tracks/{id} per id."""
+        wanted = normalize_track_ids(ids)
+        found: dict[str, Track | None] = {}
+        if wanted and self.capabilities.allowed(BATCH_TRACKS):
+            for batch in batches(wanted, TRACKS_PER_REQUEST):
+                try:
+                    mapped = self._request("/tracks", "/tracks", {"ids": ",".join(batch)}, batch_size=len(batch),
+                                           parse=lambda p, b=batch: _by_position(b, p, "tracks", Track.from_json))
+                except Forbidden as exc:
+                    if _is_scope_problem(exc):
+                        raise
+                    self.capabilities.forbid(BATCH_TRACKS, f"GET /tracks?ids= answered 403 {exc.message!r}")
+                    logger.warning("batch /tracks is forbidden for this app: fetching tracks one by one")
+                    break
+                found.update(mapped)
+                self.capabilities.allow(BATCH_TRACKS)
+        for track_id in wanted:
+            if track_id not in found:
+                try:
+                    found[track_id] = Track.from_json(
+                        self._request("/tracks/{id}", f"/tracks/{track_id}", batch_size=1))
+                except NotFound:
+                    found[track_id] = None
+        self._learn_popularity([t for t in found.values() if t is not None])
+        return {track_id: found[track_id] for track_id in wanted}
+
+    def get_audio_features(self, ids: Iterable[str]) -> dict[str, AudioFeatures | None]:
+        """Audio features by id (None: the track has none), batches of 100.
+        Raises CapabilityForbidden, without calling, when the app may not use /audio-features."""
+        wanted = normalize_track_ids(ids)
+        if not self.capabilities.allowed(AUDIO_FEATURES):
+            state = self.capabilities.state(AUDIO_FEATURES)
+            raise CapabilityForbidden(AUDIO_FEATURES, "/audio-features", state.recheck_after, state.reason or "")
+        found: dict[str, AudioFeatures | None] = {}
+        for batch in batches(wanted, AUDIO_FEATURES_PER_REQUEST):
+            try:
+                mapped = self._request(
+                    "/audio-features", "/audio-features", {"ids": ",".join(batch)}, batch_size=len(batch),
+                    parse=lambda p, b=batch: _by_position(b, p, "audio_features", AudioFeatures.from_json))
+            except Forbidden as exc:
+                if _is_scope_problem(exc):
+                    raise
+                state = self.capabilities.forbid(AUDIO_FEATURES, f"GET /audio-features answered 403 {exc.message!r}")
+                raise CapabilityForbidden(AUDIO_FEATURES, "/audio-features", state.recheck_after,
+                                          state.reason or "") from exc
+            found.update(mapped)
+            self.capabilities.allow(AUDIO_FEATURES)
+        return found
+
+    # --- the user's side (needs for_user) ---
+
+    def me(self) -> SpotifyUser:
+        return SpotifyUser.from_json(self._request("/me", "/me"))
+
+    def saved_tracks(self, offset: int = 0, limit: int = SAVED_TRACKS_PER_PAGE) -> Page[SavedTrack]:
+        """One page of the user's saved tracks (newest first) from `offset`."""
+        limit = max(1, min(limit, SAVED_TRACKS_PER_PAGE))
+        payload = self._request("/me/tracks", "/me/tracks", {"limit": limit, "offset": offset}, batch_size=limit)
+        return Page.from_json(payload, SavedTrack.from_json)
+
+    def next_page(self, page: Page[T], item: Callable[[dict], T] | None = None) -> Page[T] | None:
+        """The page after `page`, following its `next` URL verbatim; None at the end."""
+        if page.next is None:
+            return None
+        endpoint = "/search" if "/search" in page.next else "/me/tracks"
+        payload = self._request(endpoint, page.next, batch_size=page.limit)
+        if endpoint == "/search":
+            return Page.from_json(payload.get("tracks") or {}, item or Track.from_json)
+        return Page.from_json(payload, item or SavedTrack.from_json)
+
+    def iter_saved_tracks(self, offset: int = 0) -> Iterator[Page[SavedTrack]]:
+        page: Page[SavedTrack] | None = self.saved_tracks(offset)
+        while page is not None:
+            yield page
+            page = self.next_page(page)
+
+    def search(self, query: str, *, limit: int = 10, offset: int = 0) -> Page[Track]:
+        """Tracks matching `query`. Keep limit <= 10: development-mode apps get no more since 2026."""
+        payload = self._request("/search", "/search", {"q": query, "type": "track", "limit": limit, "offset": offset},
+                                batch_size=limit)
+        return Page.from_json(payload.get("tracks") or {}, Track.from_json)
+
+    # --- the request path ---
+
+    def _request(self, endpoint: str, path_or_url: str, params: dict | None = None, *,
+                 batch_size: int | None = None, parse: Callable[[dict], Any] | None = None) -> Any:
+        """GET with the whole policy. `parse` runs inside the retries: a body that does not
+        parse (MalformedResponse) is retried like a 5xx."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts) | stop_before_delay(self._retry_budget_s),
+            wait=wait_random_exponential(multiplier=0.25, max=2.0),
+            retry=retry_if_exception_type((ServerError, NetworkError, MalformedResponse)),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        url = path_or_url if path_or_url.startswith(("http://", "https://")) else self._base + path_or_url
+        def attempt() -> Any:
+            payload = self._with_fresh_token(endpoint, url, params, batch_size)
+            return parse(payload) if parse else payload
+
+        return retrying(attempt)
+
+    def _with_fresh_token(self, endpoint: str, url: str, params: dict | None, batch_size: int | None) -> dict:
+        self._penalty.check()
+        token = self._tokens.token()
+        try:
+            return self._send(endpoint, url, params, batch_size, token)
+        except Unauthorized:
+            self._tokens.invalidate(token)
+            return self._send(endpoint, url, params, batch_size, self._tokens.token())
+
+    def _send(self, endpoint: str, url: str, params: dict | None, batch_size: int | None, token: str) -> dict:
+        waited_s = self._limiter.acquire()
+        if waited_s:
+            self._penalty.check()  # a peer may have met a 429 while we waited for the budget
+        started = time.perf_counter()
+        try:
+            response = self._http.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+        except httpx.TimeoutException as exc:
+            metrics.REQUESTS.labels(endpoint, "timeout").inc()
+            raise NetworkError(f"{endpoint}: {exc.__class__.__name__}", endpoint=endpoint) from exc
+        except httpx.TransportError as exc:
+            metrics.REQUESTS.labels(endpoint, "error").inc()
+            raise NetworkError(f"{endpoint}: {exc.__class__.__name__}", endpoint=endpoint) from exc
+        latency_s = time.perf_counter() - started
+        metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        metrics.REQUEST_SECONDS.labels(endpoint).observe(latency_s)
+        logger.debug("spotify request", endpoint=endpoint, status=response.status_code,
+                     latency_ms=round(latency_s * 1000, 1), batch_size=batch_size)
+        try:
+            return api_result(response.status_code, response.headers, response.content, endpoint,
+                              self._retry_after_default_s)
+        except RateLimited as limited:
+            metrics.RATE_LIMITED.labels(limited.reason).inc()
+            limited.blocked_until = self._penalty.block(limited.retry_after_s, limited.reason)
+            logger.warning("spotify answered 429: every worker of this client id holds off", endpoint=endpoint,
+                           reason=limited.reason, retry_after_s=limited.retry_after_s)
+            raise
+
+    def _learn_popularity(self, tracks: list[Track]) -> None:
+        if not tracks:
+            return
+        if any(t.popularity is not None for t in tracks):
+            self.capabilities.allow(POPULARITY)
+        else:
+            self.capabilities.forbid(POPULARITY, "tracks come without popularity (the access tier leaves it out)")
+
+
+def _by_position(asked: list[str], payload: dict, key: str, parse: Callable[[dict], Any]) -> dict[str, Any]:
+    """Batch answers keep the order asked, with null for unknown ids: map them back by position."""
+    items = payload.get(key)
+    if not isinstance(items, list) or len(items) != len(asked):
+        raise MalformedResponse(f"'{key}' does not hold one entry per id asked ({len(asked)})")
+    return {track_id: parse(item) if isinstance(item, dict) else None for track_id, item in zip(asked, items)}

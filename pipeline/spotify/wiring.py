@@ -1,0 +1,51 @@
+"""Builds a SpotifyClient from the settings: the real boundaries (Redis, Postgres, httpx)."""
+
+from __future__ import annotations
+
+from pipeline import metrics
+from pipeline.auth.app_token import AppToken
+from pipeline.auth.token_endpoint import TokenEndpoint
+from pipeline.auth.user_token import UserToken
+from pipeline.capabilities import Capabilities, InMemoryCapabilityRows
+from pipeline.ratecontrol.limiter import RedisLimiter
+from pipeline.ratecontrol.penalty_box import RedisPenaltyBox
+from pipeline.spotify.http import shared_http_client
+from shared.crypto import TokenCipher
+from shared.keys import RedisKeys
+from shared.redis_conn import connect
+from shared.settings import Settings
+
+
+def token_endpoint(settings: Settings, http) -> TokenEndpoint:
+    client_id, secret = settings.require_client_credentials()
+    return TokenEndpoint(http, settings.spotify_accounts_base_url, client_id, secret,
+                         retry_budget_s=settings.retry_budget_s)
+
+
+def build_client(cls, settings: Settings, redis=None, engine=None, *, http=None):
+    client_id, _ = settings.require_client_credentials()
+    redis = redis if redis is not None else connect(settings)
+    http = http if http is not None else shared_http_client(settings)
+    keys = RedisKeys(settings.redis_namespace)
+    cipher = TokenCipher(settings.spotify_token_keys) if settings.spotify_token_keys else None
+    endpoint = token_endpoint(settings, http)
+    gauge = metrics.PENALTY_BOX_SECONDS.labels(client_id)
+    if engine is not None:
+        capabilities = Capabilities.from_settings(settings, engine)
+    else:
+        capabilities = Capabilities(InMemoryCapabilityRows(), client_id, recheck_s=settings.capability_recheck_s)
+    user_tokens = None
+    if engine is not None and cipher is not None:
+        def user_tokens(user_id: str) -> UserToken:
+            return UserToken(engine, cipher, endpoint, user_id)
+    return cls(
+        http=http,
+        api_base_url=settings.spotify_api_base_url,
+        limiter=RedisLimiter(redis, keys.rate_bucket(client_id), settings.spotify_rate_limit),
+        penalty_box=RedisPenaltyBox(redis, keys.penalty_box(client_id), on_change=gauge.set),
+        tokens=AppToken(redis, keys, endpoint, cipher=cipher),
+        capabilities=capabilities,
+        retry_after_default_s=settings.retry_after_default_s,
+        retry_budget_s=settings.retry_budget_s,
+        user_tokens=user_tokens,
+    )

@@ -1,0 +1,236 @@
+"""The client from request to decision, over pytest-httpx: batching, nulls, retries, 429s,
+401s, capabilities, paging, logging."""
+
+import json
+
+import httpx
+import pytest
+from loguru import logger
+
+from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, POPULARITY
+from pipeline.spotify import errors
+from tests.unit.spotify.conftest import API, make_ids, track_json
+
+FORBIDDEN = {"error": {"status": 403, "message": "Forbidden"}}
+
+
+def batch_answer(unknown=()):
+    def answer(request: httpx.Request) -> httpx.Response:
+        ids = request.url.params["ids"].split(",")
+        return httpx.Response(200, json={"tracks": [None if i in unknown else track_json(i) for i in ids]})
+    return answer
+
+
+def test_get_tracks_fills_batches_of_50_and_maps_nulls_back_to_the_ids_asked(fakes, httpx_mock):
+    ids = make_ids(120)
+    httpx_mock.add_callback(batch_answer(unknown={ids[3], ids[119]}), is_reusable=True)
+    tracks = fakes.client().get_tracks(ids)
+    sizes = [len(r.url.params["ids"].split(",")) for r in httpx_mock.get_requests()]
+    assert sizes == [50, 50, 20]
+    assert list(tracks) == ids
+    assert tracks[ids[3]] is None and tracks[ids[119]] is None
+    assert tracks[ids[0]].id == ids[0] and tracks[ids[118]].name.startswith("Song")
+    assert all(r.headers["authorization"] == "Bearer token-1" for r in httpx_mock.get_requests())
+
+
+def test_pasted_forms_are_normalised_before_asking(fakes, httpx_mock):
+    bare = make_ids(1)[0]
+    httpx_mock.add_callback(batch_answer())
+    tracks = fakes.client().get_tracks([f"spotify:track:{bare}", f"https://open.spotify.com/track/{bare}?si=x"])
+    assert list(tracks) == [bare] and httpx_mock.get_requests()[0].url.params["ids"] == bare
+
+
+def test_an_invalid_id_fails_before_any_request(fakes):
+    with pytest.raises(errors.InvalidId, match="not-an-id"):
+        fakes.client().get_tracks([make_ids(1)[0], "not-an-id"])
+
+
+def test_a_429_fills_the_penalty_box_and_is_never_slept_on(fakes, httpx_mock):
+    httpx_mock.add_response(status_code=429, headers={"Retry-After": "3600"},
+                            json={"error": {"status": 429, "message": "API rate limit exceeded"}})
+    client = fakes.client()
+    with pytest.raises(errors.RateLimited) as caught:
+        client.get_tracks(make_ids(3))
+    assert caught.value.retry_after_s == 3600 and caught.value.reason == "rate_limit"
+    assert caught.value.blocked_until == pytest.approx(fakes.box._deadline_s)
+    assert fakes.slept == []
+    # Every later request fails at once, without touching the network (pytest-httpx would
+    # refuse an unexpected request) and without asking for a token.
+    handed_out = fakes.tokens.handed_out
+    for call in (lambda: client.get_tracks(make_ids(2)), lambda: client.get_track(make_ids(1)[0]), client.me):
+        with pytest.raises(errors.RateLimited) as again:
+            call()
+        assert 3590 < again.value.retry_after_s <= 3600
+    assert len(httpx_mock.get_requests()) == 1 and fakes.tokens.handed_out == handed_out
+
+
+def test_a_quota_429_without_retry_after_takes_the_default_and_its_reason(fakes, httpx_mock):
+    httpx_mock.add_response(status_code=429, json={"error": {"status": 429, "message": "Too many requests",
+                                                             "reason": "QUOTA_EXCEEDED"}})
+    with pytest.raises(errors.RateLimited) as caught:
+        fakes.client().get_track(make_ids(1)[0])
+    assert (caught.value.retry_after_s, caught.value.reason) == (30, "quota_exceeded")
+
+
+def test_5xx_are_retried_with_short_jittered_backoff_then_succeed(fakes, httpx_mock):
+    httpx_mock.add_response(status_code=503)
+    httpx_mock.add_response(status_code=502, text="<html>")
+    httpx_mock.add_callback(batch_answer())
+    tracks = fakes.client().get_tracks(make_ids(2))
+    assert len(tracks) == 2 and len(httpx_mock.get_requests()) == 3
+    assert len(fakes.slept) == 2 and all(0 <= s <= 2.0 for s in fakes.slept)
+
+
+def test_retries_are_bounded_in_attempts(fakes, httpx_mock):
+    httpx_mock.add_response(status_code=500, is_reusable=True)
+    with pytest.raises(errors.ServerError) as caught:
+        fakes.client().get_track(make_ids(1)[0])
+    assert not caught.value.permanent
+    assert len(httpx_mock.get_requests()) == 4 and sum(fakes.slept) <= 8
+
+
+def test_retries_are_bounded_in_total_seconds(fakes, httpx_mock):
+    httpx_mock.add_response(status_code=500, is_reusable=True)
+    with pytest.raises(errors.ServerError):
+        fakes.client(retry_budget_s=0.001, attempts=50).get_track(make_ids(1)[0])
+    assert len(httpx_mock.get_requests()) <= 2
+
+
+@pytest.mark.parametrize("exception", [httpx.ReadTimeout("slow"), httpx.ConnectError("refused"),
+                                       httpx.RemoteProtocolError("dropped")])
+def test_timeouts_and_connection_errors_are_retried_then_translated(fakes, httpx_mock, exception):
+    httpx_mock.add_exception(exception, is_reusable=True)
+    with pytest.raises(errors.NetworkError) as caught:
+        fakes.client().get_track(make_ids(1)[0])
+    assert isinstance(caught.value.__cause__, httpx.HTTPError) and not caught.value.permanent
+    assert len(httpx_mock.get_requests()) == 4
+
+
+def test_a_malformed_body_is_retried(fakes, httpx_mock):
+    httpx_mock.add_response(text="{not json")
+    httpx_mock.add_response(json={"tracks": [None]})  # wrong length for 2 ids: malformed too
+    httpx_mock.add_callback(batch_answer())
+    assert len(fakes.client().get_tracks(make_ids(2))) == 2
+    assert len(httpx_mock.get_requests()) == 3
+
+
+def test_a_401_gets_one_fresh_token_and_one_more_try(fakes, httpx_mock):
+    httpx_mock.add_response(status_code=401, json={"error": {"status": 401, "message": "The access token expired"}})
+    httpx_mock.add_response(json=track_json(make_ids(1)[0]))
+    assert fakes.client().get_track(make_ids(1)[0]).id == make_ids(1)[0]
+    assert fakes.tokens.invalidated == ["token-1"]
+    assert [r.headers["authorization"] for r in httpx_mock.get_requests()] == ["Bearer token-1", "Bearer token-2"]
+
+
+def test_a_second_401_is_raised(fakes, httpx_mock):
+    httpx_mock.add_response(status_code=401, json={"error": {"status": 401, "message": "Invalid access token"}},
+                            is_reusable=True)
+    with pytest.raises(errors.Unauthorized):
+        fakes.client(attempts=1).get_track(make_ids(1)[0])
+    assert len(httpx_mock.get_requests()) == 2
+
+
+def test_a_403_on_batch_tracks_is_learned_once_and_tracks_come_one_by_one(fakes, httpx_mock):
+    ids = make_ids(3)
+
+    def answer(request):
+        if request.url.path == "/v1/tracks":
+            return httpx.Response(403, json=FORBIDDEN)
+        track_id = request.url.path.rsplit("/", 1)[1]
+        if track_id == ids[1]:
+            return httpx.Response(404, json={"error": {"status": 404, "message": "non existing id"}})
+        return httpx.Response(200, json=track_json(track_id, popularity=None))
+
+    httpx_mock.add_callback(answer, is_reusable=True)
+    client = fakes.client()
+    first = client.get_tracks(ids)
+    second = client.get_tracks(ids)
+    assert first == second and first[ids[1]] is None and first[ids[0]].id == ids[0]
+    paths = [r.url.path for r in httpx_mock.get_requests()]
+    assert paths.count("/v1/tracks") == 1 and len(paths) == 1 + 3 + 3
+    state = fakes.rows.rows[("client-a", BATCH_TRACKS)]
+    assert not state.allowed and "Forbidden" in state.reason and state.recheck_after is not None
+    assert not fakes.rows.rows[("client-a", POPULARITY)].allowed  # and the tier leaves popularity out
+
+
+def test_a_scope_403_is_not_a_capability(fakes, httpx_mock):
+    httpx_mock.add_response(status_code=403, json={"error": {"status": 403, "message": "Insufficient client scope"}})
+    with pytest.raises(errors.Forbidden):
+        fakes.client().get_tracks(make_ids(2))
+    assert fakes.rows.rows == {}
+
+
+def test_audio_features_in_batches_of_100(fakes, httpx_mock):
+    ids = make_ids(150)
+
+    def answer(request):
+        asked = request.url.params["ids"].split(",")
+        return httpx.Response(200, json={"audio_features": [
+            None if i == ids[7] else {"id": i, "danceability": 0.5, "energy": 0.4} for i in asked]})
+
+    httpx_mock.add_callback(answer, is_reusable=True)
+    features = fakes.client().get_audio_features(ids)
+    assert [len(r.url.params["ids"].split(",")) for r in httpx_mock.get_requests()] == [100, 50]
+    assert features[ids[7]] is None and features[ids[8]].danceability == 0.5 and len(features) == 150
+    assert fakes.rows.rows[("client-a", AUDIO_FEATURES)].allowed
+
+
+def test_a_403_on_audio_features_raises_a_documented_error_and_stops_the_calls(fakes, httpx_mock):
+    httpx_mock.add_response(status_code=403, json=FORBIDDEN)
+    client = fakes.client()
+    for _ in range(3):
+        with pytest.raises(errors.CapabilityForbidden) as caught:
+            client.get_audio_features(make_ids(5))
+        assert caught.value.capability == AUDIO_FEATURES and caught.value.permanent
+        assert caught.value.recheck_after is not None
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_saved_tracks_page_by_page_following_next_verbatim(fakes, httpx_mock):
+    next_url = "https://elsewhere.test/v1/me/tracks?offset=2&limit=2&market=DE"
+    httpx_mock.add_response(url=f"{API}/me/tracks?limit=2&offset=0", json={
+        "items": [{"added_at": "2026-01-02T00:00:00Z", "track": track_json(i)} for i in make_ids(2)],
+        "offset": 0, "limit": 2, "total": 3, "next": next_url, "previous": None, "href": "h"})
+    httpx_mock.add_response(url=next_url, json={
+        "items": [{"added_at": "2026-01-01T00:00:00Z", "track": track_json(make_ids(3)[2])}],
+        "offset": 2, "limit": 2, "total": 3, "next": None, "previous": "p", "href": "h"})
+    client = fakes.client()
+    first = client.saved_tracks(offset=0, limit=2)
+    second = client.next_page(first)
+    assert [t.track.id for t in first.items + second.items] == make_ids(3)
+    assert client.next_page(second) is None
+    assert str(httpx_mock.get_requests()[1].url) == next_url
+
+
+def test_search_and_me(fakes, httpx_mock):
+    httpx_mock.add_response(url=f"{API}/search?q=abba&type=track&limit=10&offset=0", json={"tracks": {
+        "items": [track_json(make_ids(1)[0])], "offset": 0, "limit": 10, "total": 1, "next": None}})
+    httpx_mock.add_response(url=f"{API}/me", json={"id": "user-1", "display_name": "U"})
+    client = fakes.client()
+    assert client.search("abba").items[0].id == make_ids(1)[0]
+    assert client.me().id == "user-1"
+
+
+def test_each_request_is_logged_at_debug_without_the_token(fakes, httpx_mock):
+    lines = []
+    sink = logger.add(lambda m: lines.append(m.record), level="DEBUG", format="{message}")
+    try:
+        httpx_mock.add_callback(batch_answer())
+        fakes.client().get_tracks(make_ids(7))
+    finally:
+        logger.remove(sink)
+    record = next(r for r in lines if r["message"] == "spotify request")
+    assert record["level"].name == "DEBUG"
+    assert {k: record["extra"][k] for k in ("endpoint", "status", "batch_size")} == {
+        "endpoint": "/tracks", "status": 200, "batch_size": 7}
+    assert record["extra"]["latency_ms"] >= 0
+    assert "token-1" not in json.dumps([str(r["message"]) + str(r["extra"]) for r in lines])
+
+
+def test_the_budget_is_taken_for_every_attempt(fakes, httpx_mock):
+    taken = []
+    fakes.limiter.acquire = lambda max_wait_s=None: taken.append(1) or 0.0
+    httpx_mock.add_response(status_code=500)
+    httpx_mock.add_callback(batch_answer())
+    fakes.client().get_tracks(make_ids(2))
+    assert len(taken) == 2

@@ -1,0 +1,114 @@
+"""One contract for the fleet's budget, run against the Redis limiter (fakeredis) and the
+in-memory fake, on a fake clock: nothing sleeps for real."""
+
+import fakeredis
+import pytest
+
+from pipeline.ratecontrol.limiter import InMemoryLimiter, RedisLimiter
+from pipeline.spotify.errors import LimiterUnavailable, RateLimited
+from shared.settings import Rate
+
+
+class FakeClock:
+    def __init__(self):
+        self.ms = 1_800_000_000_000
+        self.slept: list[float] = []
+
+    def now_ms(self) -> int:
+        return self.ms
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.ms += int(seconds * 1000)
+
+
+@pytest.fixture(params=["redis", "memory"])
+def make_limiter(request):
+    clock = FakeClock()
+    server = fakeredis.FakeServer()
+
+    def make(rate: Rate, **kwargs):
+        if request.param == "redis":
+            client = fakeredis.FakeRedis(server=server, decode_responses=True)
+            return RedisLimiter(client, "test:rate:client", rate, clock_ms=clock.now_ms, sleep=clock.sleep,
+                                margin_ms=0, **kwargs)
+        return InMemoryLimiter(rate, clock_ms=clock.now_ms, sleep=clock.sleep, **kwargs)
+
+    make.clock = clock
+    make.server = server
+    make.kind = request.param
+    return make
+
+
+def test_the_budget_admits_its_rate_at_once(make_limiter):
+    limiter = make_limiter(Rate(5, 10))
+    assert [limiter.acquire() for _ in range(5)] == [0.0] * 5
+    assert make_limiter.clock.slept == []
+
+
+def test_the_next_request_waits_until_the_oldest_leaves_the_window(make_limiter):
+    limiter = make_limiter(Rate(5, 10))
+    for _ in range(5):
+        limiter.acquire()
+    make_limiter.clock.ms += 3000
+    waited = limiter.acquire()
+    assert 7.0 <= waited <= 7.1  # the first of the five leaves the 10 s window 7 s from now (+ jitter)
+
+
+def test_a_sliding_window_never_holds_more_than_the_rate(make_limiter):
+    limiter = make_limiter(Rate(5, 10))
+    admitted = []
+    for _ in range(40):
+        limiter.acquire()
+        admitted.append(make_limiter.clock.ms)
+        make_limiter.clock.ms += 300
+    for start in admitted:
+        assert sum(1 for t in admitted if start <= t < start + 10_000) <= 5
+    elapsed_s = (admitted[-1] - admitted[0]) / 1000
+    assert 35 / elapsed_s >= 0.9 * 5 / 10  # and the budget is used, not wasted
+
+
+def test_a_wait_longer_than_the_bound_raises_instead_of_sleeping(make_limiter):
+    limiter = make_limiter(Rate(2, 60), max_wait_s=5)
+    limiter.acquire()
+    limiter.acquire()
+    with pytest.raises(RateLimited) as caught:
+        limiter.acquire()
+    assert caught.value.reason == "local_budget" and 59 <= caught.value.retry_after_s <= 61
+    assert make_limiter.clock.slept == []
+
+
+def test_two_redis_limiters_on_one_redis_share_one_budget():
+    server = fakeredis.FakeServer()
+    first, second = (RedisLimiter(fakeredis.FakeRedis(server=server), "test:rate:shared", Rate(3, 10), max_wait_s=0)
+                     for _ in range(2))
+    first.acquire(), second.acquire(), first.acquire()
+    with pytest.raises(RateLimited):
+        second.acquire()
+
+
+def test_the_redis_limiter_survives_a_flushed_script_cache():
+    client = fakeredis.FakeRedis(decode_responses=True)
+    limiter = RedisLimiter(client, "test:rate:flush", Rate(10, 10))
+    limiter.acquire()
+    client.script_flush()  # what a Redis restart or failover does to the script cache
+    limiter.acquire()
+    assert client.zcard("test:rate:flush") == 2
+
+
+def test_the_redis_limiter_uses_the_redis_clock():
+    client = fakeredis.FakeRedis(decode_responses=True)
+    limiter = RedisLimiter(client, "test:rate:clock", Rate(10, 10))
+    limiter.acquire()
+    (member, score), = client.zrange("test:rate:clock", 0, -1, withscores=True)
+    seconds, micros = client.time()
+    assert abs(score - (seconds * 1000 + micros // 1000)) < 1000
+
+
+def test_redis_down_is_a_transient_error():
+    server = fakeredis.FakeServer()
+    limiter = RedisLimiter(fakeredis.FakeRedis(server=server), "test:rate:down", Rate(10, 10))
+    server.connected = False
+    with pytest.raises(LimiterUnavailable) as caught:
+        limiter.acquire()
+    assert not caught.value.permanent
