@@ -749,3 +749,12 @@ def test_the_pipelines_crontab_and_cronjobs_when_present_run_the_reconciler_and_
 ])
 def test_compose_interpolation_falls_back_to_defaults(text, expected):
     assert interpolate(text) == expected
+
+
+def test_the_non_secret_settings_in_the_configmap_and_compose_parse():
+    """Values, not only names: a malformed value would stop every pod with exit code 2."""
+    data = manifest("ConfigMap", CONFIG_MAP)["data"]
+    Settings.from_env({k: str(v) for k, v in data.items() if k in known_env_vars()})
+    environment = compose()["x-app"]["environment"]
+    Settings.from_env({k: interpolate(str(v)) for k, v in environment.items()
+                       if k in known_env_vars() and not SECRET_NAMES.search(k)})
