@@ -1,0 +1,65 @@
+"""What a benchmark reports: figures measured against a limit or a baseline of the same run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure. `against` is the limit or baseline it is compared with (same run),
+    `target` the goal as text, `met` whether it was reached (None: informational)."""
+
+    name: str
+    value: float
+    unit: str
+    against: str = ""
+    target: str = ""
+    met: bool | None = None
+
+
+def print_table(figures: list[Figure]) -> None:
+    rows = [("figure", "value", "against (same run)", "target", "")]
+    for f in figures:
+        verdict = "" if f.met is None else ("ok" if f.met else "SHORT")
+        rows.append((f.name, f"{_fmt(f.value)} {f.unit}".strip(), f.against, f.target, verdict))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _fmt(value: float) -> str:
+    if value == int(value) and abs(value) < 1e12:
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def write_results(figures: list[Figure], path: Path, quick: bool) -> None:
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": _git("rev-parse", "HEAD"),
+        "quick": quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "figures": [asdict(f) for f in figures],
+    }
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
