@@ -220,6 +220,16 @@ class Settings:
             changes["redis_url"] = running["redis_url"]
         return self.replace(**changes) if changes else self
 
+    def as_environ(self) -> dict[str, str]:
+        """The environment variables that load back into these settings (for child processes)."""
+        environ = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None or value == ():
+                continue
+            environ[f.metadata["env"]] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return environ
+
     def replace(self, **changes: Any) -> Settings:
         from dataclasses import replace
 

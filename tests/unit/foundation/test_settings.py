@@ -110,3 +110,10 @@ def test_known_env_vars_cover_the_documented_ones():
     assert {"DATABASE_URL", "REDIS_URL", "SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_REDIRECT_URI",
             "SPOTIFY_API_BASE_URL", "SPOTIFY_ACCOUNTS_BASE_URL", "SPOTIFY_RATE_LIMIT", "SPOTIFY_TOKEN_KEYS",
             "LOG_LEVEL", "LOG_FORMAT", "TRACK_TTL", "POPULARITY_TTL"} <= known_env_vars()
+
+
+def test_settings_survive_the_trip_through_a_child_environment():
+    key = generate_key()
+    settings = load(DATABASE_URL="postgresql://h/db", SPOTIFY_RATE_LIMIT="50/10s", SPOTIFY_TOKEN_KEYS=key,
+                    TRACK_TTL="2h", SPOTIFY_READ_TIMEOUT="2.5", LOG_FORMAT="json")
+    assert Settings.from_env(settings.as_environ()) == settings
