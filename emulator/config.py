@@ -10,7 +10,6 @@ Units are in the names (`_s` seconds). `None` for a limit means "no limit".
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,7 +150,3 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
     if isinstance(current, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return value
-
-
-def new_forced_id() -> str:
-    return uuid.uuid4().hex[:12]

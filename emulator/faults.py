@@ -18,6 +18,7 @@ ENDPOINT is a route path as in the stats ("/v1/tracks", "/v1/tracks/{id}", "/v1/
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,8 +96,6 @@ class ForcedRule:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ForcedRule":
-        from emulator.config import new_forced_id
-
         kind = str(data.get("kind", data.get("status", "429")))
         retry = data.get("retry_after_s", data.get("retry_after"))
         return cls(
@@ -108,6 +107,10 @@ class ForcedRule:
             client_id=data.get("client_id"),
             endpoint=data.get("endpoint"),
         )
+
+
+def new_forced_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 def parse_fault_spec(spec: str) -> tuple[FaultRule, ...]:
