@@ -112,3 +112,18 @@ def test_redis_down_is_a_transient_error():
     with pytest.raises(LimiterUnavailable) as caught:
         limiter.acquire()
     assert not caught.value.permanent
+
+
+def test_a_process_that_read_the_clock_earlier_but_inserts_later_still_sees_the_other_entry():
+    """Two processes read Redis time 1 ms apart and insert in the opposite order. pyrate's own
+    script counts only up to the item's timestamp and would admit both: 2 in a window of 1."""
+    server = fakeredis.FakeServer()
+    early, late = FakeClock(), FakeClock()
+    late.ms += 1
+    first = RedisLimiter(fakeredis.FakeRedis(server=server), "test:rate:race", Rate(1, 10), max_wait_s=0,
+                         clock_ms=late.now_ms, margin_ms=0)
+    second = RedisLimiter(fakeredis.FakeRedis(server=server), "test:rate:race", Rate(1, 10), max_wait_s=0,
+                          clock_ms=early.now_ms, margin_ms=0)
+    first.acquire()
+    with pytest.raises(RateLimited):
+        second.acquire()
