@@ -20,14 +20,14 @@ class RedisKeys:
         """Matches every key of this namespace (for clean-up)."""
         return self.namespace + ":*"
 
-    # --- the fleet's rate control (pipeline/limiter.py, pipeline/penalty_box.py) ---
+    # --- the fleet's rate control (pipeline/ratecontrol/limiter.py, penalty_box.py) ---
     def rate_bucket(self, client_id: str) -> str:
         return self._key("rate", client_id)
 
     def penalty_box(self, client_id: str) -> str:
         return self._key("penalty", client_id)
 
-    # --- the client-credentials token shared by the fleet (pipeline/app_token.py) ---
+    # --- the client-credentials token shared by the fleet (pipeline/auth/app_token.py) ---
     def app_token(self, client_id: str) -> str:
         return self._key("app-token", client_id)
 

@@ -59,6 +59,17 @@ class PenaltyBox(Protocol):
     def block(self, retry_after_s: float, reason: str) -> float: ...
 
 
+class _StaticToken:
+    def __init__(self, token: str):
+        self._token = token
+
+    def token(self) -> str:
+        return self._token
+
+    def invalidate(self, token: str) -> None:
+        pass
+
+
 def _is_scope_problem(error: Forbidden) -> bool:
     return "scope" in error.message.lower()
 
@@ -113,6 +124,12 @@ class SpotifyClient:
         user_client = copy.copy(self)
         user_client._tokens = tokens
         return user_client
+
+    def with_access_token(self, access_token: str) -> SpotifyClient:
+        """The same client acting with a given token (e.g. fresh from a code exchange)."""
+        other = copy.copy(self)
+        other._tokens = _StaticToken(access_token)
+        return other
 
     # --- tracks ---
 

@@ -1,0 +1,123 @@
+"""What each worker process of the fleet tests runs (spawned: a fresh interpreter each)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from pipeline.spotify import SpotifyClient
+from pipeline.spotify.errors import RateLimited, SpotifyError
+from pipeline.spotify.http import make_http_client
+
+
+def _client(settings, engine=None, sent: list | None = None, limited_at: list | None = None) -> SpotifyClient:
+    hooks = {}
+    if sent is not None:
+        hooks["request"] = [lambda request: sent.append(time.time()) if "/v1/" in request.url.path else None]
+    if limited_at is not None:
+        def on_response(response: httpx.Response) -> None:
+            if response.status_code == 429:
+                limited_at.append(time.time())
+        hooks["response"] = [on_response]
+    return SpotifyClient.from_settings(settings, engine=engine, http=make_http_client(settings, event_hooks=hooks))
+
+
+def steady_load(settings, ids, threads: int, start, duration_s: float, results) -> None:
+    """Call get_tracks from `threads` threads for `duration_s` after `start` opens."""
+    client = _client(settings)
+    completed: list[float] = []
+    outcome = {"ok": 0, "rate_limited": 0, "local_budget": 0, "errors": []}
+    lock = threading.Lock()
+    start.wait()
+    end = time.monotonic() + duration_s
+
+    def run() -> None:
+        while time.monotonic() < end:
+            try:
+                client.get_tracks(ids)
+                with lock:
+                    outcome["ok"] += 1
+                    completed.append(time.time())
+            except RateLimited as limited:
+                with lock:
+                    outcome["local_budget" if limited.reason == "local_budget" else "rate_limited"] += 1
+            except SpotifyError as exc:
+                with lock:
+                    outcome["errors"].append(repr(exc))
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    [w.start() for w in workers]
+    [w.join() for w in workers]
+    results.put({**outcome, "completed": completed})
+
+
+def hammer_until_stopped(settings, ids, threads: int, start, stop, events, results) -> None:
+    """Call get_tracks in a loop; report once every thread of the process has met RateLimited."""
+    sent: list[float] = []
+    limited_at: list[float] = []
+    client = _client(settings, sent=sent, limited_at=limited_at)
+    lock = threading.Lock()
+    seen_limited: set[int] = set()
+    outcome = {"ok": 0, "rate_limited": 0, "max_call_s": 0.0, "blocked_until": set(), "errors": []}
+    start.wait()
+
+    def run(number: int) -> None:
+        reported = False
+        while not stop.is_set():
+            began = time.monotonic()
+            try:
+                client.get_tracks(ids)
+                with lock:
+                    outcome["ok"] += 1
+                    if outcome["ok"] == 1:
+                        events.put(("first-success", number))
+            except RateLimited as limited:
+                with lock:
+                    outcome["rate_limited"] += 1
+                    outcome["blocked_until"].add(round(limited.blocked_until or 0, 1))
+                    seen_limited.add(number)
+                    if len(seen_limited) == threads and not reported:
+                        reported = True
+                        events.put(("all-threads-limited", number))
+            except SpotifyError as exc:
+                with lock:
+                    outcome["errors"].append(repr(exc))
+            finally:
+                with lock:
+                    outcome["max_call_s"] = max(outcome["max_call_s"], time.monotonic() - began)
+
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    [w.start() for w in workers]
+    [w.join() for w in workers]
+    results.put({**outcome, "blocked_until": sorted(outcome["blocked_until"]), "sent": sent,
+                 "limited_at": limited_at})
+
+
+def user_calls(settings, user_id: str, threads: int, start, results) -> None:
+    """`threads` threads need the user's token at the same moment."""
+    from shared.db import make_engine
+
+    engine = make_engine(settings, pool_size=threads)
+    client = SpotifyClient.from_settings(settings, engine=engine)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+    start.wait()
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            page = client.for_user(user_id).saved_tracks(0, 50)
+            result = f"ok:{len(page.items)}"
+        except SpotifyError as exc:
+            result = type(exc).__name__
+        with lock:
+            outcomes.append(result)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    [w.start() for w in workers]
+    [w.join() for w in workers]
+    engine.dispose()
+    results.put(outcomes)
