@@ -42,10 +42,14 @@ def _fmt(value: float) -> str:
     return f"{value:,.2f}"
 
 
-def write_results(figures: list[Figure], path: Path, quick: bool) -> None:
+def write_results(figures: list[Figure], path: Path, quick: bool, *, errors: dict[str, str] | None = None,
+                  seconds: dict[str, float] | None = None) -> None:
+    """`errors`: benchmark -> why it could not run; `seconds`: benchmark -> how long it took."""
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": _git("rev-parse", "HEAD"),
+        # Figures measured on a checkout with uncommitted changes are not the commit's figures.
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "quick": quick,
         "machine": {
             "cpus": os.cpu_count(),
@@ -54,12 +58,15 @@ def write_results(figures: list[Figure], path: Path, quick: bool) -> None:
             "python": platform.python_version(),
         },
         "figures": [asdict(f) for f in figures],
+        "errors": errors or {},
+        "seconds": seconds or {},
     }
     path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
