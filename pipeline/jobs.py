@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.orm import Session
 
 from shared.db import transaction
 from shared.models import JOB_STATUSES, JOB_TYPES, SpotifyBackfill, SpotifySyncJob
@@ -199,6 +200,41 @@ def renew_lease(engine: Engine, job: Job, lease_s: int, *, checkpoint: dict | No
             bindparam("checkpoint", checkpoint, type_=JSONB)
         )
     return _run_update(engine, job, values)
+
+
+def save_checkpoint(session: Session, job: Job, lease_s: int, checkpoint: dict) -> bool:
+    """`renew_lease` inside the caller's transaction, so a page's rows and the checkpoint saying
+    it was done commit together. False: the lease was lost (the caller rolls back and stops)."""
+    done = session.execute(
+        update(JOBS)
+        .where(JOBS.c.id == job.id, JOBS.c.status == "running", JOBS.c.attempts == job.attempts)
+        .values({
+            "leaseUntil": text(f"(statement_timestamp() AT TIME ZONE 'UTC') + interval '{int(lease_s)} seconds'"),
+            "result": func.coalesce(JOBS.c.result, text("'{}'::jsonb")).op("||")(
+                bindparam("checkpoint", checkpoint, type_=JSONB)),
+            "updatedAt": NOW,
+        })
+        .returning(JOBS.c.id)
+    ).first()
+    return done is not None
+
+
+def renew_leases(engine: Engine, runs: Sequence[Job], lease_s: int) -> set[str]:
+    """Extend the leases of these runs in one statement; returns the ids still held (a missing
+    one was taken over or cancelled)."""
+    if not runs:
+        return set()
+    with transaction(engine) as session:
+        held = session.execute(
+            text(
+                "UPDATE spotify_sync_jobs j SET \"leaseUntil\" = (statement_timestamp() AT TIME ZONE 'UTC') "
+                "+ make_interval(secs => :lease) "
+                "FROM unnest(CAST(:ids AS text[]), CAST(:attempts AS int[])) AS r(id, attempts) "
+                "WHERE j.id = r.id AND j.attempts = r.attempts AND j.status = 'running' RETURNING j.id"
+            ),
+            {"lease": lease_s, "ids": [r.id for r in runs], "attempts": [r.attempts for r in runs]},
+        ).scalars()
+        return set(held)
 
 
 def complete(engine: Engine, job: Job, result: dict) -> bool:

@@ -1,0 +1,163 @@
+"""What each job does, between the ledger's claim and its finish: load, fetch, map, write.
+
+The actors (workers/actors.py) call these with a claimed job; each returns the result the job row
+keeps (what it wrote, what it skipped, why a column stays empty) or raises: the retry policy then
+decides (park, retry later, fail). Nothing here sleeps, sends messages or touches job status,
+except the library sync's checkpoint, which commits with each page's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from pipeline import freshness, jobs, songs
+from pipeline.capabilities import POPULARITY
+from pipeline.jobs import Job
+from pipeline.retry_policy import PermanentJobError
+from pipeline.spotify.errors import CapabilityForbidden
+from shared.db import transaction
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over, or an operator cancelled it: stop without writing."""
+
+
+class Client(Protocol):  # what we use of pipeline.spotify.SpotifyClient
+    capabilities: Any
+
+    def get_tracks(self, ids: list[str]) -> dict: ...
+    def get_audio_features(self, ids: list[str]) -> dict: ...
+    def for_user(self, user_id: str) -> Client: ...
+    def saved_tracks(self, offset: int = 0, limit: int = 50) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Context:
+    engine: Engine
+    client: Client
+    track_ttl_s: int
+    lease_s: int
+
+
+def _ids(job: Job) -> list[str]:
+    ids = job.payload.get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise PermanentJobError("the job's payload names no track ids")
+    return ids
+
+
+def sync_tracks(ctx: Context, job: Job) -> dict:
+    """track_sync: skip what is fresh (unless forced), fetch tracks and, where the app may, their
+    audio features, upsert the songs."""
+    ids = _ids(job)
+    with transaction(ctx.engine) as session:
+        synced = songs.last_synced(session, ids)
+    now = jobs.db_now(ctx.engine)
+    wanted = freshness.stale_ids(ids, synced, now, ctx.track_ttl_s, force=bool(job.payload.get("force")))
+    result: dict[str, Any] = {"requested": len(ids), "skipped_fresh": len(set(ids)) - len(wanted)}
+    if not wanted:
+        return {**result, "fetched": 0, "upserted": 0}
+    tracks = ctx.client.get_tracks(wanted)
+    found = [track_id for track_id, track in tracks.items() if track is not None]
+    features, checked = None, False
+    if found:
+        try:
+            features, checked = ctx.client.get_audio_features(found), True
+            result["audio_features"] = "synced"
+        except CapabilityForbidden as exc:
+            result["audio_features"] = "unavailable"
+            result["audio_features_reason"] = exc.message
+    rows = songs.merge_rows(tracks.values(), features, now, features_checked=checked)
+    upserted = songs.write_songs(ctx.engine, rows)
+    result.update(fetched=len(found), upserted=len(upserted), inserted=sum(u.inserted for u in upserted),
+                  not_found=[track_id for track_id, track in tracks.items() if track is None])
+    if rows and all(r["spotifyPopularity"] is None for r in rows):
+        result["popularity"] = "unavailable"
+    return result
+
+
+def sync_library(ctx: Context, job: Job) -> dict:
+    """user_library: page through the user's saved tracks (newest first) from the job's checkpoint.
+
+    Each page's songs, links and the checkpoint (the next offset) commit together, so a job cut
+    short resumes after the last page it wrote and fetches no page twice. Incremental (default):
+    stop at the first page holding a track the user's links already have. Full: read to the end,
+    then drop the links to tracks no longer saved."""
+    if not job.user_id:
+        raise PermanentJobError("a user_library job needs a user")
+    full = bool(job.payload.get("full"))
+    checkpoint = job.result or {}
+    offset = int(checkpoint.get("next_offset") or 0)
+    started = checkpoint.get("run_started") or jobs.db_now(ctx.engine).isoformat()
+    totals = {k: int(checkpoint.get(k) or 0) for k in ("pages", "tracks", "new_links")}
+    user = ctx.client.for_user(job.user_id)
+    stopped_at_known = False
+    while True:
+        page = user.saved_tracks(offset)
+        now = jobs.db_now(ctx.engine)
+        items = [item for item in page.items if item.track is not None and item.track.id]
+        with transaction(ctx.engine) as session:
+            known = songs.known_saved(session, job.user_id, [item.track.id for item in items])
+            upserted = songs.upsert_songs(session, songs.merge_rows([i.track for i in items], None, now))
+            song_ids = {u.spotify_id: u.song_id for u in upserted}
+            songs.link_saved_tracks(
+                session, job.user_id,
+                [(song_ids[i.track.id], i.track.id, songs.utc_naive(i.added_at)) for i in items], now)
+            totals["pages"] += 1
+            totals["tracks"] += len(items)
+            totals["new_links"] += len(items) - len(known)
+            stopped_at_known = bool(known) and not full
+            next_offset = page.next_offset if not stopped_at_known else None
+            checkpoint = {**totals, "next_offset": next_offset, "run_started": started, "full": full}
+            if not jobs.save_checkpoint(session, job, ctx.lease_s, checkpoint):
+                raise LeaseLost(job.id)
+        if next_offset is None:
+            break
+        offset = next_offset
+    result: dict[str, Any] = {**checkpoint, "stopped_at_known": stopped_at_known}
+    if full:
+        with transaction(ctx.engine) as session:
+            result["removed_links"] = songs.remove_unseen_links(session, job.user_id, songs.utc_naive(started))
+    return result
+
+
+def update_popularity(ctx: Context, job: Job) -> dict:
+    """popularity_update: refresh spotifyPopularity and add a history row per song. Where the
+    app's tier leaves popularity out, record why and finish without failing (and stamp the songs,
+    so the hourly refresh does not ask again before the capability is looked at again)."""
+    ids = _ids(job)
+    capabilities = ctx.client.capabilities
+    if not capabilities.allowed(POPULARITY):
+        return _popularity_unavailable(ctx, ids, capabilities.state(POPULARITY))
+    probe: list[str] = []
+    if capabilities.state(POPULARITY) is None:
+        # Never seen: one track tells whether the tier has popularity before we fetch fifty.
+        probe = ids[:1]
+        first = ctx.client.get_tracks(probe)
+        if all(t is None or t.popularity is None for t in first.values()) and any(first.values()):
+            return _popularity_unavailable(ctx, ids, capabilities.state(POPULARITY))
+    tracks = ctx.client.get_tracks(ids) if len(ids) > len(probe) else {}
+    if probe:
+        tracks = {**first, **tracks}
+    observed = [(tid, t.popularity) for tid, t in tracks.items() if t is not None and t.popularity is not None]
+    if not observed and any(tracks.values()):
+        return _popularity_unavailable(ctx, ids, capabilities.state(POPULARITY))
+    now = jobs.db_now(ctx.engine)
+    with transaction(ctx.engine) as session:
+        recorded = songs.record_popularity(session, observed, now, job.id)
+    return {"requested": len(ids), "updated": recorded,
+            "not_found": [tid for tid, t in tracks.items() if t is None]}
+
+
+def _popularity_unavailable(ctx: Context, ids: list[str], state: Any) -> dict:
+    now = jobs.db_now(ctx.engine)
+    with transaction(ctx.engine) as session:
+        songs.touch_popularity_checked(session, ids, now)
+    reason = (state.reason if state is not None else None) or "the app's access tier leaves popularity out"
+    result: dict[str, Any] = {"requested": len(ids), "updated": 0, "popularity": "unavailable", "reason": reason}
+    if state is not None and state.recheck_after is not None:
+        result["recheck_after"] = state.recheck_after.isoformat()
+    return result

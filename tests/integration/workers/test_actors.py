@@ -1,0 +1,237 @@
+"""The actors on a StubBroker with a real ledger and a fake Spotify client: what each failure
+does to the job row and to its message."""
+
+from datetime import timedelta
+
+import pytest
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
+from dramatiq.message import Message
+from sqlalchemy import text
+
+from pipeline import jobs, producers
+from pipeline.capabilities import POPULARITY, Capabilities, InMemoryCapabilityRows
+from pipeline.spotify.errors import CapabilityForbidden, InvalidGrant, RateLimited, ServerError
+from pipeline.spotify.models import Page, SavedTrack, Track
+from workers import actors
+from workers.middleware import JobSender, LeaseKeeper, WorkerEnv
+
+IDS = [f"{i:022d}" for i in range(50)]
+
+
+def track_json(track_id, popularity=50):
+    return {"id": track_id, "name": f"Song {track_id[-3:]}", "artists": [{"name": "A"}], "album": {"name": "B"},
+            "duration_ms": 180_000, "popularity": popularity}
+
+
+class FakeSpotify:
+    """Scripted answers: `errors` are raised, one per call, before any data is served."""
+
+    def __init__(self, *, popularity=True, features=True, library=0):
+        self.capabilities = Capabilities(InMemoryCapabilityRows(), "client")
+        self.errors: list[Exception] = []
+        self.calls: list[tuple[str, int]] = []
+        self.popularity, self.features, self.library = popularity, features, library
+
+    def _call(self, name, n):
+        self.calls.append((name, n))
+        if self.errors:
+            raise self.errors.pop(0)
+
+    def get_tracks(self, ids):
+        self._call("tracks", len(ids))
+        tracks = {i: Track.from_json(track_json(i, 50 if self.popularity else None)) for i in ids}
+        if not self.popularity:
+            self.capabilities.forbid(POPULARITY, "tracks come without popularity")
+        return tracks
+
+    def get_audio_features(self, ids):
+        self._call("audio_features", len(ids))
+        if not self.features:
+            raise CapabilityForbidden("audio_features", "/audio-features", reason="403 Forbidden")
+        return {i: {"id": i, "danceability": 0.5} for i in ids}
+
+    def for_user(self, user_id):
+        return self
+
+    def saved_tracks(self, offset=0, limit=50):
+        self._call("saved_tracks", offset)
+        items = [{"added_at": f"2026-01-01T00:{k // 60 % 60:02d}:{k % 60:02d}Z", "track": track_json(f"L{k:021d}")}
+                 for k in range(offset, min(offset + limit, self.library))]
+        nxt = f"/me/tracks?offset={offset + limit}" if offset + limit < self.library else None
+        return Page.from_json({"items": items, "offset": offset, "limit": limit, "total": self.library, "next": nxt},
+                              SavedTrack.from_json)
+
+
+@pytest.fixture
+def world(settings, clean_db):
+    broker = StubBroker()
+    declared = actors.declare_actors(broker)
+    spotify = FakeSpotify()
+    env = WorkerEnv(settings, clean_db, spotify, JobSender(broker), LeaseKeeper(clean_db, settings.job_lease_s))
+    yield broker, declared, spotify, env, clean_db
+    broker.close()
+
+
+def enqueue(env, ids=IDS):
+    producers.enqueue_track_sync(env.engine, env.send, iter(ids), force=False, track_ttl_s=86400)
+    return jobs.list_jobs(env.engine)[0]
+
+
+def run(job_type, job_id, env):
+    from workers.middleware import run_job
+
+    run_job(job_id, job_type, lambda e, j: getattr(actors.sync, {
+        "track_sync": "sync_tracks", "user_library": "sync_library", "popularity_update": "update_popularity"}[job_type])(
+        e.context, j), env=env)
+
+
+def messages(broker, queue):
+    return [Message.decode(data) for data in broker.queues[queue].queue]
+
+
+def delayed(broker, queue):
+    return messages(broker, dq_name(queue))
+
+
+def songs_count(engine):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*), count(danceability) FROM songs")).one()
+
+
+def test_a_track_sync_fetches_upserts_and_completes_with_what_it_wrote(world):
+    broker, _, spotify, env, engine = world
+    job = enqueue(env)
+    assert [m.args for m in messages(broker, "tracks")] == [(job.id,)]
+    run("track_sync", job.id, env)
+    done = jobs.get_job(engine, job.id)
+    assert done.status == "completed"
+    assert done.result == {"requested": 50, "skipped_fresh": 0, "audio_features": "synced", "fetched": 50,
+                           "upserted": 50, "inserted": 50, "not_found": []}
+    assert spotify.calls == [("tracks", 50), ("audio_features", 50)]
+    assert tuple(songs_count(engine)) == (50, 50)
+    # The message again (at-least-once): nothing is fetched, nothing changes.
+    run("track_sync", job.id, env)
+    assert spotify.calls == [("tracks", 50), ("audio_features", 50)]
+
+
+def test_a_rate_limit_parks_the_job_with_a_delayed_message_and_keeps_its_retries(world):
+    broker, _, spotify, env, engine = world
+    job = enqueue(env)
+    spotify.errors = [RateLimited(120)]
+    run("track_sync", job.id, env)
+    parked = jobs.get_job(engine, job.id)
+    assert (parked.status, parked.retry_count, parked.error_class) == ("pending", 0, "RateLimited")
+    wait = parked.not_before - jobs.db_now(engine)
+    assert timedelta(seconds=115) < wait <= timedelta(seconds=126)
+    [message] = delayed(broker, "tracks")
+    assert message.args == (job.id,) and 119_000 <= message.options["eta"] - message.message_timestamp <= 126_000
+    # The message comes back too early (a duplicate): it is sent again for the deadline.
+    run("track_sync", job.id, env)
+    assert len(delayed(broker, "tracks")) == 2 and jobs.get_job(engine, job.id).status == "pending"
+    # The deadline passes: it runs and completes.
+    with engine.begin() as conn:
+        conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = "notBefore" - interval \'1 hour\''))
+    run("track_sync", job.id, env)
+    assert jobs.get_job(engine, job.id).status == "completed"
+
+
+def test_transient_errors_retry_with_backoff_then_fail_with_the_error(world):
+    broker, _, spotify, env, engine = world
+    env.settings = env.settings.replace(job_max_retries=2)
+    job = enqueue(env)
+    spotify.errors = [ServerError("HTTP 503")] * 3
+    for expected_retries in (1, 2):
+        run("track_sync", job.id, env)
+        row = jobs.get_job(engine, job.id)
+        assert (row.status, row.retry_count, row.error_class) == ("pending", expected_retries, "ServerError")
+        with engine.begin() as conn:
+            conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = NULL'))
+    run("track_sync", job.id, env)
+    failed = jobs.get_job(engine, job.id)
+    assert (failed.status, failed.error_class, failed.error) == ("failed", "ServerError", "HTTP 503 (gave up after 2 retries)")
+    assert len(delayed(broker, "tracks")) == 2
+
+
+def test_a_permanent_error_fails_at_once(world):
+    _, _, spotify, env, engine = world
+    job = enqueue(env)
+    spotify.errors = [InvalidGrant("Refresh token revoked")]
+    run("track_sync", job.id, env)
+    failed = jobs.get_job(engine, job.id)
+    assert (failed.status, failed.retry_count, failed.error_class) == ("failed", 0, "InvalidGrant")
+
+
+def test_without_audio_features_the_songs_are_written_and_the_reason_kept(world):
+    _, _, spotify, env, engine = world
+    spotify.features = False
+    job = enqueue(env)
+    run("track_sync", job.id, env)
+    done = jobs.get_job(engine, job.id)
+    assert (done.status, done.result["audio_features"], done.result["audio_features_reason"]) == (
+        "completed", "unavailable", "403 Forbidden")
+    assert tuple(songs_count(engine)) == (50, 0)
+
+
+def test_a_job_leased_to_a_live_worker_is_not_run_twice(world):
+    broker, _, spotify, env, engine = world
+    job = enqueue(env)
+    jobs.claim(engine, job.id, 60)  # another worker has it
+    run("track_sync", job.id, env)
+    assert spotify.calls == [] and len(delayed(broker, "tracks")) == 1
+
+
+def test_popularity_update_records_history_or_why_it_is_unavailable(world):
+    _, _, spotify, env, engine = world
+    enqueue(env)
+    run("track_sync", jobs.list_jobs(engine)[0].id, env)
+    result = producers.enqueue_popularity_update(engine, env.send, older_than_s=0, limit=50)
+    [job_id] = [j.id for j in jobs.list_jobs(engine, job_type="popularity_update")]
+    run("popularity_update", job_id, env)
+    assert jobs.get_job(engine, job_id).result == {"requested": 50, "updated": 50, "not_found": []}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM song_popularity_history")).scalar() == 50
+
+    spotify.popularity = False
+    spotify.capabilities = Capabilities(InMemoryCapabilityRows(), "dev-2026-client")
+    calls = len(spotify.calls)
+    producers.enqueue_popularity_update(engine, env.send, older_than_s=0, limit=50)
+    job_id = jobs.list_jobs(engine, job_type="popularity_update", status="pending")[0].id
+    run("popularity_update", job_id, env)
+    done = jobs.get_job(engine, job_id)
+    assert done.status == "completed" and done.result["popularity"] == "unavailable"
+    assert done.result["reason"] == "tracks come without popularity"
+    assert spotify.calls[calls:] == [("tracks", 1)]  # one probe, not fifty
+    assert result.jobs == 1
+
+
+def test_a_library_sync_checkpoints_every_page_and_stops_at_known_tracks(world, settings):
+    _, _, spotify, env, engine = world
+    spotify.library = 120
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
+    [job_id] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+
+    def flaky_pages(offset=0, limit=50, _real=spotify.saved_tracks):
+        if offset == 100 and not getattr(flaky_pages, "failed", False):
+            flaky_pages.failed = True
+            raise ServerError("HTTP 502")
+        return _real(offset, limit)
+
+    spotify.saved_tracks = flaky_pages  # the third page fails once
+    run("user_library", job_id, env)
+    row = jobs.get_job(engine, job_id)
+    assert (row.status, row.result["next_offset"], row.result["pages"]) == ("pending", 100, 2)
+    with engine.begin() as conn:
+        conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = NULL'))
+    run("user_library", job_id, env)
+    done = jobs.get_job(engine, job_id)
+    assert (done.status, done.result["pages"], done.result["tracks"], done.result["new_links"]) == ("completed", 3, 120, 120)
+    assert [c for c in spotify.calls if c[0] == "saved_tracks"] == [("saved_tracks", 0), ("saved_tracks", 50),
+                                                                    ("saved_tracks", 100)]
+    # Again: the first page holds known tracks, so one page is read.
+    [again] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+    run("user_library", again, env)
+    assert jobs.get_job(engine, again).result["pages"] == 1
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM spotify_saved_tracks WHERE \"userId\" = 'u1'")).scalar() == 120

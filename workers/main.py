@@ -1,0 +1,23 @@
+"""The module the `dramatiq` worker command imports in each worker process:
+
+    dramatiq workers.main:broker --processes 2 --threads 8        (or: spotify-sync worker ...)
+
+Being Dramatiq's entry point, it reads the settings when imported: that import happens in each
+worker process, after the fork. Everything with a connection is built later, by WorkerSetup's
+after_process_boot hook.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from shared.settings import Settings
+from workers.actors import declare_actors
+from workers.broker import build_broker
+from workers.middleware import WorkerSetup
+
+settings = Settings.from_env()
+broker = build_broker(settings, middleware=[WorkerSetup(settings)])
+actors = declare_actors(broker)
+# `dramatiq workers.main` (no `:broker`) asks for the global broker: make it this one.
+dramatiq.set_broker(broker)
