@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Every figure the table must show, benchmark by benchmark (issue 7).
 FIGURES = [
+    "end-to-end tracks/s (no limit)",  # 3
+    "worker process peak RSS",  # 4, measured during 3
     "upsert rows/s (db stage)",  # 3b
     "enqueue backfill: seconds",  # 4
     "enqueue backfill: producer peak RSS",
