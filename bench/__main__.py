@@ -23,6 +23,7 @@ from bench.report import Figure, print_table, write_results
 
 # (name, module): in the order of issue 7's list. Each module has run(quick) -> list[Figure].
 BENCHMARKS = [
+    ("quota", "bench.quota"),
     ("throughput", "bench.throughput"),
     ("db-stage", "bench.db_stage"),
     ("scale", "bench.scale"),

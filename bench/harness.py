@@ -162,6 +162,7 @@ class World:
     settings: Settings
     emulator: Emulator
     workdir: Path
+    catalog_size: int = 100_000
 
     @property
     def database_url(self) -> str:
@@ -196,7 +197,7 @@ def world(config: EmulatorConfig, **settings_changes) -> Iterator[World]:
                 spotify_accounts_base_url=emu.base_url,
                 state_dir=workdir / "state",
             ).replace(**settings_changes)
-            yield World(settings, emu, workdir)
+            yield World(settings, emu, workdir, config.catalog_size)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -342,7 +343,7 @@ def write_ids(w: World, count: int, offset: int = 0, catalog_size: int | None = 
     with open(path, "wb") as out:
         subprocess.run(
             [str(BIN / "spotify-sync"), "emulator", "ids", "--count", str(count), "--offset", str(offset),
-             "--catalog-size", str(catalog_size or max(count + offset, 100_000))],
+             "--catalog-size", str(catalog_size or w.catalog_size)],
             stdout=out, check=True, cwd=ROOT,
         )
     return path

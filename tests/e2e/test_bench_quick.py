@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Every figure the table must show, benchmark by benchmark (issue 7).
 FIGURES = [
+    "ids per /tracks request",  # 1
+    "ids per /audio-features request",
+    "wasted requests: ids fresh in cache",
+    "wasted requests: known-forbidden endpoints",
     "end-to-end tracks/s (no limit)",  # 3
     "worker process peak RSS",  # 4, measured during 3
     "upsert rows/s (db stage)",  # 3b
