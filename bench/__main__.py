@@ -24,9 +24,11 @@ from bench.report import Figure, print_table, write_results
 # (name, module): in the order of issue 7's list. Each module has run(quick) -> list[Figure].
 BENCHMARKS = [
     ("quota", "bench.quota"),
+    ("saturation", "bench.saturation"),
     ("throughput", "bench.throughput"),
     ("db-stage", "bench.db_stage"),
     ("scale", "bench.scale"),
+    ("recovery", "bench.recovery"),
     ("emulator", "bench.emulator_speed"),
 ]
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results.json"

@@ -37,9 +37,9 @@ def print_table(figures: list[Figure]) -> None:
 
 
 def _fmt(value: float) -> str:
-    if value == int(value) and abs(value) < 1e12:
-        return f"{int(value):,}"
-    return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
 def write_results(figures: list[Figure], path: Path, quick: bool, *, errors: dict[str, str] | None = None,

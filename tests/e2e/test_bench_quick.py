@@ -26,11 +26,14 @@ FIGURES = [
     "ids per /audio-features request",
     "wasted requests: ids fresh in cache",
     "wasted requests: known-forbidden endpoints",
+    "rate-limit saturation",  # 2
+    "429 responses",
     "end-to-end tracks/s (no limit)",  # 3
     "worker process peak RSS",  # 4, measured during 3
     "upsert rows/s (db stage)",  # 3b
     "enqueue backfill: seconds",  # 4
     "enqueue backfill: producer peak RSS",
+    "recovery after SIGKILL",  # 5
     "emulator GET /tracks?ids= (50 ids)",
 ]
 
