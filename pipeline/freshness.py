@@ -24,6 +24,11 @@ def stale_ids(requested: Iterable[str], synced_at: Mapping[str, datetime | None]
     return [i for i in unique if not is_fresh(synced_at.get(i), now, ttl_s)]
 
 
+def features_missing(requested: Iterable[str], features_synced: Mapping[str, bool | None]) -> list[str]:
+    """The requested ids whose song has no audio features yet (or no row at all), in order."""
+    return [i for i in dict.fromkeys(requested) if not features_synced.get(i)]
+
+
 def chunks(items: Sequence, size: int) -> list[list]:
     """Full batches first, the remainder last (a request is never emptier than it must be)."""
     if size < 1:

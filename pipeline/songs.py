@@ -254,13 +254,37 @@ def touch_popularity_checked(session: Session, spotify_ids: Sequence[str], at: d
         )
 
 
-def last_synced(session: Session, spotify_ids: Sequence[str]) -> dict[str, datetime | None]:
-    """spotifyLastSync of the songs we have among these ids."""
+def sync_state(session: Session, spotify_ids: Sequence[str]) -> dict[str, tuple[datetime | None, bool]]:
+    """(spotifyLastSync, audioFeaturesSynced) of the songs we have among these ids."""
     if not spotify_ids:
         return {}
     found = session.execute(
-        text('SELECT "spotifyId", "spotifyLastSync" FROM songs WHERE "spotifyId" = ANY(:ids)'),
+        text('SELECT "spotifyId", "spotifyLastSync", coalesce("audioFeaturesSynced", false) FROM songs '
+             'WHERE "spotifyId" = ANY(:ids)'),
         {"ids": list(spotify_ids)},
     )
-    return {sid: at for sid, at in found}
+    return {sid: (at, synced) for sid, at, synced in found}
+
+
+def write_features(session: Session, features: Mapping[str, Any], checked_ids: Sequence[str]) -> int:
+    """Audio features onto existing songs, one statement; ids Spotify has no analysis for (None)
+    are marked synced too, so they are not asked for again."""
+    rows = {i: (features_row(features[i]) if features.get(i) is not None else {}) for i in checked_ids}
+    if not rows:
+        return 0
+    names = [*_UNIT_FEATURES, "tempo", "loudness"]
+    arrays = ", ".join(f"CAST(:{n} AS numeric[])" for n in names)
+    sets = ", ".join(f'"{n}" = coalesce(f.{n}, songs."{n}")' for n in names)
+    params: dict[str, Any] = {n: [r.get(n) for r in rows.values()] for n in names}
+    params["ids"] = list(rows)
+    result = session.execute(
+        text(
+            f"UPDATE songs SET {sets}, \"audioFeaturesSynced\" = true, "
+            "\"updatedAt\" = (statement_timestamp() AT TIME ZONE 'UTC') "
+            f"FROM unnest(CAST(:ids AS text[]), {arrays}) AS f(sid, {', '.join(names)}) "
+            'WHERE songs."spotifyId" = f.sid'
+        ),
+        params,
+    )
+    return result.rowcount or 0
 

@@ -50,32 +50,40 @@ def _ids(job: Job) -> list[str]:
 
 
 def sync_tracks(ctx: Context, job: Job) -> dict:
-    """track_sync: skip what is fresh (unless forced), fetch tracks and, where the app may, their
-    audio features, upsert the songs."""
+    """track_sync: fetch the tracks that are not fresh (all when forced) and write them at once;
+    then the audio features of the songs that lack them, where the app may.
+
+    Tracks are written before their features are asked for, so a run parked between the two (a
+    429) does not fetch the tracks again: the next run sees fresh tracks without features and
+    asks for the features alone."""
     ids = _ids(job)
     with transaction(ctx.engine) as session:
-        synced = songs.last_synced(session, ids)
+        state = songs.sync_state(session, ids)
     now = jobs.db_now(ctx.engine)
-    wanted = freshness.stale_ids(ids, synced, now, ctx.track_ttl_s, force=bool(job.payload.get("force")))
-    result: dict[str, Any] = {"requested": len(ids), "skipped_fresh": len(set(ids)) - len(wanted)}
-    if not wanted:
-        return {**result, "fetched": 0, "upserted": 0}
-    tracks = ctx.client.get_tracks(wanted)
-    found = [track_id for track_id, track in tracks.items() if track is not None]
-    features, checked = None, False
-    if found:
+    last_sync = {i: at for i, (at, _) in state.items()}
+    wanted = freshness.stale_ids(ids, last_sync, now, ctx.track_ttl_s, force=bool(job.payload.get("force")))
+    result: dict[str, Any] = {"requested": len(ids), "skipped_fresh": len(set(ids)) - len(wanted), "fetched": 0,
+                              "upserted": 0}
+    found: list[str] = []
+    if wanted:
+        tracks = ctx.client.get_tracks(wanted)
+        found = [track_id for track_id, track in tracks.items() if track is not None]
+        upserted = songs.write_songs(ctx.engine, songs.merge_rows(tracks.values(), None, now))
+        result.update(fetched=len(found), upserted=len(upserted), inserted=sum(u.inserted for u in upserted),
+                      not_found=[track_id for track_id, track in tracks.items() if track is None])
+        if found and all(tracks[i].popularity is None for i in found):
+            result["popularity"] = "unavailable"
+    features_synced = {i: synced for i, (_, synced) in state.items() if i not in wanted or not job.payload.get("force")}
+    need_features = [i for i in freshness.features_missing(ids, features_synced) if i in set(found) or i in state]
+    if need_features:
         try:
-            features, checked = ctx.client.get_audio_features(found), True
-            result["audio_features"] = "synced"
+            features = ctx.client.get_audio_features(need_features)
         except CapabilityForbidden as exc:
-            result["audio_features"] = "unavailable"
-            result["audio_features_reason"] = exc.message
-    rows = songs.merge_rows(tracks.values(), features, now, features_checked=checked)
-    upserted = songs.write_songs(ctx.engine, rows)
-    result.update(fetched=len(found), upserted=len(upserted), inserted=sum(u.inserted for u in upserted),
-                  not_found=[track_id for track_id, track in tracks.items() if track is None])
-    if rows and all(r["spotifyPopularity"] is None for r in rows):
-        result["popularity"] = "unavailable"
+            result.update(audio_features="unavailable", audio_features_reason=exc.message)
+        else:
+            with transaction(ctx.engine) as session:
+                result["features_written"] = songs.write_features(session, features, need_features)
+            result["audio_features"] = "synced"
     return result
 
 

@@ -107,7 +107,7 @@ def test_a_track_sync_fetches_upserts_and_completes_with_what_it_wrote(world):
     done = jobs.get_job(engine, job.id)
     assert done.status == "completed"
     assert done.result == {"requested": 50, "skipped_fresh": 0, "audio_features": "synced", "fetched": 50,
-                           "upserted": 50, "inserted": 50, "not_found": []}
+                           "upserted": 50, "inserted": 50, "not_found": [], "features_written": 50}
     assert spotify.calls == [("tracks", 50), ("audio_features", 50)]
     assert tuple(songs_count(engine)) == (50, 50)
     # The message again (at-least-once): nothing is fetched, nothing changes.
@@ -134,6 +134,24 @@ def test_a_rate_limit_parks_the_job_with_a_delayed_message_and_keeps_its_retries
         conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = "notBefore" - interval \'1 hour\''))
     run("track_sync", job.id, env)
     assert jobs.get_job(engine, job.id).status == "completed"
+
+
+def test_a_job_parked_between_tracks_and_features_asks_only_for_the_features_next_time(world):
+    _, _, spotify, env, engine = world
+    job = enqueue(env)
+    real = spotify.get_audio_features
+    spotify.get_audio_features = lambda ids: (_ for _ in ()).throw(RateLimited(5))
+    run("track_sync", job.id, env)
+    assert jobs.get_job(engine, job.id).status == "pending"
+    assert tuple(songs_count(engine)) == (50, 0)  # the tracks are written already
+    spotify.get_audio_features = real
+    with engine.begin() as conn:
+        conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = NULL'))
+    run("track_sync", job.id, env)
+    done = jobs.get_job(engine, job.id)
+    assert (done.status, done.result["skipped_fresh"], done.result["features_written"]) == ("completed", 50, 50)
+    assert spotify.calls == [("tracks", 50), ("audio_features", 50)]
+    assert tuple(songs_count(engine)) == (50, 50)
 
 
 def test_transient_errors_retry_with_backoff_then_fail_with_the_error(world):
