@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -15,7 +16,10 @@ from pipeline.spotify.http import make_http_client
 def _client(settings, engine=None, sent: list | None = None, limited_at: list | None = None) -> SpotifyClient:
     hooks = {}
     if sent is not None:
-        hooks["request"] = [lambda request: sent.append(time.time()) if "/v1/" in request.url.path else None]
+        def on_request(request: httpx.Request) -> None:
+            if "/v1/" in request.url.path:
+                sent.append((time.time(), threading.get_ident()))
+        hooks["request"] = [on_request]
     if limited_at is not None:
         def on_response(response: httpx.Response) -> None:
             if response.status_code == 429:
@@ -63,8 +67,9 @@ def hammer_until_stopped(settings, ids, threads: int, start, stop, events, resul
     outcome = {"ok": 0, "rate_limited": 0, "max_call_s": 0.0, "blocked_until": set(), "errors": []}
     start.wait()
 
+    reported = threading.Event()
+
     def run(number: int) -> None:
-        reported = False
         while not stop.is_set():
             began = time.monotonic()
             try:
@@ -72,15 +77,15 @@ def hammer_until_stopped(settings, ids, threads: int, start, stop, events, resul
                 with lock:
                     outcome["ok"] += 1
                     if outcome["ok"] == 1:
-                        events.put(("first-success", number))
+                        events.put(("first-success", os.getpid()))
             except RateLimited as limited:
                 with lock:
                     outcome["rate_limited"] += 1
-                    outcome["blocked_until"].add(round(limited.blocked_until or 0, 1))
+                    outcome["blocked_until"].add(limited.blocked_until or 0.0)
                     seen_limited.add(number)
-                    if len(seen_limited) == threads and not reported:
-                        reported = True
-                        events.put(("all-threads-limited", number))
+                    if len(seen_limited) == threads and not reported.is_set():
+                        reported.set()  # once per process
+                        events.put(("all-threads-limited", os.getpid()))
             except SpotifyError as exc:
                 with lock:
                     outcome["errors"].append(repr(exc))
