@@ -8,6 +8,7 @@ except the library sync's checkpoint, which commits with each page's rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,6 +41,12 @@ class Context:
     client: Client
     track_ttl_s: int
     lease_s: int
+    # Audio features by id; a worker process hands in a Coalescer (pipeline/batching.py) so that
+    # two jobs of 50 share one request of 100. Default: the client's own call.
+    audio_features: Callable[[list[str]], dict] | None = None
+
+    def get_audio_features(self, ids: list[str]) -> dict:
+        return (self.audio_features or self.client.get_audio_features)(ids)
 
 
 def _ids(job: Job) -> list[str]:
@@ -77,7 +84,7 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
     need_features = [i for i in freshness.features_missing(ids, features_synced) if i in set(found) or i in state]
     if need_features:
         try:
-            features = ctx.client.get_audio_features(need_features)
+            features = ctx.get_audio_features(need_features)
         except CapabilityForbidden as exc:
             result.update(audio_features="unavailable", audio_features_reason=exc.message)
         else:

@@ -27,6 +27,7 @@ from dramatiq.middleware import Interrupt, Middleware
 from loguru import logger
 
 from pipeline import jobs, retry_policy
+from pipeline.batching import Coalescer
 from pipeline.jobs import Job
 from pipeline.retry_policy import Fail, Park
 from pipeline.sync import Context, LeaseLost
@@ -113,7 +114,8 @@ class WorkerEnv:
 
     @property
     def context(self) -> Context:
-        return Context(self.engine, self.client, self.settings.track_ttl_s, self.settings.job_lease_s)
+        return Context(self.engine, self.client, self.settings.track_ttl_s, self.settings.job_lease_s,
+                       audio_features=self.extras.get("audio_features"))
 
     @classmethod
     def build(cls, settings: Settings, broker: dramatiq.Broker) -> WorkerEnv:
@@ -126,7 +128,9 @@ class WorkerEnv:
         client = SpotifyClient.from_settings(settings, redis, engine)
         leases = LeaseKeeper(engine, settings.job_lease_s)
         leases.start()
-        return cls(settings, engine, client, JobSender(broker), leases, redis)
+        # Jobs carry 50 tracks; /audio-features takes 100: the process's threads pair up.
+        features = Coalescer(client.get_audio_features, size=100)
+        return cls(settings, engine, client, JobSender(broker), leases, redis, extras={"audio_features": features})
 
     def close(self) -> None:
         self.leases.stop()

@@ -1,0 +1,71 @@
+"""Fill every request across jobs (design.md, decision 6): a job holds 50 tracks, the width of
+GET /tracks?ids=, but GET /audio-features takes 100. `Coalescer` lets the threads of one worker
+process share requests: a thread that asks for 50 ids waits (at most `max_wait_s`) for another
+thread's 50, and one request serves both. The request's answer, or its error (a 429, a 403),
+goes to every thread that took part, each of which then parks or fails its own job as usual.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Fetch = Callable[[list[str]], dict[str, Any]]
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.full = False
+        self.done = threading.Event()
+        self.result: dict[str, Any] = {}
+        self.error: BaseException | None = None
+
+
+class Coalescer:
+    def __init__(self, fetch: Fetch, *, size: int = 100, max_wait_s: float = 0.3,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self._fetch = fetch
+        self.size = size
+        self.max_wait_s = max_wait_s
+        self._monotonic = monotonic
+        self._lock = threading.Condition()
+        self._open: _Batch | None = None
+
+    def __call__(self, ids: Sequence[str]) -> dict[str, Any]:
+        ids = list(dict.fromkeys(ids))
+        if len(ids) >= self.size:
+            return self._fetch(ids)
+        with self._lock:
+            batch = self._open
+            if batch is not None and len(batch.ids) + len(ids) > self.size:
+                batch.full = True  # no room: its leader sends it now, we start another
+                self._lock.notify_all()
+                batch = None
+            leader = batch is None
+            if leader:
+                batch = self._open = _Batch()
+            batch.ids.extend(i for i in ids if i not in set(batch.ids))
+            if len(batch.ids) >= self.size:
+                batch.full = True
+                self._lock.notify_all()
+            if leader:
+                deadline = self._monotonic() + self.max_wait_s
+                while not batch.full and (left := deadline - self._monotonic()) > 0:
+                    self._lock.wait(left)
+                if self._open is batch:
+                    self._open = None
+        if leader:
+            try:
+                batch.result = self._fetch(batch.ids)
+            except BaseException as exc:  # noqa: BLE001 - handed to every thread of the batch
+                batch.error = exc
+            finally:
+                batch.done.set()
+        else:
+            batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+        return {i: batch.result.get(i) for i in ids}
