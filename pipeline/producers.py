@@ -60,6 +60,10 @@ def enqueue_track_sync(engine: Engine, send: Send, ids: Iterable[str], *, force:
                     if total % 100_000 == 0:
                         progress("reading ids", total, 0)
             progress("reading ids", total, total)
+            if total == 0:  # nothing to do: leave no empty backfill behind
+                cursor.execute("DELETE FROM spotify_backfills WHERE id = %(b)s", {"b": backfill_id})
+                raw.commit()
+                return Enqueued(None, 0, 0, 0)
             cursor.execute(
                 """
                 INSERT INTO spotify_sync_jobs ("jobType", payload, "backfillId", "enqueuedAt")

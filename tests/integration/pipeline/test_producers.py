@@ -75,8 +75,8 @@ def test_two_hundred_thousand_ids_take_bounded_memory_and_report_progress(clean_
 
 def test_an_empty_input_makes_no_jobs(clean_db):
     result = producers.enqueue_track_sync(clean_db, Outbox(clean_db), iter([]), force=False, track_ttl_s=86400)
-    assert (result.total_ids, result.jobs) == (0, 0)
-    assert jobs.backfill_progress(clean_db, result.backfill_id).done
+    assert (result.backfill_id, result.total_ids, result.jobs) == (None, 0, 0)
+    assert jobs.recent_backfills(clean_db) == []
 
 
 def test_popularity_refresh_takes_the_stalest_songs_not_already_queued(clean_db):
