@@ -50,7 +50,23 @@ def reconcile(engine: Engine, send: SendDelayed, live_job_ids: LiveJobIds, *, ma
     now = db_now(engine)  # before the broker is asked: a message sent later is for a younger job
     live = live_job_ids()
     resent = _resend_pending(engine, send, live, now, grace_s if live is not None else max(grace_s, stale_after_s))
+    _close_abandoned_backfills(engine, now, grace_s)
     return Reconciled(expired, failed, resent, live is not None)
+
+
+def _close_abandoned_backfills(engine: Engine, now: datetime, grace_s: int) -> None:
+    """A producer that died while sending left its backfill 'enqueuing'; its jobs were just
+    re-sent above, so the backfill's progress can count them as enqueued."""
+    with transaction(engine) as session:
+        session.execute(
+            text(
+                """
+                UPDATE spotify_backfills SET state = 'enqueued', "enqueuedAt" = :now, "updatedAt" = :now
+                WHERE state = 'enqueuing' AND "createdAt" < :now - make_interval(secs => greatest(:grace, 600))
+                """
+            ),
+            {"now": now, "grace": grace_s},
+        )
 
 
 def _take_back_expired(engine: Engine, send: SendDelayed, max_retries: int) -> tuple[int, int]:

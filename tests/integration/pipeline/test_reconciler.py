@@ -88,3 +88,15 @@ def test_several_hosts_at_once_send_each_lost_job_once(clean_db):
     for host in hosts:
         host.join()
     assert sorted(sent) == sorted(job_ids)
+
+
+def test_a_backfill_whose_producer_died_while_sending_is_closed_and_its_jobs_resent(clean_db):
+    backfill = jobs.create_backfill(clean_db, "track_sync", "died half-way")
+    job_ids = jobs.create_jobs(clean_db, [NewJob("track_sync", {"ids": ["x" * 22]})] * 3, backfill_id=backfill)
+    with clean_db.begin() as conn:
+        conn.execute(text('UPDATE spotify_backfills SET "totalJobs" = 3, "createdAt" = "createdAt" - interval \'1 hour\''))
+    age(clean_db, 3600)
+    sent = []
+    reconciler.reconcile(clean_db, lambda *m: sent.append(m[1]), lambda: set(job_ids[:1]), max_retries=5)
+    assert sorted(sent) == sorted(job_ids[1:])
+    assert jobs.backfill_progress(clean_db, backfill).state == "enqueued"
