@@ -241,93 +241,25 @@ def services_down(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option("--tracks", default=10_000, show_default=True, type=click.IntRange(0, 1_000_000),
+              help="How many catalog tracks to backfill (emulator only).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
 @click.pass_context
-def demo(ctx: click.Context) -> None:
-    """The main job on a fresh machine: services, migrations (the full run grows with the pipeline)."""
-    from shared import migrate
-    from shared import services as embedded
+def demo(ctx: click.Context, tracks: int, workers: int, threads: int) -> None:
+    """The main job end to end, then a summary; stops everything it started.
 
-    settings = settings_of(ctx)
-    if not (settings.database_url and settings.redis_url):
-        try:
-            embedded.up(settings.state_dir)
-        except embedded.ServicesError as exc:
-            raise WorkFailed(str(exc)) from None
-        settings = settings.with_embedded_services()
-        click.echo(f"embedded PostgreSQL and Redis running under {settings.state_dir}")
-    migrate.upgrade(settings.require_database_url())
-    click.echo(f"database migrated to {migrate.current(settings.database_url)}")
-
-
-# --- connect -------------------------------------------------------------------------------------
-
-
-@main.command("connect")
-@click.option("--user", "user_id", required=True, help="The application's user id (created when missing).")
-@click.option("--open-with-http", is_flag=True,
-              help="Follow the authorize URL with an HTTP client instead of a browser (the emulator).")
-@click.option("--scope", "scopes", multiple=True, help="A scope to ask for (repeatable); default: library and profile.")
-@click.option("--emulated-user", default=None, help="With the emulator: which of its users authorises.")
-@click.option("--timeout", "timeout_s", default=300, show_default=True, type=click.IntRange(1, 3600),
-              help="Seconds to wait for the redirect.")
-@click.pass_context
-def connect(ctx: click.Context, user_id: str, open_with_http: bool, scopes: tuple[str, ...],
-            emulated_user: str | None, timeout_s: int) -> None:
-    """Connect USER's Spotify account: authorisation code with PKCE, tokens stored encrypted.
-
-    Prints the URL to open; a one-shot server on SPOTIFY_REDIRECT_URI (a 127.0.0.1 address)
-    receives the redirect.
+    Brings up what is missing (embedded PostgreSQL and Redis, the Spotify emulator), migrates,
+    connects a demo user through OAuth, enqueues a backfill, the user's library and a popularity
+    refresh, and runs workers until the work is done. With SPOTIFY_CLIENT_ID and
+    SPOTIFY_CLIENT_SECRET set it runs against the real Spotify.
     """
-    import httpx
+    from pipeline import demo as the_demo
 
-    from pipeline.auth.callback_server import CallbackServer
-    from pipeline.auth.flow import DEFAULT_SCOPES, authorize_url, exchange_code, new_pkce, new_state, store_connection
-    from pipeline.spotify import SpotifyClient
-    from pipeline.spotify.errors import SpotifyError
-    from pipeline.spotify.http import shared_http_client
-    from pipeline.spotify.wiring import token_endpoint
-    from shared.crypto import TokenCipher
-    from shared.db import make_engine
-    from shared.redis_conn import connect as redis_connect
-
-    settings = settings_of(ctx)
-    client_id, _ = settings.require_client_credentials()
-    cipher = TokenCipher(settings.require_token_keys())
-    scopes = scopes or DEFAULT_SCOPES
-    pkce, state = new_pkce(), new_state()
-    extra = {"emulated_user": emulated_user} if emulated_user else None
-    url = authorize_url(settings.spotify_accounts_base_url, client_id, settings.spotify_redirect_uri, state,
-                        pkce.challenge, scopes, extra)
     try:
-        server = CallbackServer(settings.spotify_redirect_uri)
-    except OSError as exc:
-        raise UsageProblem(f"cannot listen on {settings.spotify_redirect_uri}: {exc.strerror}") from None
-    with server, httpx.Client(timeout=30) as http:
-        click.echo(f"Open this URL to connect user {user_id}:\n{url}")
-        if open_with_http:
-            try:
-                http.get(url, follow_redirects=True)
-            except httpx.HTTPError as exc:
-                raise WorkFailed(f"following the authorize URL failed: {exc.__class__.__name__}") from None
-        params = server.wait(timeout_s)
-    if params is None:
-        raise WorkFailed(f"no redirect came back within {timeout_s}s")
-    if params.get("state") != state:
-        raise WorkFailed("the redirect's state does not match: not connecting")
-    if "code" not in params:
-        raise WorkFailed(f"Spotify refused: {params.get('error', 'no code')}")
-    engine = make_engine(settings)
-    try:
-        grant = exchange_code(token_endpoint(settings, shared_http_client(settings)), params["code"], pkce.verifier,
-                              settings.spotify_redirect_uri)
-        spotify = SpotifyClient.from_settings(settings, redis_connect(settings), engine)
-        me = spotify.with_access_token(grant.access_token).me()
-        store_connection(engine, cipher, user_id, me.id, grant, tuple(scopes))
-    except SpotifyError as exc:
-        raise WorkFailed(f"connecting failed: {exc}") from None
-    finally:
-        engine.dispose()
-    click.echo(f"connected user {user_id} to Spotify user {me.id} (scopes: {' '.join(grant.scopes or scopes)})")
+        the_demo.run(settings_of(ctx), click.echo, the_demo.DemoPlan(tracks=tracks, workers=workers, threads=threads))
+    except the_demo.DemoFailed as exc:
+        raise WorkFailed(str(exc)) from None
 
 
 # --- enqueue: producers (pipeline/producers.py) ---------------------------------------------------
@@ -783,16 +715,14 @@ def connect(ctx: click.Context, user_id: str, open_with_http: bool, scopes: tupl
     click.echo(f"connected user {user_id} to Spotify user {me.id} (scopes: {' '.join(grant.scopes or scopes)})")
 
 
-def _add_optional_commands() -> None:
+def _add_emulator_command() -> None:
+    # The emulator keeps its own command module: it is a separate tool that ships with us.
     from emulator.cli import emulator
 
     main.add_command(emulator)
 
 
-try:
-    _add_optional_commands()
-except ImportError:  # the emulator is being built; remove this guard once it lands
-    pass
+_add_emulator_command()
 
 
 if __name__ == "__main__":

