@@ -176,9 +176,9 @@ class Settings:
     track_ttl_s: int = _setting("TRACK_TTL", parse_duration_s, default=86400)
     popularity_ttl_s: int = _setting("POPULARITY_TTL", parse_duration_s, default=3600)
 
-    # The job ledger (pipeline/jobs.py): a running job's lease is renewed as it works; a lease
-    # that runs out means its worker died, and another worker may take the job over.
-    job_lease_s: int = _setting("JOB_LEASE", parse_duration_s, default=120)
+    # The job ledger (pipeline/jobs.py): a running job's lease is renewed every third of it while
+    # it runs; a lease that runs out means its worker died, and another worker takes the job over.
+    job_lease_s: int = _setting("JOB_LEASE", parse_duration_s, default=30)
     # Transient failures of a job (not rate limits, which park it) before it fails for good.
     job_max_retries: int = _setting("JOB_MAX_RETRIES", parse_count, default=5)
 
