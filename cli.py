@@ -6,7 +6,10 @@ Parses, calls into shared/, pipeline/ and workers/, prints. Exit codes: 0 ok, 1 
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 
 import click
 
@@ -613,14 +616,24 @@ def status(ctx: click.Context, watch: bool, interval: float) -> None:
 @click.option("--shutdown-timeout", default="30s", show_default=True,
               help="How long a stopping worker lets running jobs finish (their leases cover the rest).")
 @click.option("--pid-file", type=click.Path(dir_okay=False), help="Write the main process's PID here.")
+@click.option("--metrics-port", default=9191, show_default=True, type=click.IntRange(0, 65535),
+              envvar="dramatiq_prom_port",
+              help="Prometheus metrics of every worker process, on one port (0: no metrics endpoint).")
+@click.option("--metrics-host", default="0.0.0.0", show_default=True, envvar="dramatiq_prom_host")
 @click.pass_context
 def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, ...], shutdown_timeout: str,
-           pid_file: str | None) -> None:
+           pid_file: str | None, metrics_port: int, metrics_host: str) -> None:
     """Run workers: Dramatiq's worker processes x threads, consuming the job queues.
 
     Each process sets up its own logging, database engine and Spotify client. SIGTERM stops
-    them gracefully; jobs a killed worker held are run again (see workers/broker.py).
+    them gracefully; jobs a killed worker held are run again (see workers/broker.py). Metrics:
+    http://HOST:METRICS_PORT/ (Prometheus text format).
     """
+    # Before anything imports prometheus_client: every process of this run writes its values to
+    # one fresh directory, which Dramatiq's exposition server reads (multiprocess mode).
+    metrics_dir = tempfile.mkdtemp(prefix="spotify-sync-metrics-")
+    os.environ.update({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, "dramatiq_prom_db": metrics_dir,
+                       "dramatiq_prom_port": str(metrics_port), "dramatiq_prom_host": metrics_host})
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
@@ -641,7 +654,11 @@ def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, 
     if pid_file:
         argv += ["--pid-file", pid_file]
     route_stdlib_logging(settings.log_level)
-    sys.exit(dramatiq_main(make_argument_parser().parse_args(argv)))
+    try:
+        code = dramatiq_main(make_argument_parser().parse_args(argv))
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    sys.exit(code)
 
 
 # --- connect -------------------------------------------------------------------------------------

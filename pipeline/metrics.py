@@ -1,4 +1,9 @@
-"""Prometheus counters of the Spotify client (the workers' metrics endpoint exports them).
+"""Prometheus metrics of the pipeline; the workers' metrics endpoint exports them.
+
+`spotify-sync worker` runs its processes in prometheus_client's multiprocess mode (a fresh
+PROMETHEUS_MULTIPROC_DIR per run, set before anything imports prometheus_client), and Dramatiq's
+Prometheus middleware serves every process's values from one port. Gauges therefore say how
+their processes' values combine (`multiprocess_mode`).
 
 Labels stay low-cardinality: endpoints are templates ("/tracks/{id}"), never ids.
 """
@@ -19,6 +24,17 @@ TOKEN_REFRESHES = Counter(
     "spotify_token_refreshes_total", "Token requests to the accounts service, by kind (app, user) and result "
     "(ok, invalid_grant, error).", ["kind", "result"])
 PENALTY_BOX_SECONDS = Gauge(
-    "spotify_penalty_box_seconds", "Seconds left before the client id may call Spotify again.", ["client_id"])
+    "spotify_penalty_box_seconds", "Seconds left before the client id may call Spotify again.", ["client_id"],
+    multiprocess_mode="livemax")
 CAPABILITY_CHANGES = Counter(
     "spotify_capability_changes_total", "Capabilities learned (allowed true/false).", ["capability", "allowed"])
+
+# --- the pipeline: jobs, rows, queues ---
+JOBS = Counter(
+    "spotify_sync_jobs_total", "Job runs by type and outcome (completed, failed, parked, retry).",
+    ["job_type", "outcome"])
+ROWS_WRITTEN = Counter(
+    "spotify_sync_rows_upserted_total", "Rows written by the pipeline's batch statements, by table.", ["table"])
+QUEUE_DEPTH = Gauge(
+    "spotify_sync_queue_depth", "Messages waiting in each job queue, by state (ready, delayed).",
+    ["queue", "state"], multiprocess_mode="livemax")

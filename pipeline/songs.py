@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from pipeline.metrics import ROWS_WRITTEN
 from shared.db import transaction
 
 # Song columns a track_sync writes, with their PostgreSQL array types (for unnest).
@@ -169,7 +170,9 @@ def upsert_songs(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[Up
         f'ON CONFLICT ("spotifyId") DO UPDATE SET {", ".join(updates)} '
         f'RETURNING id, "spotifyId", (xmax = 0) AS inserted'
     )
-    return [UpsertedSong(*r) for r in session.execute(statement, params)]
+    upserted = [UpsertedSong(*r) for r in session.execute(statement, params)]
+    ROWS_WRITTEN.labels("songs").inc(len(upserted))
+    return upserted
 
 
 def write_songs(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> list[UpsertedSong]:
@@ -200,6 +203,7 @@ def link_saved_tracks(session: Session, user_id: str, links: Sequence[tuple[str,
             "added": [u[2] for u in unique.values()],
         },
     )
+    ROWS_WRITTEN.labels("spotify_saved_tracks").inc(len(unique))
     return len(unique)
 
 
@@ -241,6 +245,7 @@ def record_popularity(session: Session, observations: Sequence[tuple[str, int]],
         {"ids": list(unique), "pops": [min(max(int(p), 0), 100) for p in unique.values()], "at": at,
          "job_id": job_id},
     )
+    ROWS_WRITTEN.labels("song_popularity_history").inc(result.rowcount or 0)
     return result.rowcount or 0
 
 
@@ -286,5 +291,6 @@ def write_features(session: Session, features: Mapping[str, Any], checked_ids: S
         ),
         params,
     )
+    ROWS_WRITTEN.labels("songs").inc(result.rowcount or 0)
     return result.rowcount or 0
 

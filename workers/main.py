@@ -9,15 +9,20 @@ after_process_boot hook.
 
 from __future__ import annotations
 
+import os
+
 import dramatiq
 
 from shared.settings import Settings
 from workers.actors import declare_actors
 from workers.broker import build_broker
+from workers.metrics import metrics_middleware
 from workers.middleware import WorkerSetup
 
 settings = Settings.from_env()
-broker = build_broker(settings, middleware=[WorkerSetup(settings)])
+# `spotify-sync worker --metrics-port 0` asks for no metrics endpoint (two runs on one host).
+metrics = metrics_middleware() if os.environ.get("dramatiq_prom_port", "9191") != "0" else []
+broker = build_broker(settings, middleware=[WorkerSetup(settings), *metrics])
 actors = declare_actors(broker)
 # `dramatiq workers.main` (no `:broker`) asks for the global broker: make it this one.
 dramatiq.set_broker(broker)

@@ -27,6 +27,7 @@ from dramatiq.middleware import Interrupt, Middleware
 from loguru import logger
 
 from pipeline import jobs, retry_policy
+from pipeline.metrics import JOBS
 from pipeline.batching import Coalescer
 from pipeline.jobs import Job
 from pipeline.retry_policy import Fail, Park
@@ -219,6 +220,7 @@ def run_job(job_id: str, job_type: str, work: Callable[[WorkerEnv, Job], dict], 
             return
         if job.retry_count > settings.job_max_retries:  # its workers kept dying
             jobs.fail(env.engine, job, "WorkerLost", f"its worker died {job.retry_count} times")
+            JOBS.labels(job_type, "failed").inc()
             logger.error("job failed: its worker died too often")
             return
         logger.info("job started", attempt=job.attempts)
@@ -233,6 +235,7 @@ def run_job(job_id: str, job_type: str, work: Callable[[WorkerEnv, Job], dict], 
         if env.leases.lost(job.id) or not jobs.complete(env.engine, job, result):
             logger.warning("job finished but its lease was lost: the result was not recorded")
             return
+        JOBS.labels(job_type, "completed").inc()
         logger.info("job completed", **{k: v for k, v in result.items() if isinstance(v, (int, str))})
 
 
@@ -241,6 +244,7 @@ def _after_failure(env: WorkerEnv, job: Job, exc: BaseException) -> None:
     decision = retry_policy.decide(exc, retry_count=job.retry_count, max_retries=env.settings.job_max_retries, now=now)
     if isinstance(decision, Fail):
         jobs.fail(env.engine, job, decision.error_class, decision.message)
+        JOBS.labels(job.job_type, "failed").inc()
         logger.error("job failed: {}: {}", decision.error_class, decision.message,
                      exc_info=not retry_policy.is_permanent(exc))
         return
@@ -248,5 +252,6 @@ def _after_failure(env: WorkerEnv, job: Job, exc: BaseException) -> None:
     if jobs.park(env.engine, job, decision.until, decision.error_class, decision.message,
                  count_retry=decision.counts_as_retry):
         env.send(job.job_type, job.id, (decision.until - now) / timedelta(seconds=1))
+        JOBS.labels(job.job_type, "retry" if decision.counts_as_retry else "parked").inc()
         verb = "will retry" if decision.counts_as_retry else "parked"
         logger.warning("job {} in {:.0f}s: {}: {}", verb, decision.delay_s, decision.error_class, decision.message)

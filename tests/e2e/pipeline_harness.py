@@ -96,10 +96,11 @@ def cli_ok(env: dict[str, str], *args: str, input: str | None = None) -> str:
 class Workers:
     """`spotify-sync worker` in its own process group; its output goes to a file (shown on failure)."""
 
-    def __init__(self, env: dict[str, str], processes: int = 2, threads: int = 4):
+    def __init__(self, env: dict[str, str], processes: int = 2, threads: int = 4, metrics_port: int = 0):
         self.log = tempfile.NamedTemporaryFile(prefix="workers-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
-            [CLI, "worker", "--processes", str(processes), "--threads", str(threads), "--shutdown-timeout", "10s"],
+            [CLI, "worker", "--processes", str(processes), "--threads", str(threads), "--shutdown-timeout", "10s",
+             "--metrics-port", str(metrics_port)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         self.expected = processes
 
