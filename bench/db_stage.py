@@ -5,7 +5,9 @@ The same song rows (mapped by pipeline/songs.merge_rows, as a worker maps them) 
     transaction per batch of 50 (a track_sync job's batch), into `songs`;
   - by COPY, into `songs_copy`, a table of the same shape (`LIKE songs INCLUDING ALL`: the same
     columns, defaults, checks and indexes, unique "spotifyId" included), in one COPY statement:
-    PostgreSQL's ceiling for loading rows, what no per-batch write can beat.
+    PostgreSQL's ceiling for loading rows, what the target is judged against;
+  - for context, by COPY in transactions of 50 rows like the upsert's: what is left of the gap
+    once the cost of a commit per job is taken out is the statement's own.
 Both tables are ordinary (WAL-logged) tables in a fresh database, so neither gets a cheaper
 path; both start empty, so both pay for index inserts, not lookups of existing rows.
 Target: upsert >= 0.4 of COPY's rows per second.
@@ -51,20 +53,23 @@ def upsert_rows_per_s(engine, rows: list[dict]) -> float:
     return len(rows) / (time.perf_counter() - started)
 
 
-def copy_rows_per_s(engine, rows: list[dict]) -> float:
+def copy_rows_per_s(engine, rows: list[dict], table: str, batch: int | None = None) -> float:
+    """COPY `rows` into a new table shaped like songs: one COPY (batch None) or one COPY and one
+    transaction per `batch` rows."""
     columns = list(songs.SONG_COLUMNS)
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    step = batch or len(rows)
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cursor:
-            cursor.execute("CREATE TABLE songs_copy (LIKE songs INCLUDING ALL)")
+            cursor.execute(f"CREATE TABLE {table} (LIKE songs INCLUDING ALL)")
         raw.commit()
         started = time.perf_counter()
-        with raw.cursor() as cursor:
-            quoted = ", ".join(f'"{c}"' for c in columns)
-            with cursor.copy(f"COPY songs_copy ({quoted}) FROM STDIN") as copy:
-                for row in rows:
+        for start in range(0, len(rows), step):
+            with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
+                for row in rows[start:start + step]:
                     copy.write_row([row.get(c) for c in columns])
-        raw.commit()
+            raw.commit()
         return len(rows) / (time.perf_counter() - started)
     finally:
         raw.close()
@@ -76,13 +81,15 @@ def run(quick: bool) -> list[Figure]:
     with fresh_database() as database_url:
         engine = make_engine(database_url)
         try:
-            copy_rate = copy_rows_per_s(engine, rows)
+            copy_rate = copy_rows_per_s(engine, rows, "songs_copy")
+            batched_copy_rate = copy_rows_per_s(engine, rows, "songs_copy_batched", BATCH)
             upsert_rate = upsert_rows_per_s(engine, rows)
         finally:
             engine.dispose()
     share = upsert_rate / copy_rate
     return [Figure(
         "upsert rows/s (db stage)", round(upsert_rate), "rows/s",
-        against=f"COPY {copy_rate:,.0f} rows/s ({share:.2f}x); {count:,} rows, batches of {BATCH}",
+        against=(f"COPY {copy_rate:,.0f} rows/s ({share:.2f}x); COPY in {BATCH}-row transactions "
+                 f"{batched_copy_rate:,.0f} ({upsert_rate / batched_copy_rate:.2f}x); {count:,} rows"),
         target=f">= {TARGET_SHARE} of COPY", met=share >= TARGET_SHARE,
     )]

@@ -13,6 +13,7 @@ machine's own on 127.0.0.1 (as tests/conftest.py finds them).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import shutil
@@ -313,26 +314,26 @@ class ChildRun:
 
 
 def run_measured(command: list[str], env: dict[str, str], workdir: Path, timeout_s: float) -> ChildRun:
-    """Run a child to its end; its wall time and its own peak RSS, exactly: os.wait4 returns the
-    kernel's ru_maxrss for that one child (RUSAGE_CHILDREN would mix in every earlier child)."""
+    """Run a child to its end; its wall time and its own peak RSS (the kernel's ru_maxrss, taken
+    through bench/peak_rss.py: see there why not straight from this process)."""
     out_path = workdir / f"child-{secrets.token_hex(3)}.log"
     with open(out_path, "wb") as out:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        deadline = started + timeout_s
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                process.kill()
-                os.wait4(process.pid, 0)
-                raise BenchError(f"{' '.join(command[:3])} ran longer than {timeout_s}s")
-            time.sleep(0.01)
-        seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen
+        process = subprocess.Popen([sys.executable, "-m", "bench.peak_rss", "--", *command], env=env, cwd=ROOT,
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the wrapper and the command under it
+            process.wait()
+            raise BenchError(f"{' '.join(command[:3])} ran longer than {timeout_s}s") from None
     output = out_path.read_text(errors="replace")
-    return ChildRun(seconds, usage.ru_maxrss * 1024, process.returncode, output)  # Linux: ru_maxrss in KiB
+    last = output.rstrip().rsplit("\n", 1)[-1]
+    try:
+        measured = json.loads(last)
+    except ValueError:
+        raise BenchError(f"no measurement from bench.peak_rss: {output[-800:]}") from None
+    return ChildRun(measured["seconds"], measured["max_rss_kib"] * 1024,  # Linux: ru_maxrss in KiB
+                    measured["returncode"], output)
 
 
 def write_ids(w: World, count: int, offset: int = 0, catalog_size: int | None = None) -> Path:
