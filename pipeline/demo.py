@@ -54,6 +54,7 @@ class DemoPlan:
     workers: int = 2
     threads: int = 8
     library_size: int = 2_000
+    existing_songs: int = 500  # (emulator) songs the application had before, for the popularity refresh
     timeout_s: int = 600
 
 
@@ -90,16 +91,21 @@ def run(settings: Settings, echo: Echo, plan: DemoPlan = DemoPlan()) -> None:
         cli = _Cli(settings)
 
         cli.run("connect", "--user", DEMO_USER, *(["--open-with-http"] if emulator_url else []), echo=echo)
+        if emulator_url:
+            _seed_existing_songs(engine, emulator_url, plan, echo)
         ids_file = _backfill_ids(engine, emulator_url, plan, stack)
         if ids_file:
             cli.run("enqueue", "track-sync", "--ids-file", str(ids_file), echo=echo)
         cli.run("enqueue", "user-library", "--user", DEMO_USER, echo=echo)
         cli.run("enqueue", "popularity-update", "--older-than", "1h", "--limit", str(plan.tracks), echo=echo)
 
-        workers = cli.start("worker", "--processes", str(plan.workers), "--threads", str(plan.threads))
+        metrics_port = _free_port()
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        workers = cli.start("worker", "--processes", str(plan.workers), "--threads", str(plan.threads),
+                            "--metrics-port", str(metrics_port), "--metrics-host", "127.0.0.1")
         stack.callback(_stop, workers)
-        echo(f"{plan.workers} worker processes x {plan.threads} threads started")
-        progress = _watch(engine, emulator_url, since, started, workers, echo, plan.timeout_s)
+        echo(f"{plan.workers} worker processes x {plan.threads} threads started; metrics at {metrics_url}")
+        progress = _watch(engine, metrics_url, since, started, workers, echo, plan.timeout_s)
         _stop(workers)
         _summary(engine, emulator_url, since, progress, time.monotonic() - started, echo)
 
@@ -155,6 +161,22 @@ def _demo_key(state_dir: Path) -> str:
         path.touch(mode=0o600)
         path.write_text(generate_key())
     return path.read_text().strip()
+
+
+def _seed_existing_songs(engine: Engine, emulator_url: str, plan: DemoPlan, echo: Echo) -> None:
+    """Songs the existing application already has: a Spotify id and nothing from Spotify yet,
+    so the popularity refresh (stalest first) has something to do. Kept across runs."""
+    response = httpx.get(f"{emulator_url}/_emulator/ids",
+                         params={"count": plan.existing_songs, "offset": plan.tracks}, timeout=30)
+    response.raise_for_status()
+    with engine.begin() as conn:
+        added = conn.execute(text("""
+            INSERT INTO songs (title, artist, "spotifyId")
+            SELECT 'Existing song ' || n, 'The existing application', sid
+            FROM unnest(CAST(:ids AS text[])) WITH ORDINALITY AS t(sid, n)
+            ON CONFLICT ("spotifyId") DO NOTHING"""), {"ids": response.json()["ids"]}).rowcount
+    if added:
+        echo(f"  {added} songs of the existing application added (Spotify ids, no Spotify data yet)")
 
 
 def _backfill_ids(engine: Engine, emulator_url: str | None, plan: DemoPlan, stack: ExitStack) -> Path | None:
@@ -235,7 +257,7 @@ def _db_now(engine: Engine):
         return conn.execute(text("SELECT (now() AT TIME ZONE 'utc')::timestamp")).scalar()
 
 
-def _progress(engine: Engine, emulator_url: str | None, since) -> Progress:
+def _progress(engine: Engine, metrics_url: str, since, previous: Progress | None) -> Progress:
     with engine.connect() as conn:
         row = conn.execute(text("""
             SELECT count(*),
@@ -247,11 +269,27 @@ def _progress(engine: Engine, emulator_url: str | None, since) -> Progress:
                               {"since": since}).scalar()
     progress = Progress(jobs_total=row[0], jobs_finished=row[1], jobs_failed=row[2], parked=row[3],
                         songs_synced=synced)
-    if emulator_url:
-        stats = _emulator_stats(emulator_url)
-        progress.api_requests = _api_requests(stats)
-        progress.rate_limited = sum(stats.get("rate_limited", {}).values())
+    # Requests and 429s come from the workers' own metrics, so they mean the same against Spotify.
+    counters = _scrape(metrics_url)
+    if counters is not None:
+        progress.api_requests = int(counters.get("spotify_requests_total", 0))
+        progress.rate_limited = int(counters.get("spotify_rate_limited_total", 0))
+    elif previous is not None:
+        progress.api_requests, progress.rate_limited = previous.api_requests, previous.rate_limited
     return progress
+
+
+def _scrape(metrics_url: str) -> dict[str, float] | None:
+    """Each counter's total over its labels, from the workers' metrics endpoint."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        body = httpx.get(metrics_url, timeout=5).text
+    except httpx.HTTPError:
+        return None  # not up yet
+    return {family.name + "_total" if family.type == "counter" else family.name:
+            sum(sample.value for sample in family.samples if sample.name.endswith("_total"))
+            for family in text_string_to_metric_families(body)}
 
 
 def _emulator_stats(emulator_url: str) -> dict:
@@ -261,25 +299,14 @@ def _emulator_stats(emulator_url: str) -> dict:
         return {}
 
 
-def _api_requests(stats: dict) -> int:
-    return sum(n for key, n in _flat_requests(stats) if key.startswith("/v1/"))
-
-
-def _flat_requests(stats: dict) -> list[tuple[str, int]]:
-    """(endpoint, count) pairs from the emulator's {endpoint: {status: count}}."""
-    pairs = []
-    for endpoint, by_status in stats.get("requests", {}).items():
-        pairs.append((endpoint, sum(by_status.values()) if isinstance(by_status, dict) else int(by_status)))
-    return pairs
-
-
-def _watch(engine: Engine, emulator_url: str | None, since, started: float, workers: subprocess.Popen,
+def _watch(engine: Engine, metrics_url: str, since, started: float, workers: subprocess.Popen,
            echo: Echo, timeout_s: int) -> Progress:
     """Show progress until every job the demo created has finished."""
     tty = sys.stdout.isatty()
     last_print = 0.0
+    progress = None
     while True:
-        progress = _progress(engine, emulator_url, since)
+        progress = _progress(engine, metrics_url, since, progress)
         elapsed = time.monotonic() - started
         done = progress.jobs_total > 0 and progress.jobs_finished == progress.jobs_total
         if tty:
@@ -311,10 +338,9 @@ def _summary(engine: Engine, emulator_url: str | None, since, progress: Progress
     echo("summary")
     echo(f"  jobs          {progress.jobs_finished:,} finished ({progress.jobs_failed:,} failed)")
     echo(f"  songs written {written:,} this run ({total:,} in the table)")
-    if emulator_url:
-        stats = _emulator_stats(emulator_url)
-        echo(f"  API requests  {_api_requests(stats):,}  (429s: {sum(stats.get('rate_limited', {}).values()):,})")
-        for endpoint, batch in sorted(stats.get("batch_ids", {}).items()):
+    echo(f"  API requests  {progress.api_requests or 0:,}  (429s: {progress.rate_limited or 0:,})")
+    if emulator_url:  # the emulator also says how full each batch request was
+        for endpoint, batch in sorted(_emulator_stats(emulator_url).get("batch_ids", {}).items()):
             if batch.get("requests"):
                 echo(f"  ids/request   {endpoint}: {batch['ids_per_request']} over {batch['requests']:,} requests")
     echo(f"  time taken    {elapsed_s:,.1f} s")
