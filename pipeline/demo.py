@@ -333,7 +333,7 @@ def _summary(engine: Engine, emulator_url: str | None, since, progress: Progress
         total = conn.execute(text("SELECT count(*) FROM songs")).scalar()
         sample = conn.execute(text("""
             SELECT title, artist, "spotifyPopularity", danceability, energy, tempo, "spotifyId"
-            FROM songs WHERE "spotifyId" IS NOT NULL ORDER BY "spotifyPopularity" DESC NULLS LAST, title LIMIT 8""")).all()
+            FROM songs WHERE "spotifyLastSync" IS NOT NULL ORDER BY md5("spotifyId") LIMIT 8""")).all()
     echo("")
     echo("summary")
     echo(f"  jobs          {progress.jobs_finished:,} finished ({progress.jobs_failed:,} failed)")
