@@ -168,11 +168,17 @@ def statement_invocation(tokens: list[str], where: str) -> list[Invocation]:
     return []
 
 
+FD_BEFORE_REDIRECTION = re.compile(r"(?<![\w-])\d+(?=[<>])")
+
+
 def shell_invocations(script: str, where: str) -> list[Invocation]:
     """Every `spotify-sync ...` a shell script runs, statement by statement (split at newlines,
     ; && || | & and parentheses; redirections end the arguments)."""
     found = []
     for line in script.replace("\\\n", " ").splitlines():
+        # A file descriptor belongs to its redirection only when written against it (2>&1):
+        # drop those first, so that `--limit 5000 > /dev/null` keeps its 5000.
+        line = FD_BEFORE_REDIRECTION.sub("", line)
         lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|()<>")
         lexer.whitespace_split = True
         lexer.commenters = "#"
@@ -187,8 +193,6 @@ def shell_invocations(script: str, where: str) -> list[Invocation]:
                 found += statement_invocation(statement, where)
                 statement, redirected = [], False
             elif token and set(token) <= set("<>&"):
-                if statement and statement[-1].isdigit():
-                    statement.pop()  # the 2 of 2>&1
                 redirected = True
             elif redirected:
                 redirected = False  # the redirection's target
@@ -470,6 +474,12 @@ def test_the_checker_catches_a_bad_command_a_bad_option_and_an_unknown_variable(
     assert "lots" in found[2]
     assert "needs a subcommand" in found[3]
     assert "SPOTIFY_RATELIMIT" in found[5]
+
+
+def test_redirections_keep_a_numeric_last_argument_and_drop_file_descriptors():
+    line = "spotify-sync keys rotate --batch-size 5000 > /dev/null 2>&1; spotify-sync db current 2>/dev/null"
+    assert [i.argv for i in shell_invocations(line, "x")] == [["keys", "rotate", "--batch-size", "5000"],
+                                                              ["db", "current"]]
 
 
 def test_the_checker_passes_good_lines_in_every_format():
