@@ -44,7 +44,8 @@ def _no_progress(stage: str, done: int, total: int) -> None:
 
 def enqueue_track_sync(engine: Engine, send: Send, ids: Iterable[str], *, force: bool, track_ttl_s: int,
                        description: str = "track-sync", progress: Progress = _no_progress) -> Enqueued:
-    """Jobs of up to 50 ids (full batches but the last) for the ids that are not fresh.
+    """Jobs of up to 50 ids (full batches but the last) for the ids that are not fresh (a song
+    is fresh when synced within the TTL with its audio features asked for).
 
     `ids` must be normalised already; it is consumed once, as a stream."""
     backfill_id = jobs.create_backfill(engine, "track_sync", description, force=force)
@@ -76,7 +77,10 @@ def enqueue_track_sync(engine: Engine, send: Send, ids: Iterable[str], *, force:
                         SELECT 1 FROM songs
                         WHERE songs."spotifyId" = unique_ids.id
                           AND songs."spotifyLastSync" > (statement_timestamp() AT TIME ZONE 'UTC')
-                                                         - make_interval(secs => %(ttl)s))
+                                                         - make_interval(secs => %(ttl)s)
+                          -- tracks fresh but features never asked for (a library page cut short):
+                          -- the job asks for the features alone
+                          AND songs."audioFeaturesSynced")
                 ) AS wanted
                 GROUP BY chunk
                 ORDER BY chunk

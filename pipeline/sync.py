@@ -82,16 +82,20 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
             result["popularity"] = "unavailable"
     features_synced = {i: synced for i, (_, synced) in state.items() if i not in wanted or not job.payload.get("force")}
     need_features = [i for i in freshness.features_missing(ids, features_synced) if i in set(found) or i in state]
-    if need_features:
-        try:
-            features = ctx.get_audio_features(need_features)
-        except CapabilityForbidden as exc:
-            result.update(audio_features="unavailable", audio_features_reason=exc.message)
-        else:
-            with transaction(ctx.engine) as session:
-                result["features_written"] = songs.write_features(session, features, need_features)
-            result["audio_features"] = "synced"
+    result.update(_sync_features(ctx, need_features))
     return result
+
+
+def _sync_features(ctx: Context, ids: list[str]) -> dict[str, Any]:
+    """Audio features onto these songs, where the app may ask for them (the job's result says)."""
+    if not ids:
+        return {}
+    try:
+        features = ctx.get_audio_features(ids)
+    except CapabilityForbidden as exc:
+        return {"audio_features": "unavailable", "audio_features_reason": exc.message}
+    with transaction(ctx.engine) as session:
+        return {"audio_features": "synced", "features_written": songs.write_features(session, features, ids)}
 
 
 def sync_library(ctx: Context, job: Job) -> dict:
@@ -110,6 +114,7 @@ def sync_library(ctx: Context, job: Job) -> dict:
     totals = {k: int(checkpoint.get(k) or 0) for k in ("pages", "tracks", "new_links")}
     user = ctx.client.for_user(job.user_id)
     stopped_at_known = False
+    features: dict[str, Any] = {}
     while True:
         page = user.saved_tracks(offset)
         now = jobs.db_now(ctx.engine)
@@ -129,10 +134,17 @@ def sync_library(ctx: Context, job: Job) -> dict:
             checkpoint = {**totals, "next_offset": next_offset, "run_started": started, "full": full}
             if not jobs.save_checkpoint(session, job, ctx.lease_s, checkpoint):
                 raise LeaseLost(job.id)
+        # After the page's commit (no request inside a transaction). A run cut short here leaves
+        # these songs without features; a track-sync of them fills them in (producers.py).
+        if features.get("audio_features") != "unavailable":
+            with transaction(ctx.engine) as session:
+                state = songs.sync_state(session, [item.track.id for item in items])
+            features = _sync_features(ctx, freshness.features_missing(list(state), {i: s for i, (_, s) in state.items()}))
         if next_offset is None:
             break
         offset = next_offset
-    result: dict[str, Any] = {**checkpoint, "stopped_at_known": stopped_at_known}
+    result: dict[str, Any] = {**checkpoint, "stopped_at_known": stopped_at_known,
+                              **({"audio_features": features["audio_features"]} if features else {})}
     if full:
         with transaction(ctx.engine) as session:
             result["removed_links"] = songs.remove_unseen_links(session, job.user_id, songs.utc_naive(started))

@@ -46,6 +46,13 @@ def test_ids_fresh_in_the_cache_are_left_out_unless_forced(clean_db):
     now = datetime.utcnow()
     fresh = [{"id": i, "name": "x", "artists": [{"name": "y"}]} for i in ids(60)]
     songs.write_songs(clean_db, songs.merge_rows(fresh, None, now))
+    # Fresh tracks whose audio features were never asked for (a library page) still need a job.
+    features_missing = producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=False,
+                                                    track_ttl_s=86400)
+    assert (features_missing.skipped_ids, features_missing.jobs) == (0, 2)
+    with clean_db.begin() as conn:
+        conn.execute(text('UPDATE songs SET "audioFeaturesSynced" = true'))
+        conn.execute(text("DELETE FROM spotify_sync_jobs"))
     result = producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=False, track_ttl_s=86400)
     assert (result.total_ids, result.skipped_ids, result.jobs) == (100, 60, 1)
     assert jobs.list_jobs(clean_db)[0].payload["ids"] == list(ids(100))[60:]
