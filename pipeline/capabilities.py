@@ -80,6 +80,9 @@ class InMemoryCapabilityRows:
         self.rows[(client_id, state.capability)] = state
 
 
+UNKNOWN_TTL_S = 1.0
+
+
 class Capabilities:
     def __init__(
         self,
@@ -100,6 +103,7 @@ class Capabilities:
         self._lock = threading.Lock()
         self._states: dict[str, CapabilityState] = {}
         self._fresh_until = float("-inf")
+        self._loaded_at = float("-inf")
 
     @classmethod
     def from_settings(cls, settings, engine: Engine) -> Capabilities:
@@ -107,9 +111,14 @@ class Capabilities:
 
     def state(self, capability: str) -> CapabilityState | None:
         with self._lock:
-            if self._monotonic() >= self._fresh_until:
+            now = self._monotonic()
+            # Not yet known here is looked up again sooner: another process may just have
+            # learned it (a 403), and asking a forbidden endpoint again is a wasted request.
+            unknown_stale = capability not in self._states and now >= self._loaded_at + UNKNOWN_TTL_S
+            if now >= self._fresh_until or unknown_stale:
                 self._states = self._rows.load(self.client_id)
-                self._fresh_until = self._monotonic() + self._cache_ttl_s
+                self._loaded_at = now
+                self._fresh_until = now + self._cache_ttl_s
             return self._states.get(capability)
 
     def allowed(self, capability: str) -> bool:

@@ -109,13 +109,15 @@ def sync_library(ctx: Context, job: Job) -> dict:
         raise PermanentJobError("a user_library job needs a user")
     full = bool(job.payload.get("full"))
     checkpoint = job.result or {}
+    # A run cut short after its last page (say, by a 429 on the features) has nothing left to read.
+    paging_done = "next_offset" in checkpoint and checkpoint["next_offset"] is None
     offset = int(checkpoint.get("next_offset") or 0)
     started = checkpoint.get("run_started") or jobs.db_now(ctx.engine).isoformat()
     totals = {k: int(checkpoint.get(k) or 0) for k in ("pages", "tracks", "new_links")}
     user = ctx.client.for_user(job.user_id)
-    stopped_at_known = False
+    stopped_at_known = bool(checkpoint.get("stopped_at_known"))
     features: dict[str, Any] = {}
-    while True:
+    while not paging_done:
         page = user.saved_tracks(offset)
         now = jobs.db_now(ctx.engine)
         items = [item for item in page.items if item.track is not None and item.track.id]
@@ -131,7 +133,8 @@ def sync_library(ctx: Context, job: Job) -> dict:
             totals["new_links"] += len(items) - len(known)
             stopped_at_known = bool(known) and not full
             next_offset = page.next_offset if not stopped_at_known else None
-            checkpoint = {**totals, "next_offset": next_offset, "run_started": started, "full": full}
+            checkpoint = {**totals, "next_offset": next_offset, "run_started": started, "full": full,
+                          "stopped_at_known": stopped_at_known}
             if not jobs.save_checkpoint(session, job, ctx.lease_s, checkpoint):
                 raise LeaseLost(job.id)
         # After the page's commit (no request inside a transaction). A run cut short here leaves
@@ -140,11 +143,8 @@ def sync_library(ctx: Context, job: Job) -> dict:
             with transaction(ctx.engine) as session:
                 state = songs.sync_state(session, [item.track.id for item in items])
             features = _sync_features(ctx, freshness.features_missing(list(state), {i: s for i, (_, s) in state.items()}))
-        if next_offset is None:
-            break
-        offset = next_offset
-    result: dict[str, Any] = {**checkpoint, "stopped_at_known": stopped_at_known,
-                              **({"audio_features": features["audio_features"]} if features else {})}
+        paging_done, offset = next_offset is None, next_offset
+    result: dict[str, Any] = {**checkpoint, **({"audio_features": features["audio_features"]} if features else {})}
     if full:
         with transaction(ctx.engine) as session:
             result["removed_links"] = songs.remove_unseen_links(session, job.user_id, songs.utc_naive(started))

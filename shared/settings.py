@@ -178,7 +178,7 @@ class Settings:
 
     # The job ledger (pipeline/jobs.py): a running job's lease is renewed every third of it while
     # it runs; a lease that runs out means its worker died, and another worker takes the job over.
-    job_lease_s: int = _setting("JOB_LEASE", parse_duration_s, default=30)
+    job_lease_s: int = _setting("JOB_LEASE", parse_duration_s, default=20)
     # Transient failures of a job (not rate limits, which park it) before it fails for good.
     job_max_retries: int = _setting("JOB_MAX_RETRIES", parse_count, default=5)
 

@@ -13,9 +13,11 @@ atomically in a Lua script. Around it this module adds what a fleet needs:
   after it does not see the other's entry, and the fleet overspends at every window edge (seen
   as 429s with 16 threads in 4 processes). Our copy of the script counts every entry from the
   window's start on (`+inf`), which admits at most the limit in any window whatever the order;
-- a safety margin: Spotify counts arrivals, we count admissions; latency jitter between the two
-  could let Spotify's window hold one request more than ours, so every entry is held
-  `margin_ms` longer than the window.
+- a safety margin: Spotify counts arrivals, we count admissions; the time from one to the other
+  varies (thread scheduling on a busy host, connection set-up), and could let Spotify's window
+  hold more than ours, so every entry is held `margin_ms` longer than the window: 3% of it,
+  between 250 ms and 1 s. A flat 250 ms let 6 requests in 3 minutes through as 429s with 24
+  threads on 2 busy cores against a 30 s window (bench/saturation.py).
 
 We drive the bucket ourselves (put_decision, then sleep and retry with a fresh timestamp) rather
 than through `Limiter.try_acquire(blocking=True)`: its retry loop advances the item's timestamp
@@ -40,7 +42,12 @@ from pyrate_limiter.buckets.redis_bucket import LuaScript
 from pipeline.spotify.errors import LimiterUnavailable, RateLimited
 from shared.settings import Rate
 
-DEFAULT_MARGIN_MS = 250
+
+
+def default_margin_ms(rate: Rate) -> int:
+    """How much longer than the window an admission is held (see the module docstring)."""
+    return int(min(max(rate.per_s * 1000 * 0.03, 250), 1000))
+
 _LEAK_EVERY = 64
 
 
@@ -100,10 +107,11 @@ class BudgetLimiter:
     def try_acquire(self) -> float:
         """Take one unit now if the budget allows: 0.0; else the seconds until one frees (no sleep)."""
         try:
-            now_ms = self._clock_ms()
-            item = RateItem(self._name, now_ms, weight=1)
             with self._lock:
-                decision = self.bucket.put_decision(item)
+                # The clock is read inside the lock: a timestamp taken before waiting for it would
+                # record the request earlier than it is sent (see the margin in the docstring).
+                now_ms = self._clock_ms()
+                decision = self.bucket.put_decision(RateItem(self._name, now_ms, weight=1))
                 self._puts += 1
                 if self._puts % _LEAK_EVERY == 0:
                     self.bucket.leak(now_ms)
@@ -149,10 +157,11 @@ class RedisLimiter(BudgetLimiter):
         rate: Rate,
         *,
         max_wait_s: float | None = None,
-        margin_ms: int = DEFAULT_MARGIN_MS,
+        margin_ms: int | None = None,
         clock_ms: Callable[[], int] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
+        margin_ms = default_margin_ms(rate) if margin_ms is None else margin_ms
         bucket = FleetRedisBucket([pyrate_rate(rate, margin_ms)], client, key, script_hash="")
         bucket.script_hash = _script_hash(client)
         super().__init__(

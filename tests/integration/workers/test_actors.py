@@ -253,3 +253,29 @@ def test_a_library_sync_checkpoints_every_page_and_stops_at_known_tracks(world, 
     assert jobs.get_job(engine, again).result["pages"] == 1
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM spotify_saved_tracks WHERE \"userId\" = 'u1'")).scalar() == 120
+
+
+def test_a_library_run_cut_short_after_its_last_page_reads_no_page_again(world, settings):
+    _, _, spotify, env, engine = world
+    spotify.library = 60
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
+    [job_id] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+    real_features = spotify.get_audio_features
+
+    def limited_on_the_last_page(ids):  # the last page's features meet a 429
+        if any(i.startswith("L00000000000000000005") for i in ids):
+            raise RateLimited(1, "rate_limit")
+        return real_features(ids)
+
+    spotify.get_audio_features = limited_on_the_last_page
+    run("user_library", job_id, env)
+    parked = jobs.get_job(engine, job_id)
+    assert (parked.status, parked.retry_count, parked.result["next_offset"], parked.result["pages"]) == (
+        "pending", 0, None, 2)
+    with engine.begin() as conn:
+        conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = NULL'))
+    run("user_library", job_id, env)
+    done = jobs.get_job(engine, job_id)
+    assert (done.status, done.result["pages"], done.result["tracks"]) == ("completed", 2, 60)
+    assert [c for c in spotify.calls if c[0] == "saved_tracks"] == [("saved_tracks", 0), ("saved_tracks", 50)]

@@ -62,3 +62,16 @@ def test_allow_writes_only_news():
     rows.rows.clear()
     caps.allow(BATCH_TRACKS)
     assert rows.rows == {}
+
+
+def test_what_is_not_yet_known_is_looked_up_again_after_a_second_what_is_known_after_the_cache_ttl():
+    rows, clock = InMemoryCapabilityRows(), Clock()
+    mine, _, _ = make(rows, clock, cache_ttl_s=10)
+    theirs, _, _ = make(rows, clock, cache_ttl_s=10)
+    mine.allow(AUDIO_FEATURES)
+    assert theirs.allowed(BATCH_TRACKS) and theirs.allowed(AUDIO_FEATURES)  # both read now
+    mine.forbid(BATCH_TRACKS, "403")
+    mine.forbid(AUDIO_FEATURES, "403")
+    clock.mono += 1
+    assert not theirs.allowed(BATCH_TRACKS)  # was unknown: read again after a second
+    assert not theirs.allowed(AUDIO_FEATURES)  # that read brought the rest along

@@ -127,3 +127,10 @@ def test_a_process_that_read_the_clock_earlier_but_inserts_later_still_sees_the_
     first.acquire()
     with pytest.raises(RateLimited):
         second.acquire()
+
+
+def test_the_margin_is_three_percent_of_the_window_between_a_quarter_second_and_a_second():
+    from pipeline.ratecontrol.limiter import default_margin_ms
+    from shared.settings import Rate
+
+    assert [default_margin_ms(Rate(50, s)) for s in (1, 10, 30, 60, 3600)] == [250, 300, 900, 1000, 1000]
