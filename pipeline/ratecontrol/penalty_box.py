@@ -117,6 +117,7 @@ class RedisPenaltyBox:
     def check(self) -> None:
         known = self._memory.held()
         if known is not None:
+            self._on_change(known.retry_after_s)
             raise known
         deadline_s, now_s, reason = self._run(self._check, [])
         if deadline_s > now_s:

@@ -94,3 +94,18 @@ def test_the_scripts_survive_a_flushed_script_cache():
     box.block(30, "rate_limit")
     with pytest.raises(RateLimited):
         RedisPenaltyBox(client, "test:penalty:flush").check()
+
+
+def test_the_gauge_counts_down_while_the_deadline_is_held_in_memory():
+    from pipeline.metrics import PENALTY_BOX_SECONDS
+
+    gauge = PENALTY_BOX_SECONDS.labels("test-gauge-client")
+    now = [1000.0]
+    box = RedisPenaltyBox(fakeredis.FakeRedis(), "test:penalty:gauge", monotonic=lambda: now[0],
+                          on_change=gauge.set)
+    box.block(3600, "rate_limit")
+    assert gauge._value.get() == pytest.approx(3600, abs=1)
+    now[0] += 600  # checked from memory, without Redis: the gauge follows all the same
+    with pytest.raises(RateLimited):
+        box.check()
+    assert gauge._value.get() == pytest.approx(3000, abs=1)
