@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
@@ -41,6 +42,7 @@ from pipeline.spotify.responses import api_result
 TRACKS_PER_REQUEST = 50
 AUDIO_FEATURES_PER_REQUEST = 100
 SAVED_TRACKS_PER_PAGE = 50
+USER_TOKEN_CACHE_SIZE = 4096  # users whose token source a process keeps (least recently used go)
 
 T = TypeVar("T")
 
@@ -88,6 +90,7 @@ class SpotifyClient:
         retry_budget_s: float = 8.0,
         attempts: int = 4,
         user_tokens: Callable[[str], TokenSource] | None = None,
+        user_token_cache_size: int = USER_TOKEN_CACHE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self._http = http
@@ -100,7 +103,8 @@ class SpotifyClient:
         self._retry_budget_s = retry_budget_s
         self._attempts = attempts
         self._user_tokens = user_tokens
-        self._user_token_cache: dict[str, TokenSource] = {}
+        self._user_token_cache: OrderedDict[str, TokenSource] = OrderedDict()
+        self._user_token_cache_size = user_token_cache_size
         self._user_lock = threading.Lock()
         self._sleep = sleep
 
@@ -121,6 +125,10 @@ class SpotifyClient:
             tokens = self._user_token_cache.get(user_id)
             if tokens is None:
                 tokens = self._user_token_cache[user_id] = self._user_tokens(user_id)
+                if len(self._user_token_cache) > self._user_token_cache_size:
+                    self._user_token_cache.popitem(last=False)
+            else:
+                self._user_token_cache.move_to_end(user_id)
         user_client = copy.copy(self)
         user_client._tokens = tokens
         return user_client

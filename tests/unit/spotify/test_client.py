@@ -234,3 +234,18 @@ def test_the_budget_is_taken_for_every_attempt(fakes, httpx_mock):
     httpx_mock.add_callback(batch_answer())
     fakes.client().get_tracks(make_ids(2))
     assert len(taken) == 2
+
+
+def test_user_token_sources_are_kept_for_the_most_recently_used_users_only(fakes):
+    made = []
+
+    def user_tokens(user_id):
+        made.append(user_id)
+        return fakes.tokens
+
+    client = fakes.client(user_tokens=user_tokens, user_token_cache_size=2)
+    for user_id in ("u1", "u2", "u1", "u3", "u1", "u2"):
+        client.for_user(user_id)
+    # u2 was the least recently used when u3 came, so it is made again; u1 never is.
+    assert made == ["u1", "u2", "u3", "u2"]
+    assert list(client._user_token_cache) == ["u1", "u2"]
