@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 T = TypeVar("T")
 
@@ -160,7 +161,8 @@ class SavedTrack:
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
-    """A Spotify paging object. `next` is followed verbatim (`client.next_page(page)`)."""
+    """A Spotify paging object. `next` is followed verbatim (`client.next_page(page)`);
+    `next_offset` is the offset that `next` names, for callers that keep a checkpoint."""
 
     items: tuple[T, ...]
     offset: int
@@ -172,7 +174,16 @@ class Page(Generic[T]):
 
     @property
     def next_offset(self) -> int | None:
-        return None if self.next is None else self.offset + len(self.items)
+        """The `offset` in the `next` URL; None at the end. Never counted from the items: a page
+        may hold nulls (tracks gone from the catalog) that are not parsed into items. A `next`
+        without a readable offset means the page after this one: offset + limit."""
+        if self.next is None:
+            return None
+        values = parse_qs(urlsplit(self.next).query).get("offset", [])
+        try:
+            return max(0, int(values[0]))
+        except (IndexError, ValueError):
+            return self.offset + self.limit
 
     @classmethod
     def from_json(cls, data: dict, item: Callable[[dict], T]) -> Page[T]:

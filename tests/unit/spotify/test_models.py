@@ -41,3 +41,13 @@ def test_audio_features_and_user_and_page():
                            "total": 51, "next": None, "previous": "p", "href": "h"}, SavedTrack.from_json)
     assert page.items[0].added_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     assert (page.next_offset, page.total) == (None, 51)
+
+
+def test_the_next_offset_is_the_one_next_names_even_when_items_are_null():
+    items = [{"added_at": "2026-01-02T03:04:05Z", "track": FULL}, None, {"added_at": None, "track": FULL}]
+    page = Page.from_json({"items": items, "offset": 50, "limit": 3, "total": 60,
+                           "next": "https://api.spotify.com/v1/me/tracks?offset=53&limit=3"}, SavedTrack.from_json)
+    assert (len(page.items), page.next_offset) == (2, 53)
+    odd = Page.from_json({"items": items, "offset": 50, "limit": 3, "next": "https://api.spotify.com/v1/me/tracks"},
+                         SavedTrack.from_json)
+    assert odd.next_offset == 53
