@@ -10,6 +10,7 @@
     user = client.for_user(user_id)                                 # the user's token, refreshed once
     user.me()                         -> SpotifyUser
     user.saved_tracks(offset, limit)  -> Page[SavedTrack]; user.next_page(page) follows `next` verbatim
+                                      (ForeignUrl if it is not under the API base URL)
 
 Ids may be bare, `spotify:track:<id>` or open.spotify.com URLs; anything else raises InvalidId.
 

@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from loguru import logger
@@ -28,6 +29,7 @@ from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, POPULARITY, Capa
 from pipeline.spotify.errors import (
     CapabilityForbidden,
     Forbidden,
+    ForeignUrl,
     MalformedResponse,
     NetworkError,
     NotFound,
@@ -211,7 +213,8 @@ class SpotifyClient:
         return Page.from_json(payload, SavedTrack.from_json)
 
     def next_page(self, page: Page[T], item: Callable[[dict], T] | None = None) -> Page[T] | None:
-        """The page after `page`, following its `next` URL verbatim; None at the end."""
+        """The page after `page`, following its `next` URL verbatim; None at the end.
+        Raises ForeignUrl, sending nothing, when `next` is not under the API base URL."""
         if page.next is None:
             return None
         endpoint = "/search" if "/search" in page.next else "/me/tracks"
@@ -245,12 +248,22 @@ class SpotifyClient:
             sleep=self._sleep,
             reraise=True,
         )
-        url = path_or_url if path_or_url.startswith(("http://", "https://")) else self._base + path_or_url
+        url = self._url(path_or_url)
+
         def attempt() -> Any:
             payload = self._with_fresh_token(endpoint, url, params, batch_size)
             return parse(payload) if parse else payload
 
         return retrying(attempt)
+
+    def _url(self, path_or_url: str) -> str:
+        """A path under the API base URL, or a full URL (a page's `next`) that must be under it:
+        the token goes to no other host."""
+        if not path_or_url.startswith(("http://", "https://")):
+            return self._base + path_or_url
+        if not path_or_url.startswith(self._base + "/"):
+            raise ForeignUrl(urlsplit(path_or_url).hostname)
+        return path_or_url
 
     def _with_fresh_token(self, endpoint: str, url: str, params: dict | None, batch_size: int | None) -> dict:
         self._penalty.check()

@@ -15,6 +15,8 @@
     ├── ServerError                   5xx after the bounded retries (transient)
     ├── NetworkError                  timeouts, refused/reset connections after the retries (transient)
     ├── MalformedResponse             a body that is not the JSON we expect (transient)
+    ├── ForeignUrl                    a `next` URL not under the API base URL: not followed, so the
+    │                                 token goes to no other host; names the host (permanent)
     ├── LimiterUnavailable            Redis, which holds the fleet's budget, did not answer (transient)
     └── AuthError                     the accounts service said no
         ├── InvalidGrant              refresh token revoked/expired, code reused: the user must
@@ -101,6 +103,14 @@ class NetworkError(SpotifyError):
 
 class MalformedResponse(SpotifyError):
     pass
+
+
+class ForeignUrl(SpotifyError):
+    permanent = True
+
+    def __init__(self, host: str | None):
+        super().__init__(f"refusing to follow a URL to {host!r}: it is not under the API base URL")
+        self.host = host
 
 
 class LimiterUnavailable(SpotifyError):

@@ -187,7 +187,7 @@ def test_a_403_on_audio_features_raises_a_documented_error_and_stops_the_calls(f
 
 
 def test_saved_tracks_page_by_page_following_next_verbatim(fakes, httpx_mock):
-    next_url = "https://elsewhere.test/v1/me/tracks?offset=2&limit=2&market=DE"
+    next_url = f"{API}/me/tracks?offset=2&limit=2&market=DE"
     httpx_mock.add_response(url=f"{API}/me/tracks?limit=2&offset=0", json={
         "items": [{"added_at": "2026-01-02T00:00:00Z", "track": track_json(i)} for i in make_ids(2)],
         "offset": 0, "limit": 2, "total": 3, "next": next_url, "previous": None, "href": "h"})
@@ -200,6 +200,21 @@ def test_saved_tracks_page_by_page_following_next_verbatim(fakes, httpx_mock):
     assert [t.track.id for t in first.items + second.items] == make_ids(3)
     assert client.next_page(second) is None
     assert str(httpx_mock.get_requests()[1].url) == next_url
+
+
+@pytest.mark.parametrize("next_url", ["https://elsewhere.test/v1/me/tracks?offset=2",
+                                      "http://api.test/v1/me/tracks?offset=2",
+                                      "https://api.test.evil.example/v1/me/tracks?offset=2",
+                                      "https://api.test/v2/me/tracks?offset=2"])
+def test_a_next_url_off_the_api_base_is_refused_and_gets_no_token(fakes, httpx_mock, next_url):
+    httpx_mock.add_response(url=f"{API}/me/tracks?limit=2&offset=0", json={
+        "items": [], "offset": 0, "limit": 2, "total": 3, "next": next_url})
+    client = fakes.client()
+    with pytest.raises(errors.ForeignUrl) as caught:
+        client.next_page(client.saved_tracks(offset=0, limit=2))
+    assert caught.value.host == httpx.URL(next_url).host and caught.value.host in str(caught.value)
+    assert caught.value.permanent and "token-1" not in str(caught.value)
+    assert len(httpx_mock.get_requests()) == 1  # pytest-httpx would refuse the foreign request anyway
 
 
 def test_search_and_me(fakes, httpx_mock):
