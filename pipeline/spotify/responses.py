@@ -106,12 +106,6 @@ def api_result(status: int, headers: Mapping[str, str], body: bytes, endpoint: s
     return payload
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether the client retries it inside the call (a few seconds at most): 5xx and bad bodies.
-    A 429 is never retried here: it goes to the penalty box."""
-    return isinstance(error, (ServerError, MalformedResponse))
-
-
 def token_result(status: int, body: bytes) -> dict:
     """The accounts service's token response, or the AuthError / transient error it stands for."""
     payload = parse_json(body)

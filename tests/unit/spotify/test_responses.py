@@ -8,7 +8,6 @@ from pipeline.spotify import errors
 from pipeline.spotify.responses import (
     api_error,
     api_result,
-    is_transient,
     parse_retry_after,
     rate_limit_reason,
     token_result,
@@ -33,14 +32,13 @@ def test_a_success_returns_the_json_object():
 def test_a_success_with_an_unreadable_body_is_malformed_and_transient(payload):
     with pytest.raises(errors.MalformedResponse) as caught:
         api_result(200, {}, payload, "/tracks", DEFAULT)
-    assert is_transient(caught.value) and not caught.value.permanent
+    assert not caught.value.permanent
 
 
 def test_429_with_retry_after_is_rate_limited_for_that_long():
     error = decide(429, body({"error": {"status": 429, "message": "API rate limit exceeded"}}), {"retry-after": "7"})
     assert isinstance(error, errors.RateLimited)
     assert (error.retry_after_s, error.reason, error.permanent) == (7.0, "rate_limit", False)
-    assert not is_transient(error)  # never retried (slept on) inside the call
 
 
 def test_429_quota_exceeded_is_told_apart():
@@ -77,7 +75,6 @@ def test_retry_after_parsing():
 def test_each_status_maps_to_one_error(status, cls, permanent):
     error = decide(status, body({"error": {"status": status, "message": "the message"}}))
     assert type(error) is cls and error.permanent is permanent and error.message.endswith("the message")
-    assert is_transient(error) is (status >= 500)
 
 
 def test_403_names_the_endpoint_and_keeps_the_message():
