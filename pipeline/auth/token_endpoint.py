@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 from loguru import logger
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_random_exponential
 
-from pipeline.spotify.errors import MalformedResponse, NetworkError, ServerError
+from pipeline.spotify.http import bounded_retry, send
 from pipeline.spotify.responses import token_result
 from shared.logging import register_secret
 
@@ -52,13 +52,14 @@ class TokenEndpoint:
     without a secret (a public PKCE client) the client id goes in the body."""
 
     def __init__(self, http: httpx.Client, accounts_base_url: str, client_id: str, client_secret: str | None,
-                 *, retry_budget_s: float = 8.0, attempts: int = 4):
+                 *, retry_budget_s: float = 8.0, attempts: int = 4, sleep: Callable[[float], None] = time.sleep):
         self._http = http
         self._url = accounts_base_url.rstrip("/") + "/api/token"
         self.client_id = client_id
         self._secret = client_secret
         self._retry_budget_s = retry_budget_s
         self._attempts = attempts
+        self._sleep = sleep
 
     def request(self, form: dict[str, str], *, confidential: bool = True) -> TokenGrant:
         headers = {}
@@ -67,22 +68,12 @@ class TokenEndpoint:
             headers["Authorization"] = basic_auth(self.client_id, self._secret)
         else:
             form["client_id"] = self.client_id
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts) | stop_before_delay(self._retry_budget_s),
-            wait=wait_random_exponential(multiplier=0.2, max=2.0),
-            retry=retry_if_exception_type((ServerError, NetworkError, MalformedResponse)),
-            reraise=True,
-        )
+        retrying = bounded_retry(attempts=self._attempts, budget_s=self._retry_budget_s, sleep=self._sleep)
         return retrying(self._send, form, headers)
 
     def _send(self, form: dict, headers: dict) -> TokenGrant:
         started = time.perf_counter()
-        try:
-            response = self._http.post(self._url, data=form, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise NetworkError(f"token request timed out: {exc.__class__.__name__}", endpoint="/api/token") from exc
-        except httpx.TransportError as exc:
-            raise NetworkError(f"token request failed: {exc.__class__.__name__}", endpoint="/api/token") from exc
+        response = send(lambda: self._http.post(self._url, data=form, headers=headers), "/api/token")
         logger.debug("spotify token request", grant_type=form.get("grant_type"), status=response.status_code,
                      latency_ms=round((time.perf_counter() - started) * 1000, 1))
         return TokenGrant.from_json(token_result(response.status_code, response.content))

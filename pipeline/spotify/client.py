@@ -16,16 +16,15 @@ import copy
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 from loguru import logger
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_random_exponential
 
 from pipeline import metrics
-from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, POPULARITY, Capabilities
+from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, POPULARITY, Capabilities, CapabilityState
 from pipeline.spotify.errors import (
     CapabilityForbidden,
     Forbidden,
@@ -34,9 +33,9 @@ from pipeline.spotify.errors import (
     NetworkError,
     NotFound,
     RateLimited,
-    ServerError,
     Unauthorized,
 )
+from pipeline.spotify.http import bounded_retry, send
 from pipeline.spotify.ids import batches, normalize_track_id, normalize_track_ids
 from pipeline.spotify.models import AudioFeatures, Page, SavedTrack, SpotifyUser, Track
 from pipeline.spotify.responses import api_result
@@ -72,10 +71,6 @@ class _StaticToken:
 
     def invalidate(self, token: str) -> None:
         pass
-
-
-def _is_scope_problem(error: Forbidden) -> bool:
-    return "scope" in error.message.lower()
 
 
 class SpotifyClient:
@@ -161,9 +156,7 @@ class SpotifyClient:
                     mapped = self._request("/tracks", "/tracks", {"ids": ",".join(batch)}, batch_size=len(batch),
                                            parse=lambda p, b=batch: _by_position(b, p, "tracks", Track.from_json))
                 except Forbidden as exc:
-                    if _is_scope_problem(exc):
-                        raise
-                    self.capabilities.forbid(BATCH_TRACKS, f"GET /tracks?ids= answered 403 {exc.message!r}")
+                    self._learn_forbidden(BATCH_TRACKS, "GET /tracks?ids=", exc)
                     logger.warning("batch /tracks is forbidden for this app: fetching tracks one by one")
                     break
                 found.update(mapped)
@@ -192,9 +185,7 @@ class SpotifyClient:
                     "/audio-features", "/audio-features", {"ids": ",".join(batch)}, batch_size=len(batch),
                     parse=lambda p, b=batch: _by_position(b, p, "audio_features", AudioFeatures.from_json))
             except Forbidden as exc:
-                if _is_scope_problem(exc):
-                    raise
-                state = self.capabilities.forbid(AUDIO_FEATURES, f"GET /audio-features answered 403 {exc.message!r}")
+                state = self._learn_forbidden(AUDIO_FEATURES, "GET /audio-features", exc)
                 raise CapabilityForbidden(AUDIO_FEATURES, "/audio-features", state.recheck_after,
                                           state.reason or "") from exc
             found.update(mapped)
@@ -223,12 +214,6 @@ class SpotifyClient:
             return Page.from_json(payload.get("tracks") or {}, item or Track.from_json)
         return Page.from_json(payload, item or SavedTrack.from_json)
 
-    def iter_saved_tracks(self, offset: int = 0) -> Iterator[Page[SavedTrack]]:
-        page: Page[SavedTrack] | None = self.saved_tracks(offset)
-        while page is not None:
-            yield page
-            page = self.next_page(page)
-
     def search(self, query: str, *, limit: int = 10, offset: int = 0) -> Page[Track]:
         """Tracks matching `query`. Keep limit <= 10: development-mode apps get no more since 2026."""
         payload = self._request("/search", "/search", {"q": query, "type": "track", "limit": limit, "offset": offset},
@@ -241,13 +226,7 @@ class SpotifyClient:
                  batch_size: int | None = None, parse: Callable[[dict], Any] | None = None) -> Any:
         """GET with the whole policy. `parse` runs inside the retries: a body that does not
         parse (MalformedResponse) is retried like a 5xx."""
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts) | stop_before_delay(self._retry_budget_s),
-            wait=wait_random_exponential(multiplier=0.25, max=2.0),
-            retry=retry_if_exception_type((ServerError, NetworkError, MalformedResponse)),
-            sleep=self._sleep,
-            reraise=True,
-        )
+        retrying = bounded_retry(attempts=self._attempts, budget_s=self._retry_budget_s, sleep=self._sleep)
         url = self._url(path_or_url)
 
         def attempt() -> Any:
@@ -280,13 +259,12 @@ class SpotifyClient:
             self._penalty.check()  # a peer may have met a 429 while we waited for the budget
         started = time.perf_counter()
         try:
-            response = self._http.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
-        except httpx.TimeoutException as exc:
-            metrics.REQUESTS.labels(endpoint, "timeout").inc()
-            raise NetworkError(f"{endpoint}: {exc.__class__.__name__}", endpoint=endpoint) from exc
-        except httpx.TransportError as exc:
-            metrics.REQUESTS.labels(endpoint, "error").inc()
-            raise NetworkError(f"{endpoint}: {exc.__class__.__name__}", endpoint=endpoint) from exc
+            response = send(lambda: self._http.get(url, params=params, headers={"Authorization": f"Bearer {token}"}),
+                            endpoint)
+        except NetworkError as exc:
+            timed_out = isinstance(exc.__cause__, httpx.TimeoutException)
+            metrics.REQUESTS.labels(endpoint, "timeout" if timed_out else "error").inc()
+            raise
         latency_s = time.perf_counter() - started
         metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
         metrics.REQUEST_SECONDS.labels(endpoint).observe(latency_s)
@@ -301,6 +279,13 @@ class SpotifyClient:
             logger.warning("spotify answered 429: every worker of this client id holds off", endpoint=endpoint,
                            reason=limited.reason, retry_after_s=limited.retry_after_s)
             raise
+
+    def _learn_forbidden(self, capability: str, request: str, error: Forbidden) -> CapabilityState:
+        """A 403 on `request`: the app may not use `capability` (recorded, looked at again later).
+        A 403 about scopes is the token's fault, not the app's: raised as it is."""
+        if "scope" in error.message.lower():
+            raise error
+        return self.capabilities.forbid(capability, f"{request} answered 403 {error.message!r}")
 
     def _learn_popularity(self, tracks: list[Track]) -> None:
         if not tracks:

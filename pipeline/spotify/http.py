@@ -1,13 +1,21 @@
-"""One pooled httpx client per process, with explicit timeouts."""
+"""HTTP plumbing shared by the API client and the token endpoint: one pooled httpx client per
+process with explicit timeouts, the bounded retry for short transient faults, and httpx's
+transport failures translated at the boundary."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
+from collections.abc import Callable
 
 import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_random_exponential
 
+from pipeline.spotify.errors import MalformedResponse, NetworkError, ServerError
 from shared.settings import Settings
+
+TRANSIENT = (ServerError, NetworkError, MalformedResponse)
 
 _lock = threading.Lock()
 _clients: dict[tuple, tuple[int, httpx.Client]] = {}
@@ -30,3 +38,26 @@ def shared_http_client(settings: Settings) -> httpx.Client:
             client = make_http_client(settings)
             _clients[key] = (pid, client)
         return client
+
+
+def bounded_retry(*, attempts: int, budget_s: float, sleep: Callable[[float], None] = time.sleep) -> Retrying:
+    """Retries TRANSIENT errors (5xx, timeouts and failed connections, unreadable bodies) with
+    jittered exponential backoff (each wait at most 2 s): at most `attempts` tries, none begun
+    after `budget_s`. A 429 (RateLimited) is not among them: it is never slept on."""
+    return Retrying(
+        stop=stop_after_attempt(attempts) | stop_before_delay(budget_s),
+        wait=wait_random_exponential(multiplier=0.25, max=2.0),
+        retry=retry_if_exception_type(TRANSIENT),
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+def send(request: Callable[[], httpx.Response], endpoint: str) -> httpx.Response:
+    """`request()`, its timeouts and transport failures raised as NetworkError (from the httpx one)."""
+    try:
+        return request()
+    except httpx.TimeoutException as exc:
+        raise NetworkError(f"{endpoint}: timed out ({exc.__class__.__name__})", endpoint=endpoint) from exc
+    except httpx.TransportError as exc:
+        raise NetworkError(f"{endpoint}: {exc.__class__.__name__}", endpoint=endpoint) from exc
