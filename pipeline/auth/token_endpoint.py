@@ -49,16 +49,19 @@ def basic_auth(client_id: str, client_secret: str) -> str:
 
 class TokenEndpoint:
     """POST form data to {accounts}/api/token. Confidential clients authenticate with Basic;
-    without a secret (a public PKCE client) the client id goes in the body."""
+    without a secret (a public PKCE client) the client id goes in the body. A 429 raises
+    RateLimited (Retry-After, reason) at once; the API client puts it in the penalty box."""
 
     def __init__(self, http: httpx.Client, accounts_base_url: str, client_id: str, client_secret: str | None,
-                 *, retry_budget_s: float = 8.0, attempts: int = 4, sleep: Callable[[float], None] = time.sleep):
+                 *, retry_budget_s: float = 8.0, attempts: int = 4, retry_after_default_s: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep):
         self._http = http
         self._url = accounts_base_url.rstrip("/") + "/api/token"
         self.client_id = client_id
         self._secret = client_secret
         self._retry_budget_s = retry_budget_s
         self._attempts = attempts
+        self._retry_after_default_s = retry_after_default_s
         self._sleep = sleep
 
     def request(self, form: dict[str, str], *, confidential: bool = True) -> TokenGrant:
@@ -76,4 +79,5 @@ class TokenEndpoint:
         response = send(lambda: self._http.post(self._url, data=form, headers=headers), "/api/token")
         logger.debug("spotify token request", grant_type=form.get("grant_type"), status=response.status_code,
                      latency_ms=round((time.perf_counter() - started) * 1000, 1))
-        return TokenGrant.from_json(token_result(response.status_code, response.content))
+        return TokenGrant.from_json(token_result(response.status_code, response.headers, response.content,
+                                                 self._retry_after_default_s))

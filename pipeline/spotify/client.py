@@ -2,7 +2,8 @@
 
 Every request goes the same way (`_request`):
   penalty box (raises RateLimited, no network) -> the fleet's budget (bounded wait) -> token ->
-  GET -> what the response means (responses.py) -> a 429 fills the penalty box for the fleet.
+  GET -> what the response means (responses.py) -> a 429 fills the penalty box for the fleet
+  (a 429 from the token endpoint too).
 5xx, timeouts, connection errors and unreadable bodies are retried inside the call with jittered
 exponential backoff, bounded in attempts and in total seconds (SPOTIFY_RETRY_BUDGET). A 429 is
 never slept on. A 401 gets one fresh token and one more try.
@@ -246,12 +247,19 @@ class SpotifyClient:
 
     def _with_fresh_token(self, endpoint: str, url: str, params: dict | None, batch_size: int | None) -> dict:
         self._penalty.check()
-        token = self._tokens.token()
+        token = self._token()
         try:
             return self._send(endpoint, url, params, batch_size, token)
         except Unauthorized:
             self._tokens.invalidate(token)
-            return self._send(endpoint, url, params, batch_size, self._tokens.token())
+            return self._send(endpoint, url, params, batch_size, self._token())
+
+    def _token(self) -> str:
+        try:
+            return self._tokens.token()
+        except RateLimited as limited:  # the accounts service's 429 (app or user token)
+            self._hold_off(limited, "/api/token")
+            raise
 
     def _send(self, endpoint: str, url: str, params: dict | None, batch_size: int | None, token: str) -> dict:
         waited_s = self._limiter.acquire()
@@ -274,11 +282,15 @@ class SpotifyClient:
             return api_result(response.status_code, response.headers, response.content, endpoint,
                               self._retry_after_default_s)
         except RateLimited as limited:
-            metrics.RATE_LIMITED.labels(limited.reason).inc()
-            limited.blocked_until = self._penalty.block(limited.retry_after_s, limited.reason)
-            logger.warning("spotify answered 429: every worker of this client id holds off", endpoint=endpoint,
-                           reason=limited.reason, retry_after_s=limited.retry_after_s)
+            self._hold_off(limited, endpoint)
             raise
+
+    def _hold_off(self, limited: RateLimited, endpoint: str) -> None:
+        """A 429: every worker of this client id holds off until its deadline (the penalty box)."""
+        metrics.RATE_LIMITED.labels(limited.reason).inc()
+        limited.blocked_until = self._penalty.block(limited.retry_after_s, limited.reason)
+        logger.warning("spotify answered 429: every worker of this client id holds off", endpoint=endpoint,
+                       reason=limited.reason, retry_after_s=limited.retry_after_s)
 
     def _learn_forbidden(self, capability: str, request: str, error: Forbidden) -> CapabilityState:
         """A 403 on `request`: the app may not use `capability` (recorded, looked at again later).

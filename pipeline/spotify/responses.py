@@ -59,6 +59,12 @@ def rate_limit_reason(payload: Any) -> str:
     return QUOTA_EXCEEDED if reason == "QUOTA_EXCEEDED" else RATE_LIMIT
 
 
+def rate_limited(headers: Mapping[str, str], payload: Any, endpoint: str, retry_after_default_s: float) -> RateLimited:
+    """What a 429 (from the API or the accounts service) stands for: its Retry-After and reason."""
+    return RateLimited(parse_retry_after(headers.get("retry-after"), retry_after_default_s),
+                       rate_limit_reason(payload), endpoint=endpoint)
+
+
 def _message(payload: Any, default: str) -> str:
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
@@ -79,11 +85,7 @@ def api_error(
     payload = parse_json(body)
     message = _message(payload, f"HTTP {status}")
     if status == 429:
-        return RateLimited(
-            parse_retry_after(headers.get("retry-after"), retry_after_default_s),
-            rate_limit_reason(payload),
-            endpoint=endpoint,
-        )
+        return rate_limited(headers, payload, endpoint, retry_after_default_s)
     if status == 401:
         return Unauthorized(message, status=401, endpoint=endpoint)
     if status == 403:
@@ -106,15 +108,16 @@ def api_result(status: int, headers: Mapping[str, str], body: bytes, endpoint: s
     return payload
 
 
-def token_result(status: int, body: bytes) -> dict:
-    """The accounts service's token response, or the AuthError / transient error it stands for."""
+def token_result(status: int, headers: Mapping[str, str], body: bytes, retry_after_default_s: float) -> dict:
+    """The accounts service's token response, or the error it stands for: AuthError, RateLimited
+    (read like an API 429), or a transient one."""
     payload = parse_json(body)
     if 200 <= status < 300:
         if not isinstance(payload, dict) or not isinstance(payload.get("access_token"), str):
             raise MalformedResponse("token response without access_token", status=status, endpoint="/api/token")
         return payload
     if status == 429:
-        raise RateLimited(30.0, RATE_LIMIT, endpoint="/api/token")
+        raise rate_limited(headers, payload, "/api/token", retry_after_default_s)
     if status >= 500:
         raise ServerError(f"HTTP {status}", status=status, endpoint="/api/token")
     error = payload.get("error") if isinstance(payload, dict) else None

@@ -19,7 +19,7 @@ from shared.settings import Settings
 def token_endpoint(settings: Settings, http) -> TokenEndpoint:
     client_id, secret = settings.require_client_credentials()
     return TokenEndpoint(http, settings.spotify_accounts_base_url, client_id, secret,
-                         retry_budget_s=settings.retry_budget_s)
+                         retry_budget_s=settings.retry_budget_s, retry_after_default_s=settings.retry_after_default_s)
 
 
 def build_client(cls, settings: Settings, redis=None, engine=None, *, http=None):

@@ -96,3 +96,12 @@ def test_bad_credentials_are_a_permanent_error(httpx_mock):
     with pytest.raises(errors.InvalidClient) as caught:
         make(fakeredis.FakeServer()).token()
     assert caught.value.permanent
+
+
+def test_a_429_from_the_token_endpoint_is_not_retried_and_keeps_its_retry_after(httpx_mock):
+    httpx_mock.add_response(url=f"{ACCOUNTS}/api/token", method="POST", status_code=429,
+                            headers={"Retry-After": "90"}, json={"error": {"status": 429, "message": "Too many"}})
+    with pytest.raises(errors.RateLimited) as caught:
+        make(fakeredis.FakeServer()).token()
+    assert (caught.value.retry_after_s, caught.value.reason) == (90.0, "rate_limit")
+    assert len(httpx_mock.get_requests()) == 1

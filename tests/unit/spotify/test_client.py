@@ -264,3 +264,26 @@ def test_user_token_sources_are_kept_for_the_most_recently_used_users_only(fakes
     # u2 was the least recently used when u3 came, so it is made again; u1 never is.
     assert made == ["u1", "u2", "u3", "u2"]
     assert list(client._user_token_cache) == ["u1", "u2"]
+
+
+def test_a_429_from_the_token_endpoint_fills_the_penalty_box_for_the_client_id(fakes, httpx_mock):
+    import fakeredis
+
+    from pipeline.auth.app_token import AppToken
+    from pipeline.auth.token_endpoint import TokenEndpoint
+    from shared.keys import RedisKeys
+
+    httpx_mock.add_response(url="https://accounts.test/api/token", method="POST", status_code=429,
+                            headers={"Retry-After": "600"},
+                            json={"error": {"status": 429, "message": "Too many requests", "reason": "QUOTA_EXCEEDED"}})
+    endpoint = TokenEndpoint(httpx.Client(), "https://accounts.test", "client-a", "secret-a", sleep=fakes.slept.append)
+    client = fakes.client(tokens=AppToken(fakeredis.FakeRedis(), RedisKeys("test"), endpoint))
+    with pytest.raises(errors.RateLimited) as caught:
+        client.get_track(make_ids(1)[0])
+    assert (caught.value.retry_after_s, caught.value.reason) == (600, "quota_exceeded")
+    assert caught.value.blocked_until == pytest.approx(fakes.box._deadline_s)
+    assert 590 < fakes.box.remaining_s() <= 600
+    # The fleet holds off: no token request, no API request, until the deadline.
+    with pytest.raises(errors.RateLimited):
+        client.get_tracks(make_ids(3))
+    assert len(httpx_mock.get_requests()) == 1 and fakes.slept == []

@@ -87,18 +87,31 @@ def test_an_error_without_a_body_still_decides():
     assert decide(204) is None
 
 
+def token(status, payload=b"", headers=None):
+    return token_result(status, headers or {}, payload, DEFAULT)
+
+
 def test_token_success_and_errors():
-    assert token_result(200, body({"access_token": "a", "expires_in": 3600}))["access_token"] == "a"
+    assert token(200, body({"access_token": "a", "expires_in": 3600}))["access_token"] == "a"
     with pytest.raises(errors.InvalidGrant) as caught:
-        token_result(400, body({"error": "invalid_grant", "error_description": "Refresh token revoked"}))
+        token(400, body({"error": "invalid_grant", "error_description": "Refresh token revoked"}))
     assert caught.value.permanent and "Refresh token revoked" in str(caught.value)
     with pytest.raises(errors.InvalidClient):
-        token_result(400, body({"error": "invalid_client", "error_description": "Invalid client"}))
+        token(400, body({"error": "invalid_client", "error_description": "Invalid client"}))
     with pytest.raises(errors.AuthError):
-        token_result(400, body({"error": "unsupported_grant_type"}))
+        token(400, body({"error": "unsupported_grant_type"}))
     with pytest.raises(errors.ServerError):
-        token_result(503, b"")
+        token(503)
     with pytest.raises(errors.MalformedResponse):
-        token_result(200, b"{}")
-    with pytest.raises(errors.RateLimited):
-        token_result(429, b"")
+        token(200, b"{}")
+
+
+def test_a_token_429_is_read_like_an_api_429():
+    with pytest.raises(errors.RateLimited) as caught:
+        token(429, body({"error": {"status": 429, "message": "Too many requests", "reason": "QUOTA_EXCEEDED"}}),
+              {"retry-after": "81654"})
+    assert (caught.value.retry_after_s, caught.value.reason, caught.value.endpoint) == (
+        81654.0, "quota_exceeded", "/api/token")
+    with pytest.raises(errors.RateLimited) as caught:
+        token(429, b"", {"retry-after": "0"})
+    assert (caught.value.retry_after_s, caught.value.reason) == (DEFAULT, "rate_limit")
