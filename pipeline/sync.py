@@ -62,7 +62,8 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
 
     Tracks are written before their features are asked for, so a run parked between the two (a
     429) does not fetch the tracks again: the next run sees fresh tracks without features and
-    asks for the features alone."""
+    asks for the features alone. Likewise the tracks fetched before an error part way through
+    (`.partial`: a 429 on the 20th of 50 one-by-one requests) are written before it is raised."""
     ids = _ids(job)
     with transaction(ctx.engine) as session:
         state = songs.sync_state(session, ids)
@@ -73,7 +74,12 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
                               "upserted": 0}
     found: list[str] = []
     if wanted:
-        tracks = ctx.client.get_tracks(wanted)
+        try:
+            tracks = ctx.client.get_tracks(wanted)
+        except BaseException as exc:  # a worker's interrupt too: what was fetched is kept
+            if getattr(exc, "partial", None):
+                songs.write_songs(ctx.engine, songs.merge_rows(exc.partial.values(), None, now))
+            raise
         found = [track_id for track_id, track in tracks.items() if track is not None]
         upserted = songs.write_songs(ctx.engine, songs.merge_rows(tracks.values(), None, now))
         result.update(fetched=len(found), upserted=len(upserted), inserted=sum(u.inserted for u in upserted),

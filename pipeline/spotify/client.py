@@ -148,9 +148,23 @@ class SpotifyClient:
 
     def get_tracks(self, ids: Iterable[str]) -> dict[str, Track | None]:
         """Tracks by id, every id asked for a key (None: Spotify has no such track).
-        Batches of 50; where batch /tracks is forbidden, one /tracks/{id} per id."""
+        Batches of 50; where batch /tracks is forbidden, one /tracks/{id} per id.
+
+        Whatever stops it part way (a 429, the fleet's budget, a 5xx after the retries, a worker's
+        interrupt) is raised with `.partial`: the tracks fetched so far, in the order asked, so
+        that the caller can write them and not fetch them again."""
         wanted = normalize_track_ids(ids)
         found: dict[str, Track | None] = {}
+        try:
+            self._fetch_tracks(wanted, found)
+        except BaseException as exc:
+            exc.partial = {track_id: found[track_id] for track_id in wanted if track_id in found}
+            raise
+        self._learn_popularity([t for t in found.values() if t is not None])
+        return {track_id: found[track_id] for track_id in wanted}
+
+    def _fetch_tracks(self, wanted: list[str], found: dict[str, Track | None]) -> None:
+        """Into `found`, as they come: batches while the app may, then one by one."""
         if wanted and self.capabilities.allowed(BATCH_TRACKS):
             for batch in batches(wanted, TRACKS_PER_REQUEST):
                 try:
@@ -169,8 +183,6 @@ class SpotifyClient:
                         self._request("/tracks/{id}", f"/tracks/{track_id}", batch_size=1))
                 except NotFound:
                     found[track_id] = None
-        self._learn_popularity([t for t in found.values() if t is not None])
-        return {track_id: found[track_id] for track_id in wanted}
 
     def get_audio_features(self, ids: Iterable[str]) -> dict[str, AudioFeatures | None]:
         """Audio features by id (None: the track has none), batches of 100.

@@ -26,6 +26,9 @@
 
 httpx, JSON and Redis exceptions are translated into these at the boundary (`raise X from exc`);
 nothing above pipeline/spotify sees a third-party exception type.
+
+`get_tracks`, which may make many requests, sets `.partial` on whatever stops it part way (any of
+these, or a worker's interrupt): the tracks fetched before it, by id, for the caller to keep.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from datetime import datetime
 
 class SpotifyError(Exception):
     permanent: bool = False
+    partial: dict | None = None  # set by get_tracks when it stops part way
 
     def __init__(self, message: str = "", *, status: int | None = None, endpoint: str | None = None):
         super().__init__(message)

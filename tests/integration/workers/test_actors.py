@@ -279,3 +279,57 @@ def test_a_library_run_cut_short_after_its_last_page_reads_no_page_again(world, 
     done = jobs.get_job(engine, job_id)
     assert (done.status, done.result["pages"], done.result["tracks"]) == ("completed", 2, 60)
     assert [c for c in spotify.calls if c[0] == "saved_tracks"] == [("saved_tracks", 0), ("saved_tracks", 50)]
+
+
+def test_a_429_part_way_through_one_by_one_tracks_keeps_what_was_fetched(world):
+    """dev-2026: batch /tracks is forbidden, so a job's 50 tracks come one by one. A 429 on the
+    20th request parks the job with the 19 fetched tracks written; the re-run asks for the 31 others."""
+    import httpx
+
+    from pipeline.ratecontrol.limiter import InMemoryLimiter
+    from pipeline.ratecontrol.penalty_box import InMemoryPenaltyBox
+    from pipeline.spotify import SpotifyClient
+    from shared.settings import Rate
+
+    _, _, _, env, engine = world
+    asked: list[str] = []
+
+    def spotify_api(request):
+        if request.url.path in ("/v1/tracks", "/v1/audio-features"):
+            return httpx.Response(403, json={"error": {"status": 403, "message": "Forbidden"}})
+        asked.append(request.url.path.rsplit("/", 1)[1])
+        if len(asked) == 20:
+            return httpx.Response(429, headers={"Retry-After": "60"},
+                                  json={"error": {"status": 429, "message": "API rate limit exceeded"}})
+        return httpx.Response(200, json=track_json(asked[-1]))
+
+    class Token:
+        def token(self):
+            return "app-token"
+
+        def invalidate(self, token):
+            pass
+
+    clock = [1_000_000.0]
+    env.client = SpotifyClient(
+        http=httpx.Client(transport=httpx.MockTransport(spotify_api)), api_base_url="https://api.test/v1",
+        limiter=InMemoryLimiter(Rate(10_000, 1)), penalty_box=InMemoryPenaltyBox(lambda: clock[0]), tokens=Token(),
+        capabilities=Capabilities(InMemoryCapabilityRows(), "dev-2026-client"), sleep=lambda s: None)
+    job = enqueue(env)
+    run("track_sync", job.id, env)
+    parked = jobs.get_job(engine, job.id)
+    assert (parked.status, parked.retry_count, parked.error_class) == ("pending", 0, "RateLimited")
+    assert asked == IDS[:20]
+    with engine.connect() as conn:
+        stored = conn.execute(text('SELECT "spotifyId" FROM songs ORDER BY "spotifyId"')).scalars().all()
+    assert stored == IDS[:19]
+
+    clock[0] += 61  # the penalty box opens, and so does the job
+    with engine.begin() as conn:
+        conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = NULL'))
+    run("track_sync", job.id, env)
+    done = jobs.get_job(engine, job.id)
+    assert asked[20:] == IDS[19:] and len(asked[20:]) == 31
+    assert (done.status, done.result["skipped_fresh"], done.result["fetched"], done.result["audio_features"]) == (
+        "completed", 19, 31, "unavailable")
+    assert tuple(songs_count(engine)) == (50, 0)

@@ -287,3 +287,48 @@ def test_a_429_from_the_token_endpoint_fills_the_penalty_box_for_the_client_id(f
     with pytest.raises(errors.RateLimited):
         client.get_tracks(make_ids(3))
     assert len(httpx_mock.get_requests()) == 1 and fakes.slept == []
+
+
+@pytest.mark.parametrize("failure", [
+    httpx.Response(429, headers={"Retry-After": "60"}, json={"error": {"status": 429, "message": "API rate limit exceeded"}}),
+    httpx.Response(503),
+])
+def test_tracks_fetched_one_by_one_before_a_failure_come_with_the_error(fakes, httpx_mock, failure):
+    ids = make_ids(50)
+    singles = []
+
+    def answer(request):
+        if request.url.path == "/v1/tracks":
+            return httpx.Response(403, json=FORBIDDEN)
+        singles.append(request.url.path.rsplit("/", 1)[1])
+        if len(singles) >= 20:
+            return failure
+        if len(singles) == 3:
+            return httpx.Response(404, json={"error": {"status": 404, "message": "non existing id"}})
+        return httpx.Response(200, json=track_json(singles[-1]))
+
+    httpx_mock.add_callback(answer, is_reusable=True)
+    with pytest.raises((errors.RateLimited, errors.ServerError)) as caught:
+        fakes.client().get_tracks(ids)
+    partial = caught.value.partial
+    assert list(partial) == ids[:19] and partial[ids[2]] is None
+    assert all(partial[i].id == i for i in ids[:19] if i != ids[2])
+
+
+def test_a_limiter_refusal_part_way_carries_what_was_fetched(fakes, httpx_mock):
+    ids = make_ids(5)
+    fakes.capabilities.forbid(BATCH_TRACKS, "403")
+    httpx_mock.add_callback(lambda request: httpx.Response(200, json=track_json(request.url.path.rsplit("/", 1)[1])),
+                            is_reusable=True)
+    granted = iter([0.0, 0.0])
+
+    def acquire(max_wait_s=None):
+        try:
+            return next(granted)
+        except StopIteration:
+            raise errors.RateLimited(2.5, "local_budget") from None
+
+    fakes.limiter.acquire = acquire
+    with pytest.raises(errors.RateLimited) as caught:
+        fakes.client().get_tracks(ids)
+    assert caught.value.reason == "local_budget" and list(caught.value.partial) == ids[:2]
