@@ -24,12 +24,19 @@ class _Batch:
         self.error: BaseException | None = None
 
 
+class CoalescedRequestLost(Exception):
+    """The request this thread's ids rode on never came back (its leader thread was interrupted
+    or hung): a transient failure, the job is tried again."""
+
+
 class Coalescer:
-    def __init__(self, fetch: Fetch, *, size: int = 100, max_wait_s: float = 0.3,
+    def __init__(self, fetch: Fetch, *, size: int = 100, max_wait_s: float = 0.3, follower_timeout_s: float = 120.0,
                  monotonic: Callable[[], float] = time.monotonic):
         self._fetch = fetch
         self.size = size
         self.max_wait_s = max_wait_s
+        # A follower never waits forever: its job's lease is renewed while it waits.
+        self.follower_timeout_s = follower_timeout_s
         self._monotonic = monotonic
         self._lock = threading.Condition()
         self._open: _Batch | None = None
@@ -39,33 +46,46 @@ class Coalescer:
         if len(ids) >= self.size:
             return self._fetch(ids)
         with self._lock:
-            batch = self._open
-            if batch is not None and len(batch.ids) + len(ids) > self.size:
-                batch.full = True  # no room: its leader sends it now, we start another
-                self._lock.notify_all()
-                batch = None
-            leader = batch is None
-            if leader:
-                batch = self._open = _Batch()
-            batch.ids.extend(i for i in ids if i not in set(batch.ids))
-            if len(batch.ids) >= self.size:
-                batch.full = True
-                self._lock.notify_all()
-            if leader:
-                deadline = self._monotonic() + self.max_wait_s
-                while not batch.full and (left := deadline - self._monotonic()) > 0:
-                    self._lock.wait(left)
-                if self._open is batch:
-                    self._open = None
+            batch, leader = self._join(ids)
         if leader:
-            try:
-                batch.result = self._fetch(batch.ids)
-            except BaseException as exc:  # noqa: BLE001 - handed to every thread of the batch
-                batch.error = exc
-            finally:
-                batch.done.set()
-        else:
-            batch.done.wait()
+            self._lead(batch)
+        elif not batch.done.wait(self.follower_timeout_s):
+            raise CoalescedRequestLost(f"no answer to a shared request of {len(batch.ids)} ids "
+                                       f"within {self.follower_timeout_s:.0f}s")
         if batch.error is not None:
             raise batch.error
         return {i: batch.result.get(i) for i in ids}
+
+    def _join(self, ids: list[str]) -> tuple[_Batch, bool]:
+        """Add `ids` to the open batch, or open one (and lead it). Called under the lock."""
+        batch = self._open
+        if batch is not None and len(batch.ids) + len(ids) > self.size:
+            batch.full = True  # no room: its leader sends it now, we start another
+            self._lock.notify_all()
+            batch = None
+        leader = batch is None
+        if leader:
+            batch = self._open = _Batch()
+        batch.ids.extend(i for i in ids if i not in set(batch.ids))
+        if len(batch.ids) >= self.size:
+            batch.full = True
+            self._lock.notify_all()
+        return batch, leader
+
+    def _lead(self, batch: _Batch) -> None:
+        """Wait briefly for the batch to fill, send it, hand the answer to every thread in it.
+        Whatever happens here (an interrupt included), the batch is closed and answered."""
+        try:
+            with self._lock:
+                try:
+                    deadline = self._monotonic() + self.max_wait_s
+                    while not batch.full and (left := deadline - self._monotonic()) > 0:
+                        self._lock.wait(left)
+                finally:
+                    if self._open is batch:
+                        self._open = None
+            batch.result = self._fetch(batch.ids)
+        except BaseException as exc:  # noqa: BLE001 - handed to every thread of the batch
+            batch.error = exc
+        finally:
+            batch.done.set()

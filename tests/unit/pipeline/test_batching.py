@@ -76,3 +76,48 @@ def test_a_full_request_goes_out_at_once():
     assert len(fetch.requests) == 1
     with pytest.raises(RuntimeError):
         Coalescer(Recorder(error=RuntimeError("x")), size=100)(ids("a", 100))
+
+
+class Interrupted(BaseException):
+    """Like Dramatiq's Interrupt: raised asynchronously into a worker thread."""
+
+
+def test_a_leader_interrupted_while_waiting_closes_its_batch_and_answers_its_followers():
+    calls = {"n": 0}
+
+    def clock():
+        calls["n"] += 1
+        if calls["n"] == 2:  # inside the leader's wait for a second job
+            raise Interrupted()
+        return calls["n"] * 1.0  # time flies: later waits end at once
+
+    fetch = Recorder()
+    coalescer = Coalescer(fetch, size=100, max_wait_s=0.01, monotonic=clock)
+    with pytest.raises(Interrupted):
+        coalescer([f"a{i}" for i in range(50)])
+    assert fetch.requests == []
+    # The batch it led is closed: the next caller leads a batch of its own and gets its answer.
+    assert coalescer(["b1"]) == {"b1": "features of b1"}
+
+
+def test_a_follower_whose_request_never_comes_back_gives_up():
+    from pipeline.batching import CoalescedRequestLost
+
+    release = threading.Event()
+
+    def stuck(ids):
+        release.wait(5)
+        return {i: "late" for i in ids}
+
+    coalescer = Coalescer(stuck, size=100, max_wait_s=0.05, follower_timeout_s=0.2)
+    leader = threading.Thread(target=coalescer, args=([f"a{i}" for i in range(50)],))
+    leader.start()
+    try:
+        import time
+
+        time.sleep(0.01)  # the leader opens the batch first
+        with pytest.raises(CoalescedRequestLost):
+            coalescer([f"b{i}" for i in range(50)])
+    finally:
+        release.set()
+        leader.join()
