@@ -247,7 +247,8 @@ def record_popularity(session: Session, observations: Sequence[tuple[str, int]],
             "\"updatedAt\" = (statement_timestamp() AT TIME ZONE 'UTC') "
             'FROM v WHERE songs."spotifyId" = v.sid RETURNING songs.id, v.pop) '
             'INSERT INTO song_popularity_history ("songId", popularity, "recordedAt", "jobId") '
-            "SELECT id, pop, :at, :job_id FROM u"
+            "SELECT id, pop, :at, :job_id FROM u "
+            'ON CONFLICT ("songId", "jobId") DO NOTHING'  # the job ran before: recorded once
         ),
         {"ids": list(unique), "pops": [min(max(int(p), 0), 100) for p in unique.values()], "at": at,
          "job_id": job_id},

@@ -14,6 +14,7 @@ import json
 import re
 import sys
 import threading
+import traceback
 from typing import Any
 
 from loguru import logger
@@ -32,22 +33,32 @@ _SHAPES = [
     ),
 ]
 
-_registered: set[str] = set()
+# The newest registered values (tokens expire: the oldest are dropped past this many), and one
+# pattern matching any of them, rebuilt only when the set changes.
+MAX_REGISTERED = 10_000
+_registered: dict[str, None] = {}
+_registered_pattern: re.Pattern | None = None
 _registered_lock = threading.Lock()
 _configured_with: tuple | None = None
 
 
 def register_secret(value: str | None) -> None:
     """Mask this exact value in every later log line of the process (tokens, secrets)."""
-    if value and len(value) >= 6:
-        with _registered_lock:
-            _registered.add(value)
+    global _registered_pattern
+    if not value or len(value) < 6 or value in _registered:
+        return
+    with _registered_lock:
+        _registered[value] = None
+        while len(_registered) > MAX_REGISTERED:
+            del _registered[next(iter(_registered))]
+        longest_first = sorted(_registered, key=len, reverse=True)
+        _registered_pattern = re.compile("|".join(map(re.escape, longest_first)))
 
 
 def mask(text: str) -> str:
-    for secret in sorted(_registered, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, MASK)
+    pattern = _registered_pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
     text = _SHAPES[0].sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = _SHAPES[1].sub(lambda m: m.group(1) + MASK, text)
     return text
@@ -81,13 +92,21 @@ def _json_sink(message) -> None:
         "logger": record["name"],
         **{k: v for k, v in record["extra"].items() if v is not None},
     }
+    if record["exception"] is not None:
+        line["traceback"] = mask("".join(traceback.format_exception(*record["exception"])))
     sys.stderr.write(json.dumps(line, default=str) + "\n")
+
+
+def _text_sink(message) -> None:
+    # The whole formatted line, traceback included, goes through the mask once more.
+    sys.stderr.write(mask(str(message)))
 
 
 def _text_format(record: dict) -> str:
     extras = " ".join(f"{k}={v}" for k, v in record["extra"].items() if v is not None and k != "error")
     tail = f" | {extras}" if extras else ""
-    return "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name} | {message}" + tail.replace("{", "{{").replace("}", "}}") + "\n"
+    return ("{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name} | {message}"
+            + tail.replace("{", "{{").replace("}", "}}") + "\n{exception}")
 
 
 def setup_logging(settings: Settings) -> None:
@@ -103,5 +122,5 @@ def setup_logging(settings: Settings) -> None:
     if settings.log_format == "json":
         logger.add(_json_sink, level=settings.log_level, backtrace=False, diagnose=False)
     else:
-        logger.add(sys.stderr, level=settings.log_level, format=_text_format, backtrace=False, diagnose=False)
+        logger.add(_text_sink, level=settings.log_level, format=_text_format, backtrace=False, diagnose=False)
     _configured_with = key

@@ -243,6 +243,8 @@ class SongPopularityHistory(Base):
     __table_args__ = (
         CheckConstraint("popularity >= 0 AND popularity <= 100", name="song_popularity_history_popularity_check"),
         Index("idx_song_popularity_history_song", "songId", "recordedAt"),
+        # A job run twice (at-least-once delivery) records a song's observation once.
+        Index("uq_song_popularity_history_job", "songId", "jobId", unique=True),
     )
 
 

@@ -11,6 +11,9 @@ def connect(settings: Settings, **options) -> redis.Redis:
     """A pooled client for REDIS_URL; responses decoded to str unless told otherwise."""
     options.setdefault("decode_responses", True)
     options.setdefault("socket_connect_timeout", 5)
+    # A Redis that stops answering must fail a call (a transient error), not hang a thread that
+    # holds the limiter's process lock.
+    options.setdefault("socket_timeout", 10)
     options.setdefault("health_check_interval", 30)
     return redis.Redis.from_url(settings.require_redis_url(), **options)
 

@@ -200,7 +200,7 @@ class Settings:
             try:
                 values[f.name] = f.metadata["parse"](raw.strip())
             except ValueError as exc:
-                shown = "" if f.metadata["secret"] else f", got {raw.strip()!r}"
+                shown = "" if f.metadata["secret"] else f", got {without_password(raw.strip())!r}"
                 raise SettingsError(f"{f.metadata['env']}: expected {exc}{shown}") from None
         values.setdefault("state_dir", default_state_dir())
         settings = cls(**values)
@@ -265,20 +265,36 @@ class Settings:
         return value
 
     def secrets(self) -> list[str]:
-        """The secret values in force, for the log filter to mask."""
+        """The secret values in force, for the log filter to mask: secret settings, and the
+        passwords inside the service URLs."""
         found: list[str] = []
         for f in fields(self):
+            value = getattr(self, f.name)
             if f.metadata["secret"]:
-                value = getattr(self, f.name)
                 found.extend(value if isinstance(value, tuple) else [value] if value else [])
+            elif isinstance(value, str) and "://" in value and urlsplit(value).password:
+                found.append(urlsplit(value).password)
         return found
 
     def __repr__(self) -> str:  # never print a secret by accident
-        shown = ", ".join(
-            f"{f.name}={'***' if f.metadata['secret'] and getattr(self, f.name) else getattr(self, f.name)!r}"
-            for f in fields(self)
-        )
-        return f"Settings({shown})"
+        def shown(f) -> str:
+            value = getattr(self, f.name)
+            if f.metadata["secret"] and value:
+                return "'***'"
+            return repr(without_password(value) if isinstance(value, str) else value)
+
+        return "Settings(" + ", ".join(f"{f.name}={shown(f)}" for f in fields(self)) + ")"
+
+
+def without_password(value: str) -> str:
+    """A URL with its password replaced by ***; anything else as it is."""
+    if "://" not in value:
+        return value
+    parts = urlsplit(value)
+    if not parts.password:
+        return value
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def default_state_dir() -> Path:

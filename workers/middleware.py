@@ -245,8 +245,10 @@ def _after_failure(env: WorkerEnv, job: Job, exc: BaseException) -> None:
     if isinstance(decision, Fail):
         jobs.fail(env.engine, job, decision.error_class, decision.message)
         JOBS.labels(job.job_type, "failed").inc()
-        logger.error("job failed: {}: {}", decision.error_class, decision.message,
-                     exc_info=not retry_policy.is_permanent(exc))
+        # A permanent error is expected (a user to re-authorise, bad ids): its message says it all.
+        # Anything else is a surprise, and its traceback is what the operator needs.
+        surprise = None if retry_policy.is_permanent(exc) else exc
+        logger.opt(exception=surprise).error("job failed: {}: {}", decision.error_class, decision.message)
         return
     assert isinstance(decision, Park)
     if jobs.park(env.engine, job, decision.until, decision.error_class, decision.message,

@@ -95,3 +95,15 @@ def test_saved_track_links_and_popularity_history(clean_db):
                          f"'{0:022d}'") == [(42, AT)]
     assert table(engine, 'SELECT popularity, "jobId" FROM song_popularity_history ORDER BY popularity') == [
         (42, "job-1"), (43, "job-1")]
+
+
+def test_a_popularity_job_run_twice_records_each_song_once(clean_db):
+    songs.write_songs(clean_db, songs.merge_rows([track(i) for i in range(2)], None, AT))
+    observed = [(f"{0:022d}", 42), (f"{1:022d}", 43)]
+    for run_at in (AT, AT + timedelta(minutes=5)):  # the same job, delivered again
+        with transaction(clean_db) as session:
+            songs.record_popularity(session, observed, run_at, "job-1")
+    with transaction(clean_db) as session:
+        songs.record_popularity(session, observed, AT + timedelta(hours=1), "job-2")  # a later refresh
+    assert table(clean_db, 'SELECT "jobId", count(*) FROM song_popularity_history GROUP BY 1 ORDER BY 1') == [
+        ("job-1", 2), ("job-2", 2)]

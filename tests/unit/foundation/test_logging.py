@@ -41,3 +41,27 @@ def test_json_lines_carry_extras_and_mask_them(captured):
     line = json.loads(out.strip().splitlines()[-1])
     assert line["message"] == "done" and line["job_id"] == "j1" and line["level"] == "INFO"
     assert line["token"] == "Bearer ***"
+
+
+def test_tracebacks_are_written_and_masked_in_both_formats(captured):
+    def fail_with_a_token():
+        try:
+            raise RuntimeError("refused Bearer BQCsecretaccesstoken99")
+        except RuntimeError as exc:
+            logger.opt(exception=exc).error("job failed")
+
+    text_out = captured("text", fail_with_a_token)
+    assert "Traceback (most recent call last)" in text_out and "RuntimeError" in text_out
+    assert "BQCsecretaccesstoken99" not in text_out
+    json_out = captured("json", fail_with_a_token)
+    line = json.loads(json_out.strip().splitlines()[-1])
+    assert "RuntimeError" in line["traceback"] and "BQCsecretaccesstoken99" not in json_out
+
+
+def test_the_registry_of_masked_values_keeps_the_newest(monkeypatch):
+    monkeypatch.setattr(project_logging, "MAX_REGISTERED", 3)
+    monkeypatch.setattr(project_logging, "_registered", {})
+    for n in range(5):
+        project_logging.register_secret(f"token-number-{n}")
+    assert list(project_logging._registered) == ["token-number-2", "token-number-3", "token-number-4"]
+    assert project_logging.mask("a token-number-4 b token-number-0") == "a *** b token-number-0"

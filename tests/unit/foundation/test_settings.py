@@ -117,3 +117,13 @@ def test_settings_survive_the_trip_through_a_child_environment():
     settings = load(DATABASE_URL="postgresql://h/db", SPOTIFY_RATE_LIMIT="50/10s", SPOTIFY_TOKEN_KEYS=key,
                     TRACK_TTL="2h", SPOTIFY_READ_TIMEOUT="2.5", LOG_FORMAT="json")
     assert Settings.from_env(settings.as_environ()) == settings
+
+
+def test_passwords_in_service_urls_are_never_shown_and_are_masked_in_logs():
+    with pytest.raises(SettingsError) as caught:
+        load(DATABASE_URL="mysql://app:hunter2secret@db/music")
+    assert "hunter2secret" not in str(caught.value) and "app:***@db" in str(caught.value)
+    settings = load(DATABASE_URL="postgresql://app:hunter2secret@db/music", REDIS_URL="redis://:r3dispass@cache:6379/0")
+    assert "hunter2secret" not in repr(settings) and "r3dispass" not in repr(settings)
+    assert {"hunter2secret", "r3dispass"} <= set(settings.secrets())
+    assert settings.database_url == "postgresql://app:hunter2secret@db/music"  # the value itself is intact
