@@ -36,7 +36,7 @@ bench: venv
 	$(BIN)/python -m bench
 
 bench-quick: venv
-	$(BIN)/python -m bench --quick
+	$(BIN)/python -m bench --quick --results bench/results-quick.json
 
 clean:
 	-$(BIN)/spotify-sync services down

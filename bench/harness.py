@@ -250,7 +250,10 @@ class Workers:
         self.log_path = w.workdir / f"workers-{secrets.token_hex(3)}.log"
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [str(BIN / "spotify-sync"), "worker", "--processes", str(processes), "--threads", str(threads)],
+            # No metrics endpoint: runs follow each other (recovery starts a second beside a killed
+            # one), and a taken port would stop a run; the exporter's process would count as a worker.
+            [str(BIN / "spotify-sync"), "worker", "--processes", str(processes), "--threads", str(threads),
+             "--metrics-port", "0"],
             env={**w.env(), **(env or {})}, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() ends the forked workers too
         )
