@@ -1,6 +1,7 @@
 """Recovery: a worker SIGKILLed mid-run, and Redis losing every key mid-run (FLUSHALL on a
 private redis-server). Postgres is the ledger: every track still lands, no job stays running."""
 
+import re
 import shutil
 import signal
 import socket
@@ -106,10 +107,12 @@ def test_flushall_mid_run_then_reconcile_lands_every_track(settings, clean_db, e
     with Workers(env, processes=2, threads=4) as workers:
         workers.wait_ready()
         wait_until(lambda: completed(clean_db) >= 15, 60, "some progress", workers, clean_db)
-        client.flushall()
-        assert client.dbsize() == 0
+        # The workers write to Redis again at once (heartbeats, the limiter): what matters is
+        # that the queued messages are gone, which the reconciler's count of re-sent jobs shows.
+        assert client.flushall()
         out = cli_ok(env, "jobs", "reconcile", "--grace", "0s")
-        assert "pending job(s) re-sent" in out
+        resent = re.search(r"(\d+) pending job\(s\) re-sent", out)
+        assert resent and int(resent.group(1)) > 0, out
         wait_until(lambda: all_jobs_finished(clean_db), 120, "every job to finish", workers, clean_db)
     assert_every_track_landed(clean_db, ids)
     print("\nFLUSHALL then reconcile: " + out.strip())
