@@ -107,3 +107,12 @@ def test_a_popularity_job_run_twice_records_each_song_once(clean_db):
         songs.record_popularity(session, observed, AT + timedelta(hours=1), "job-2")  # a later refresh
     assert table(clean_db, 'SELECT "jobId", count(*) FROM song_popularity_history GROUP BY 1 ORDER BY 1') == [
         ("job-1", 2), ("job-2", 2)]
+
+
+def test_write_songs_is_one_autocommitted_statement_and_unknown_features_read_as_not_synced(clean_db):
+    engine = clean_db
+    statements = count_statements(engine)
+    songs.write_songs(engine, songs.merge_rows([track(3)], None, AT))  # no features asked for
+    assert [s.split()[0] for s in statements if "songs" in s] == ["INSERT"]
+    # The row's JSON carries no audioFeaturesSynced key: the column gets false, not NULL.
+    assert table(engine, 'SELECT "audioFeaturesSynced", danceability FROM songs') == [(False, None)]
