@@ -84,8 +84,10 @@ def _apply(cur, name: sql.Identifier, role: str, password: str | None) -> tuple[
     created = cur.fetchone() is None
     cur.execute(sql.SQL("CREATE ROLE {} {}" if created else "ALTER ROLE {} {}").format(name, attributes))
     if password is not None:
-        # DDL takes no bind parameters: psycopg quotes the literal; it is never logged or printed.
-        cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(name, sql.Literal(password)))
+        # DDL takes no bind parameters, and a statement can end up in the server's log: send
+        # the SCRAM verifier libpq computes here (as psql's \password does), never the password.
+        verifier = cur.connection.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+        cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(name, sql.Literal(verifier.decode())))
     # Belt and braces: even a table granted by mistake is not writable in the role's sessions.
     cur.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(name))
 

@@ -3,6 +3,9 @@
 Roles are cluster-wide, so each run makes its own (random name) and drops it at the end.
 """
 
+import base64
+import hashlib
+import hmac
 import os
 import secrets
 import subprocess
@@ -74,6 +77,37 @@ def test_the_reader_reads_songs_and_nothing_private(engine, database_url, reader
 
     with engine.connect() as conn:
         assert conn.execute(text("SELECT title FROM songs")).scalars().all() == ["Song"]
+
+
+def scram_verifies(verifier: str, password: str) -> bool:
+    """Does PostgreSQL's stored SCRAM-SHA-256 verifier accept `password`? (RFC 5802's StoredKey)"""
+    method, rest = verifier.split("$", 1)
+    iterations_salt, keys = rest.split("$")
+    iterations, salt = iterations_salt.split(":")
+    stored_key = keys.split(":")[0]
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    return method == "SCRAM-SHA-256" and hashlib.sha256(client_key).digest() == base64.b64decode(stored_key)
+
+
+def test_the_password_goes_to_the_server_only_as_a_scram_verifier(engine, reader_role, monkeypatch):
+    password = secrets.token_urlsafe(16)
+    sent = []
+    real_execute = psycopg.Cursor.execute
+
+    def recording_execute(cursor, query, *args, **kwargs):
+        sent.append(query.as_string(cursor) if hasattr(query, "as_string") else str(query))
+        return real_execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording_execute)
+    create_reader(engine, reader_role, password=password)
+    monkeypatch.undo()
+
+    assert any("PASSWORD 'SCRAM-SHA-256$" in statement for statement in sent)
+    assert not any(password in statement for statement in sent)
+    with engine.connect() as conn:  # the test user is a superuser: it may read pg_authid
+        stored = conn.execute(text("SELECT rolpassword FROM pg_authid WHERE rolname = :r"), {"r": reader_role}).scalar()
+    assert scram_verifies(stored, password) and not scram_verifies(stored, password + "x")
 
 
 def test_running_again_converges_on_the_contract(engine, database_url, reader_role, one_song_and_one_connection):
