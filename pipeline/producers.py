@@ -45,7 +45,8 @@ def _no_progress(stage: str, done: int, total: int) -> None:
 def enqueue_track_sync(engine: Engine, send: Send, ids: Iterable[str], *, force: bool, track_ttl_s: int,
                        description: str = "track-sync", progress: Progress = _no_progress) -> Enqueued:
     """Jobs of up to 50 ids (full batches but the last) for the ids that are not fresh (a song
-    is fresh when synced within the TTL with its audio features asked for).
+    is fresh when synced within the TTL with its audio features asked for; an id Spotify answered
+    null for within the TTL is skipped too).
 
     `ids` must be normalised already; it is consumed once, as a stream."""
     backfill_id = jobs.create_backfill(engine, "track_sync", description, force=force)
@@ -73,14 +74,21 @@ def enqueue_track_sync(engine: Engine, send: Send, ids: Iterable[str], *, force:
                 FROM (
                     SELECT id, pos, (row_number() OVER (ORDER BY pos) - 1) / %(per_job)s AS chunk
                     FROM (SELECT DISTINCT ON (id) id, pos FROM backfill_ids ORDER BY id, pos) AS unique_ids
-                    WHERE %(force)s OR NOT EXISTS (
-                        SELECT 1 FROM songs
-                        WHERE songs."spotifyId" = unique_ids.id
-                          AND songs."spotifyLastSync" > (statement_timestamp() AT TIME ZONE 'UTC')
-                                                         - make_interval(secs => %(ttl)s)
-                          -- tracks fresh but features never asked for (a library page cut short):
-                          -- the job asks for the features alone
-                          AND songs."audioFeaturesSynced")
+                    WHERE %(force)s OR (
+                        NOT EXISTS (
+                            SELECT 1 FROM songs
+                            WHERE songs."spotifyId" = unique_ids.id
+                              AND songs."spotifyLastSync" > (statement_timestamp() AT TIME ZONE 'UTC')
+                                                             - make_interval(secs => %(ttl)s)
+                              -- tracks fresh but features never asked for (a library page cut
+                              -- short): the job asks for the features alone
+                              AND songs."audioFeaturesSynced")
+                        -- and ids Spotify answered null for within the TTL are not asked again
+                        AND NOT EXISTS (
+                            SELECT 1 FROM spotify_unknown_tracks unknown
+                            WHERE unknown."spotifyId" = unique_ids.id
+                              AND unknown."checkedAt" > (statement_timestamp() AT TIME ZONE 'UTC')
+                                                        - make_interval(secs => %(ttl)s)))
                 ) AS wanted
                 GROUP BY chunk
                 ORDER BY chunk

@@ -287,6 +287,27 @@ def sync_state(session: Session, spotify_ids: Sequence[str]) -> dict[str, tuple[
     return {sid: (at, synced) for sid, at, synced in found}
 
 
+def unknown_since(session: Session, spotify_ids: Sequence[str]) -> dict[str, datetime]:
+    """When Spotify last answered null for these ids (those it ever did)."""
+    if not spotify_ids:
+        return {}
+    found = session.execute(
+        text('SELECT "spotifyId", "checkedAt" FROM spotify_unknown_tracks WHERE "spotifyId" = ANY(:ids)'),
+        {"ids": list(spotify_ids)},
+    )
+    return {spotify_id: checked_at for spotify_id, checked_at in found}
+
+
+def remember_unknown(session: Session, spotify_ids: Sequence[str], at: datetime) -> None:
+    """Spotify answered null for these ids at `at`: within TRACK_TTL they are not asked again."""
+    if spotify_ids:
+        session.execute(
+            text('INSERT INTO spotify_unknown_tracks ("spotifyId", "checkedAt") SELECT unnest(CAST(:ids AS text[])), :at '
+                 'ON CONFLICT ("spotifyId") DO UPDATE SET "checkedAt" = EXCLUDED."checkedAt"'),
+            {"ids": list(dict.fromkeys(spotify_ids)), "at": at},
+        )
+
+
 def write_features(session: Session, features: Mapping[str, Any], checked_ids: Sequence[str]) -> int:
     """Audio features onto existing songs, one statement; ids Spotify has no analysis for (None)
     are marked synced too, so they are not asked for again."""

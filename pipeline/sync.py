@@ -67,8 +67,10 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
     ids = _ids(job)
     with transaction(ctx.engine) as session:
         state = songs.sync_state(session, ids)
+        unknown = songs.unknown_since(session, ids)
     now = jobs.db_now(ctx.engine)
-    last_sync = {i: at for i, (at, _) in state.items()}
+    # An id Spotify answered null for is as fresh as a song synced then (and has no features).
+    last_sync = {**unknown, **{i: at for i, (at, _) in state.items()}}
     wanted = freshness.stale_ids(ids, last_sync, now, ctx.track_ttl_s, force=bool(job.payload.get("force")))
     result: dict[str, Any] = {"requested": len(ids), "skipped_fresh": len(set(ids)) - len(wanted), "fetched": 0,
                               "upserted": 0}
@@ -82,8 +84,12 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
             raise
         found = [track_id for track_id, track in tracks.items() if track is not None]
         upserted = songs.write_songs(ctx.engine, songs.merge_rows(tracks.values(), None, now))
+        not_found = [track_id for track_id, track in tracks.items() if track is None]
+        if not_found:
+            with transaction(ctx.engine) as session:
+                songs.remember_unknown(session, not_found, now)
         result.update(fetched=len(found), upserted=len(upserted), inserted=sum(u.inserted for u in upserted),
-                      not_found=[track_id for track_id, track in tracks.items() if track is None])
+                      not_found=not_found)
         if found and all(tracks[i].popularity is None for i in found):
             result["popularity"] = "unavailable"
     features_synced = {i: synced for i, (_, synced) in state.items() if i not in wanted or not job.payload.get("force")}

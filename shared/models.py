@@ -276,3 +276,16 @@ class SpotifyCapability(Base):
     recheck_after: Mapped[datetime | None] = mapped_column("recheckAfter", DateTime)
 
     __table_args__ = (CheckConstraint(_in("capability", CAPABILITIES), name="spotify_capabilities_capability_check"),)
+
+
+# --- 20261122_04 unknown tracks (pipeline/songs.py) ---
+
+
+class SpotifyUnknownTrack(Base):
+    """An id Spotify answered null for (no such track, or not in any market), and when: within
+    TRACK_TTL it is not asked for again, like a fresh song."""
+
+    __tablename__ = "spotify_unknown_tracks"
+
+    spotify_id: Mapped[str] = mapped_column("spotifyId", Text, primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column("checkedAt", DateTime, nullable=False)

@@ -51,3 +51,25 @@ def test_a_20000_track_backfill_lands_every_track_once_in_full_batches_and_again
     out = cli_ok(env, "enqueue", "track-sync", "--ids-file", str(ids_file), "--quiet")
     assert "0 job(s) enqueued for 0 id(s) (20000 skipped" in out
     assert emulator.stats()["requests_total"] == 0
+
+
+def test_ids_spotify_does_not_know_are_remembered_and_not_asked_for_again(settings, clean_db, emulator, tmp_path):  # noqa: F811
+    emulator.reset()
+    env = run_env(settings, emulator)
+    known = emulator.ids(90, offset=50_000)
+    unknown = ["0" * 21 + str(i) for i in range(10)]  # well-formed, in no catalog: Spotify answers null
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(known + unknown) + "\n")
+    assert "2 job(s) enqueued for 100 id(s)" in cli_ok(env, "enqueue", "track-sync", "--ids-file", str(ids_file))
+    with Workers(env, processes=1, threads=2) as workers:
+        wait_until(lambda: all_jobs_finished(clean_db), 60, "the backfill", workers, clean_db)
+    assert job_counts(clean_db) == {"completed": 2}
+    assert scalar(clean_db, "SELECT count(*) FROM songs") == 90
+    assert scalar(clean_db, 'SELECT array_agg("spotifyId" ORDER BY "spotifyId") FROM spotify_unknown_tracks') == unknown
+    assert sorted(scalar(clean_db, "SELECT jsonb_agg(x) FROM spotify_sync_jobs, "
+                                   "jsonb_array_elements_text(result->'not_found') x")) == unknown
+
+    emulator.reset()
+    out = cli_ok(env, "enqueue", "track-sync", "--ids-file", str(ids_file), "--quiet")
+    assert "0 job(s) enqueued for 0 id(s) (100 skipped" in out
+    assert emulator.stats()["requests_total"] == 0

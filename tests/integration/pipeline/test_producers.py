@@ -7,6 +7,15 @@ from datetime import datetime
 from sqlalchemy import text
 
 from pipeline import jobs, producers, songs
+from shared.db import transaction
+
+
+class _AnyTime:
+    def __eq__(self, other):
+        return isinstance(other, datetime)
+
+
+ANY_TIME = _AnyTime()
 
 
 def ids(n, prefix="t"):
@@ -58,6 +67,21 @@ def test_ids_fresh_in_the_cache_are_left_out_unless_forced(clean_db):
     assert jobs.list_jobs(clean_db)[0].payload["ids"] == list(ids(100))[60:]
     forced = producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=True, track_ttl_s=86400)
     assert (forced.skipped_ids, forced.jobs) == (0, 2)
+
+
+def test_ids_spotify_answered_null_for_are_left_out_within_the_ttl_unless_forced(clean_db):
+    unknown = list(ids(30, prefix="u"))
+    with transaction(clean_db) as session:
+        songs.remember_unknown(session, unknown[:20], jobs.db_now(clean_db))  # just now
+        songs.remember_unknown(session, unknown[20:], datetime(2020, 1, 1))  # long ago: asked again
+    result = producers.enqueue_track_sync(clean_db, Outbox(clean_db), iter(unknown), force=False, track_ttl_s=86400)
+    assert (result.total_ids, result.skipped_ids, result.jobs) == (30, 20, 1)
+    assert jobs.list_jobs(clean_db)[0].payload["ids"] == unknown[20:]
+    forced = producers.enqueue_track_sync(clean_db, Outbox(clean_db), iter(unknown), force=True, track_ttl_s=86400)
+    assert (forced.skipped_ids, forced.jobs) == (0, 1)
+    with transaction(clean_db) as session:  # what a worker reads before it fetches
+        assert songs.unknown_since(session, unknown[19:21] + ["never-asked"]) == {
+            unknown[19]: ANY_TIME, unknown[20]: datetime(2020, 1, 1)}
     # A TTL the songs are older than makes them stale again.
     with clean_db.begin() as conn:
         conn.execute(text('UPDATE songs SET "spotifyLastSync" = "spotifyLastSync" - interval \'2 days\''))

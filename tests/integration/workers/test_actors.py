@@ -9,11 +9,12 @@ from dramatiq.common import dq_name
 from dramatiq.message import Message
 from sqlalchemy import text
 
-from pipeline import jobs, producers
+from pipeline import jobs, producers, songs
 from pipeline.capabilities import POPULARITY, Capabilities, InMemoryCapabilityRows
 from pipeline.spotify.errors import CapabilityForbidden, InvalidGrant, RateLimited, ServerError
 from pipeline.spotify.models import Page, SavedTrack, Track
 from workers import actors
+from shared.db import transaction
 from workers.middleware import JobSender, LeaseKeeper, WorkerEnv
 
 IDS = [f"{i:022d}" for i in range(50)]
@@ -113,6 +114,16 @@ def test_a_track_sync_fetches_upserts_and_completes_with_what_it_wrote(world):
     # The message again (at-least-once): nothing is fetched, nothing changes.
     run("track_sync", job.id, env)
     assert spotify.calls == [("tracks", 50), ("audio_features", 50)]
+
+
+def test_a_job_does_not_ask_again_for_ids_spotify_answered_null_for_within_the_ttl(world):
+    _, _, spotify, env, engine = world
+    with transaction(engine) as session:
+        songs.remember_unknown(session, IDS[:10], jobs.db_now(engine))
+    [job_id] = jobs.create_jobs(engine, [jobs.NewJob("track_sync", {"ids": IDS})])  # made before it was known
+    run("track_sync", job_id, env)
+    assert spotify.calls == [("tracks", 40), ("audio_features", 40)]
+    assert jobs.get_job(engine, job_id).result["skipped_fresh"] == 10
 
 
 def test_a_rate_limit_parks_the_job_with_a_delayed_message_and_keeps_its_retries(world):
