@@ -9,7 +9,8 @@ are sent. If the producer dies after the commit, the reconciler sends what it di
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
@@ -158,46 +159,62 @@ def enqueue_jobs(engine: Engine, send: Send, new_jobs: list[NewJob], *, descript
     return Enqueued(backfill_id, total_ids, 0, len(ids))
 
 
+@contextmanager
+def _one_producer_at_a_time(engine: Engine, job_type: str) -> Iterator[None]:
+    """Producers that skip work an unfinished job already covers (a user's library, a song's
+    popularity) check, then insert: two at once (cron and an operator, two hosts) would both see
+    nothing and both insert. A PostgreSQL advisory lock per job type makes them take turns."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        lock = {"key": f"spotify-sync producer: {job_type}"}
+        connection.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), lock)
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), lock)
+
+
 def enqueue_user_library(engine: Engine, send: Send, *, user_ids: list[str] | None, full: bool,
                          progress: Progress = _no_progress) -> tuple[Enqueued, list[str]]:
     """A user_library job per user (None: every user with an active connection).
 
     Users who already have one pending or running are left alone (returned second), and so are
     users without a connection (a UsageProblem for the CLI: they are returned second as well)."""
-    with transaction(engine) as session:
-        query = (
-            'SELECT c."userId", EXISTS (SELECT 1 FROM spotify_sync_jobs j WHERE j."userId" = c."userId" '
-            "AND j.\"jobType\" = 'user_library' AND j.status IN ('pending', 'running')) AS busy "
-            "FROM spotify_connections c WHERE c.status = 'active'"
-        )
-        params: dict = {}
-        if user_ids is not None:
-            query += ' AND c."userId" = ANY(:users)'
-            params["users"] = user_ids
-        found = {user: busy for user, busy in session.execute(text(query + ' ORDER BY c."userId"'), params)}
-    wanted = [u for u, busy in found.items() if not busy]
-    left_alone = [u for u in (user_ids or found) if u not in wanted]
-    new_jobs = [NewJob("user_library", {"full": full}, user_id=u) for u in wanted]
-    description = "user-library " + ("--all" if user_ids is None else " ".join(user_ids)) + (" --full" if full else "")
-    return enqueue_jobs(engine, send, new_jobs, description=description, progress=progress), left_alone
+    with _one_producer_at_a_time(engine, "user_library"):
+        with transaction(engine) as session:
+            query = (
+                'SELECT c."userId", EXISTS (SELECT 1 FROM spotify_sync_jobs j WHERE j."userId" = c."userId" '
+                "AND j.\"jobType\" = 'user_library' AND j.status IN ('pending', 'running')) AS busy "
+                "FROM spotify_connections c WHERE c.status = 'active'"
+            )
+            params: dict = {}
+            if user_ids is not None:
+                query += ' AND c."userId" = ANY(:users)'
+                params["users"] = user_ids
+            found = {user: busy for user, busy in session.execute(text(query + ' ORDER BY c."userId"'), params)}
+        wanted = [u for u, busy in found.items() if not busy]
+        left_alone = [u for u in (user_ids or found) if u not in wanted]
+        new_jobs = [NewJob("user_library", {"full": full}, user_id=u) for u in wanted]
+        description = "user-library " + ("--all" if user_ids is None else " ".join(user_ids)) + (" --full" if full else "")
+        return enqueue_jobs(engine, send, new_jobs, description=description, progress=progress), left_alone
 
 
 def enqueue_popularity_update(engine: Engine, send: Send, *, older_than_s: int, limit: int,
                               progress: Progress = _no_progress) -> Enqueued:
     """Jobs of 50 for the `limit` songs whose popularity is stalest (never refreshed first),
     leaving out songs an unfinished popularity job already covers."""
-    with transaction(engine) as session:
-        ids = session.execute(
-            text(
-                'SELECT "spotifyId" FROM songs WHERE "spotifyId" IS NOT NULL AND ("lastPopularityUpdate" IS NULL '
-                "OR \"lastPopularityUpdate\" < (statement_timestamp() AT TIME ZONE 'UTC') - make_interval(secs => :age)) "
-                "AND NOT EXISTS (SELECT 1 FROM spotify_sync_jobs j WHERE j.\"jobType\" = 'popularity_update' "
-                "AND j.status IN ('pending', 'running') AND j.payload->'ids' ? songs.\"spotifyId\") "
-                'ORDER BY "lastPopularityUpdate" ASC NULLS FIRST LIMIT :limit'
-            ),
-            {"age": older_than_s, "limit": limit},
-        ).scalars().all()
-    new_jobs = [NewJob("popularity_update", {"ids": ids[i : i + TRACKS_PER_JOB]})
-                for i in range(0, len(ids), TRACKS_PER_JOB)]
-    return enqueue_jobs(engine, send, new_jobs, description=f"popularity-update older than {older_than_s}s",
-                        progress=progress)
+    with _one_producer_at_a_time(engine, "popularity_update"):
+        with transaction(engine) as session:
+            ids = session.execute(
+                text(
+                    'SELECT "spotifyId" FROM songs WHERE "spotifyId" IS NOT NULL AND ("lastPopularityUpdate" IS NULL '
+                    "OR \"lastPopularityUpdate\" < (statement_timestamp() AT TIME ZONE 'UTC') - make_interval(secs => :age)) "
+                    "AND NOT EXISTS (SELECT 1 FROM spotify_sync_jobs j WHERE j.\"jobType\" = 'popularity_update' "
+                    "AND j.status IN ('pending', 'running') AND j.payload->'ids' ? songs.\"spotifyId\") "
+                    'ORDER BY "lastPopularityUpdate" ASC NULLS FIRST LIMIT :limit'
+                ),
+                {"age": older_than_s, "limit": limit},
+            ).scalars().all()
+        new_jobs = [NewJob("popularity_update", {"ids": ids[i : i + TRACKS_PER_JOB]})
+                    for i in range(0, len(ids), TRACKS_PER_JOB)]
+        return enqueue_jobs(engine, send, new_jobs, description=f"popularity-update older than {older_than_s}s",
+                            progress=progress)

@@ -1,7 +1,10 @@
 """Producers: rows first, committed, then one message per job carrying only its id; a big
 backfill streams through in bounded memory."""
 
+import contextlib
+import threading
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from sqlalchemy import text
@@ -125,16 +128,41 @@ def test_popularity_refresh_takes_the_stalest_songs_not_already_queued(clean_db)
     assert queued == set(list(ids(120))[:100])
 
 
-def test_a_library_job_per_connected_user_and_none_while_one_is_unfinished(clean_db):
-    with clean_db.begin() as conn:
-        for user in ("u1", "u2", "u3"):
+def connect_users(engine, users=("u1", "u2"), without_connection=("u3",)):
+    with engine.begin() as conn:
+        for user in (*users, *without_connection):
             conn.execute(text("INSERT INTO users (id) VALUES (:u)"), {"u": user})
-        for user in ("u1", "u2"):
+        for user in users:
             conn.execute(text('INSERT INTO spotify_connections ("userId", "spotifyUserId", "accessToken", '
                               '"tokenExpiresAt") VALUES (:u, :u, \'x\', now())'), {"u": user})
+
+
+def test_a_library_job_per_connected_user_and_none_while_one_is_unfinished(clean_db):
+    connect_users(clean_db)
     outbox = Outbox(clean_db)
     result, left = producers.enqueue_user_library(clean_db, outbox, user_ids=None, full=False)
     assert (result.jobs, left) == (2, [])
     assert {j.user_id for j in jobs.list_jobs(clean_db)} == {"u1", "u2"}
     again, left = producers.enqueue_user_library(clean_db, outbox, user_ids=["u1", "u3"], full=True)
     assert (again.jobs, left) == (0, ["u1", "u3"])
+
+
+def test_two_library_producers_at_once_make_one_job_per_user(clean_db, monkeypatch):
+    """Cron and an operator at the same moment: each checks for unfinished jobs, then inserts.
+    Each producer is slowed between the two (it waits up to a second for the other to catch up):
+    unless they take turns, both see no job and both make one."""
+    connect_users(clean_db)
+    both_checked = threading.Barrier(2, timeout=1.0)
+    create_backfill = jobs.create_backfill
+
+    def slow_create_backfill(*args, **kwargs):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checked.wait()
+        return create_backfill(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "create_backfill", slow_create_backfill)
+    with ThreadPoolExecutor(2) as pool:
+        made = list(pool.map(lambda _: producers.enqueue_user_library(clean_db, Outbox(clean_db), user_ids=None,
+                                                                     full=False)[0].jobs, range(2)))
+    assert sorted(made) == [0, 2]
+    assert sorted(j.user_id for j in jobs.list_jobs(clean_db)) == ["u1", "u2"]
