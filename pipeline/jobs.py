@@ -264,6 +264,19 @@ def park(engine: Engine, job: Job, not_before: datetime, error_class: str, messa
     return _run_update(engine, job, values)
 
 
+def last_finished(engine: Engine, job: Job) -> str | None:
+    """How the latest earlier finished job of this type for this job's user ended: completed,
+    failed (cancelled included), or None when there was none."""
+    with transaction(engine) as session:
+        return session.execute(
+            select(JOBS.c.status)
+            .where(JOBS.c.jobType == job.job_type, JOBS.c.userId == job.user_id, JOBS.c.id != job.id,
+                   JOBS.c.status.in_(FINISHED))
+            .order_by(JOBS.c.completedAt.desc().nulls_last())
+            .limit(1)
+        ).scalar()
+
+
 def db_now(engine: Engine) -> datetime:
     with engine.connect() as conn:
         return conn.execute(select(NOW)).scalar_one()

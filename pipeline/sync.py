@@ -115,12 +115,17 @@ def sync_library(ctx: Context, job: Job) -> dict:
 
     Each page's songs, links and the checkpoint (the next offset) commit together, so a job cut
     short resumes after the last page it wrote and fetches no page twice. Incremental (default):
-    stop at the first page holding a track the user's links already have. Full: read to the end,
-    then drop the links to tracks no longer saved."""
+    stop at the first page holding a track the user's links already have (unless the user's last
+    library sync failed part way: then full). Full: read to the end, then drop the links to tracks
+    no longer saved."""
     if not job.user_id:
         raise PermanentJobError("a user_library job needs a user")
-    full = bool(job.payload.get("full"))
     checkpoint = job.result or {}
+    full = bool(job.payload.get("full") or checkpoint.get("full"))
+    if not checkpoint and not full and jobs.last_finished(ctx.engine, job) == "failed":
+        # The last sync stopped part way: tracks saved before the last page it read were never
+        # read, and stopping at the first known track would skip them for good. Read to the end.
+        full = True
     # A run cut short after its last page (say, by a 429 on the features) has nothing left to read.
     paging_done = "next_offset" in checkpoint and checkpoint["next_offset"] is None
     offset = int(checkpoint.get("next_offset") or 0)

@@ -292,6 +292,37 @@ def test_a_library_run_cut_short_after_its_last_page_reads_no_page_again(world, 
     assert [c for c in spotify.calls if c[0] == "saved_tracks"] == [("saved_tracks", 0), ("saved_tracks", 50)]
 
 
+def test_after_a_library_sync_that_failed_part_way_the_next_one_reads_to_the_end(world, settings):
+    _, _, spotify, env, engine = world
+    spotify.library = 150
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
+    [failed] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+    real_pages = spotify.saved_tracks
+
+    def revoked_after_the_first_page(offset=0, limit=50):
+        if offset > 0:
+            raise InvalidGrant("the user revoked access")
+        return real_pages(offset, limit)
+
+    spotify.saved_tracks = revoked_after_the_first_page
+    run("user_library", failed, env)
+    assert (jobs.get_job(engine, failed).status, jobs.get_job(engine, failed).result["pages"]) == ("failed", 1)
+
+    # Reconnected: page one holds only known tracks, yet pages two and three were never read.
+    spotify.saved_tracks = real_pages
+    [again] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+    run("user_library", again, env)
+    done = jobs.get_job(engine, again)
+    assert (done.status, done.result["pages"], done.result["full"]) == ("completed", 3, True)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM spotify_saved_tracks WHERE \"userId\" = 'u1'")).scalar() == 150
+    # That one finished: the next stops at the first known page again.
+    [third] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+    run("user_library", third, env)
+    assert jobs.get_job(engine, third).result["pages"] == 1
+
+
 def test_a_429_part_way_through_one_by_one_tracks_keeps_what_was_fetched(world):
     """dev-2026: batch /tracks is forbidden, so a job's 50 tracks come one by one. A 429 on the
     20th request parks the job with the 19 fetched tracks written; the re-run asks for the 31 others."""
