@@ -1,0 +1,124 @@
+"""`spotify-sync enqueue`: the producers (pipeline/producers.py) that create jobs."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import UsageProblem, WorkFailed, job_sender, settings_of
+
+
+def _progress(quiet: bool):
+    def show(stage: str, done: int, total: int) -> None:
+        if not quiet:
+            click.echo(f"  {stage}: {done:,}" + (f" / {total:,}" if total else ""), err=True)
+
+    return show
+
+
+@click.group()
+def enqueue() -> None:
+    """Create jobs (rows first, then one message each carrying the job id)."""
+
+
+@enqueue.command("track-sync")
+@click.argument("ids", nargs=-1)
+@click.option("--ids-file", type=click.File("r"), help="One id, URI or URL per line; '-' reads stdin.")
+@click.option("--force", is_flag=True, help="Fetch ids synced within TRACK_TTL too.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@click.pass_context
+def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file, force: bool, quiet: bool) -> None:
+    """Sync tracks: IDS as arguments and/or --ids-file, in jobs of 50.
+
+    Ids fresh in the cache (synced within TRACK_TTL) and duplicates are left out unless --force.
+    Bad lines are reported with their line numbers and the good ones are enqueued; the exit code
+    is then 1. With no usable id at all: exit 2.
+    """
+    from itertools import chain
+
+    from pipeline.idfile import IdReader
+    from pipeline.producers import enqueue_track_sync as produce
+    from shared.db import make_engine
+
+    if not ids and ids_file is None:
+        raise UsageProblem("give track ids as arguments or with --ids-file FILE (or - for stdin)")
+    settings = settings_of(ctx)
+    readers = [IdReader(ids, label="argument")] if ids else []
+    if ids_file is not None:
+        readers.append(IdReader(ids_file, label=f"{getattr(ids_file, 'name', 'stdin')} line"))
+    engine = make_engine(settings)
+    broker, send = job_sender(settings)
+    try:
+        result = produce(engine, send, chain.from_iterable(readers), force=force, track_ttl_s=settings.track_ttl_s,
+                         description="track-sync" + (" --force" if force else ""), progress=_progress(quiet))
+    finally:
+        broker.close()
+        engine.dispose()
+    bad = [line for reader in readers for line in reader.bad]
+    bad_count = sum(reader.bad_count for reader in readers)
+    for line in bad:
+        click.echo(f"spotify-sync: {line.where}: not a Spotify track id, URI or URL: {line.text!r}", err=True)
+    if bad_count > len(bad):
+        click.echo(f"spotify-sync: ... and {bad_count - len(bad)} more bad line(s)", err=True)
+    if result.total_ids == 0:
+        raise UsageProblem("no track ids to enqueue" + (f" ({bad_count} bad line(s))" if bad_count else ""))
+    click.echo(result.summary())
+    if bad_count:
+        raise WorkFailed(f"{bad_count} bad line(s) skipped; the {result.total_ids:,} good id(s) were enqueued")
+
+
+@enqueue.command("user-library")
+@click.option("--user", "users", multiple=True, help="The application's user id (repeatable).")
+@click.option("--all", "all_users", is_flag=True, help="Every user with an active Spotify connection.")
+@click.option("--full", is_flag=True, help="Read the whole library (default: stop at tracks already known).")
+@click.pass_context
+def enqueue_user_library(ctx: click.Context, users: tuple[str, ...], all_users: bool, full: bool) -> None:
+    """Sync users' saved tracks: --user U (repeatable) or --all.
+
+    A user who already has a library job pending or running gets no second one.
+    """
+    from pipeline.producers import enqueue_user_library as produce
+    from shared.db import make_engine
+
+    if bool(users) == all_users:
+        raise UsageProblem("give --user U (one or more) or --all")
+    settings = settings_of(ctx)
+    engine = make_engine(settings)
+    broker, send = job_sender(settings)
+    try:
+        result, left_alone = produce(engine, send, user_ids=None if all_users else list(users), full=full)
+    finally:
+        broker.close()
+        engine.dispose()
+    click.echo(f"{result.jobs} library job(s) enqueued" + (f", backfill {result.backfill_id}" if result.backfill_id else ""))
+    if left_alone:
+        click.echo(f"left alone (a library job is already pending or running, or no active connection): "
+                   f"{', '.join(left_alone)}", err=True)
+    if users and result.jobs == 0:
+        raise WorkFailed("no library job enqueued")
+
+
+@enqueue.command("popularity-update")
+@click.option("--older-than", default="1h", show_default=True, help="Refresh songs whose popularity is older (30m, 1h, 2d).")
+@click.option("--limit", default=10_000, show_default=True, type=click.IntRange(1, 10_000_000),
+              help="At most this many songs, stalest first.")
+@click.pass_context
+def enqueue_popularity_update(ctx: click.Context, older_than: str, limit: int) -> None:
+    """Refresh the popularity of the stalest songs, in jobs of 50 (the hourly cron entry point)."""
+    from pipeline.producers import enqueue_popularity_update as produce
+    from shared.db import make_engine
+    from shared.settings import parse_duration_s
+
+    try:
+        older_than_s = parse_duration_s(older_than)
+    except ValueError as exc:
+        raise UsageProblem(f"--older-than: expected {exc}, got {older_than!r}") from None
+    settings = settings_of(ctx)
+    engine = make_engine(settings)
+    broker, send = job_sender(settings)
+    try:
+        result = produce(engine, send, older_than_s=older_than_s, limit=limit)
+    finally:
+        broker.close()
+        engine.dispose()
+    click.echo(f"{result.jobs} popularity job(s) enqueued for {result.total_ids} song(s)"
+               + (f", backfill {result.backfill_id}" if result.backfill_id else ""))
