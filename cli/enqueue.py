@@ -69,7 +69,8 @@ def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file, force
 @enqueue.command("user-library")
 @click.option("--user", "users", multiple=True, help="The application's user id (repeatable).")
 @click.option("--all", "all_users", is_flag=True, help="Every user with an active Spotify connection.")
-@click.option("--full", is_flag=True, help="Read the whole library (default: stop at tracks already known).")
+@click.option("--full", is_flag=True,
+              help="Read the whole library (default: stop at tracks already known, unless the last sync failed part way).")
 @click.pass_context
 def enqueue_user_library(ctx: click.Context, users: tuple[str, ...], all_users: bool, full: bool) -> None:
     """Sync users' saved tracks: --user U (repeatable) or --all.
