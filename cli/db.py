@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from cli.common import UsageProblem, WorkFailed, settings_of
@@ -73,7 +75,6 @@ def db_create_reader(ctx: click.Context, role: str, password_env: str | None) ->
     (spotify_connections), no jobs, no users. Safe to run again; run it after `db upgrade` so new
     reader tables are granted. Needs a user with CREATEROLE.
     """
-    import os
 
     from pipeline.readers import ReaderError, check_role_name, create_reader
     from shared.db import make_engine
