@@ -69,8 +69,10 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
         state = songs.sync_state(session, ids)
         unknown = songs.unknown_since(session, ids)
     now = jobs.db_now(ctx.engine)
-    # An id Spotify answered null for is as fresh as a song synced then (and has no features).
-    last_sync = {**unknown, **{i: at for i, (at, _) in state.items()}}
+    last_sync = {i: at for i, (at, _) in state.items()}
+    for track_id, checked_at in unknown.items():  # a null answer is as fresh as a sync at that time
+        if last_sync.get(track_id) is None or checked_at > last_sync[track_id]:
+            last_sync[track_id] = checked_at
     wanted = freshness.stale_ids(ids, last_sync, now, ctx.track_ttl_s, force=bool(job.payload.get("force")))
     result: dict[str, Any] = {"requested": len(ids), "skipped_fresh": len(set(ids)) - len(wanted), "fetched": 0,
                               "upserted": 0}
