@@ -3,11 +3,26 @@
 A 403 on batch /tracks?ids= or on /audio-features, or tracks that come without popularity, is
 recorded once per client id in `spotify_capabilities` with when it was learned and when to look
 again (SPOTIFY_CAPABILITY_RECHECK, default a day). Until then `allowed()` says no and the client
-does not make the call (batch tracks fall back to /tracks/{id}). After it, one call is let
-through: a success records the capability as allowed again, another 403 pushes the recheck on.
+does not make the call (batch tracks fall back to /tracks/{id}). After it, one caller is let
+through to probe: a success records the capability as allowed again, another 403 pushes the
+recheck on.
 
-Each process keeps what it read for `cache_ttl_s` so a worker does not query Postgres per
-request; what it learns itself it knows at once.
+How every process of the fleet knows at once without asking Postgres per request: each process
+keeps the rows it read, and a Redis counter per client id (`RedisKeys.capabilities_version`) is
+bumped after every row written (after the Postgres commit). `state()` reads the counter (one GET,
+beside the limiter's round trips) and reads the rows again when it differs from the version it
+loaded; a missing counter (Redis restarted) is a version too, read once. So a 403 one worker
+meets is obeyed by every other worker from its very next call, instead of each process meeting
+the 403 itself while its copy is fresh. The rows are also read again every `backstop_ttl_s`
+(an INCR lost to a Redis failure). While Redis does not answer (and without Redis at all: the
+in-memory fake of the unit tests), the process falls back to reading the rows every
+`cache_ttl_s` (and what it has not seen yet after a second): one warning per outage, the request
+goes on, and Redis is asked again only after REDIS_PAUSE_S.
+
+The probe after the recheck time is made by one caller, not by every thread that asks then: a
+claim per process, and across processes a Redis SET NX with a short expiry
+(`RedisKeys.capability_probe`); the others keep treating the capability as forbidden until the
+answer is recorded (or the claim runs out, if the prober never answered: a 5xx, a dead worker).
 """
 
 from __future__ import annotations
@@ -17,13 +32,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
+from loguru import logger
+from redis.exceptions import RedisError
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert
 
 from pipeline import metrics
 from shared.db import transaction
+from shared.keys import RedisKeys
 from shared.models import SpotifyCapability
 
 BATCH_TRACKS = "batch_tracks"
@@ -80,7 +98,15 @@ class InMemoryCapabilityRows:
         self.rows[(client_id, state.capability)] = state
 
 
-UNKNOWN_TTL_S = 1.0
+UNKNOWN_TTL_S = 1.0  # without Redis: what is not yet known here is read again after this
+BACKSTOP_TTL_S = 60.0  # with Redis: the rows are read again at least this often anyway
+PROBE_TTL_S = 60.0  # how long one caller holds the probe of a capability due for a recheck
+# After a Redis error, reads do not ask Redis again for this long: a Redis that does not answer
+# costs a connect timeout and the client's retries on every call.
+REDIS_PAUSE_S = 5.0
+
+_NEVER = object()  # the version before the first load (a missing key, None, is a version)
+_NO_REDIS = object()  # the counter could not be read
 
 
 class Capabilities:
@@ -91,6 +117,10 @@ class Capabilities:
         *,
         recheck_s: float = 86400,
         cache_ttl_s: float = 10.0,
+        redis: Any = None,
+        keys: RedisKeys | None = None,
+        backstop_ttl_s: float = BACKSTOP_TTL_S,
+        probe_ttl_s: float = PROBE_TTL_S,
         now: Callable[[], datetime] = datetime.utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ):
@@ -98,40 +128,82 @@ class Capabilities:
         self._rows = rows
         self._recheck = timedelta(seconds=recheck_s)
         self._cache_ttl_s = cache_ttl_s
+        self._backstop_ttl_s = backstop_ttl_s
+        self._probe_ttl_s = probe_ttl_s
         self._now = now
         self._monotonic = monotonic
+        self._redis = redis
+        self._keys = keys if keys is not None else RedisKeys("spotify-sync")
+        self._version_key = self._keys.capabilities_version(client_id)
         self._lock = threading.Lock()
         self._states: dict[str, CapabilityState] = {}
-        self._fresh_until = float("-inf")
         self._loaded_at = float("-inf")
+        self._version: object = _NEVER
+        # capability -> (the recheck time being probed, monotonic time the claim runs out)
+        self._probes: dict[str, tuple[datetime | None, float]] = {}
+        self._redis_lock = threading.Lock()
+        self._redis_failing = False
+        self._redis_paused_until = float("-inf")
 
     @classmethod
-    def from_settings(cls, settings, engine: Engine) -> Capabilities:
-        return cls(PostgresCapabilityRows(engine), settings.spotify_client_id, recheck_s=settings.capability_recheck_s)
+    def from_settings(cls, settings, engine: Engine, redis: Any = None, keys: RedisKeys | None = None) -> Capabilities:
+        if redis is not None and keys is None:
+            keys = RedisKeys(settings.redis_namespace)
+        return cls(PostgresCapabilityRows(engine), settings.spotify_client_id, recheck_s=settings.capability_recheck_s,
+                   redis=redis, keys=keys)
+
+    # --- reading ---
 
     def state(self, capability: str) -> CapabilityState | None:
+        version = self._read_version()  # before the rows: a write seen here is in what we load
         with self._lock:
             now = self._monotonic()
-            # Not yet known here is looked up again sooner: another process may just have
-            # learned it (a 403), and asking a forbidden endpoint again is a wasted request.
-            unknown_stale = capability not in self._states and now >= self._loaded_at + UNKNOWN_TTL_S
-            if now >= self._fresh_until or unknown_stale:
+            if version is _NO_REDIS:
+                # Not yet known here is looked up again sooner: another process may just have
+                # learned it (a 403), and asking a forbidden endpoint again is a wasted request.
+                unknown_stale = capability not in self._states and now >= self._loaded_at + UNKNOWN_TTL_S
+                stale = unknown_stale or now >= self._loaded_at + self._cache_ttl_s
+            else:
+                stale = version != self._version or now >= self._loaded_at + self._backstop_ttl_s
+            if stale:
                 self._states = self._rows.load(self.client_id)
                 self._loaded_at = now
-                self._fresh_until = now + self._cache_ttl_s
+                if version is not _NO_REDIS:
+                    self._version = version
             return self._states.get(capability)
 
     def allowed(self, capability: str) -> bool:
-        """Unknown or allowed: yes. Forbidden: no, until its recheck time has come."""
+        """Unknown or allowed: yes. Forbidden: no, until its recheck time has come; then yes for
+        the one caller that claims the probe, no for the others until its answer is recorded."""
         state = self.state(capability)
         if state is None or state.allowed:
             return True
+        if not self._due(state):
+            return False
+        return self._claim_probe(capability, state)
+
+    def _due(self, state: CapabilityState) -> bool:
         return state.recheck_after is not None and self._now() >= state.recheck_after
+
+    def _claim_probe(self, capability: str, state: CapabilityState) -> bool:
+        with self._lock:
+            now = self._monotonic()
+            claim = self._probes.get(capability)
+            if claim is not None and claim[0] == state.recheck_after and now < claim[1]:
+                return False  # a thread of this process probes (or another process does)
+            # Held here even when another process wins the Redis claim: then our threads need
+            # not ask Redis again until that claim would have run out.
+            self._probes[capability] = (state.recheck_after, now + self._probe_ttl_s)
+        key = self._keys.capability_probe(self.client_id, capability)
+        won = self._ask_redis(lambda r: r.set(key, "1", nx=True, px=max(1, int(self._probe_ttl_s * 1000))))
+        return True if won is _NO_REDIS else bool(won)  # without Redis: one probe per process
+
+    # --- writing ---
 
     def forbid(self, capability: str, reason: str) -> CapabilityState:
         """Record that the app may not use `capability` (once: a standing record is kept as it is)."""
         current = self.state(capability)
-        if current is not None and not current.allowed and not self.allowed(capability):
+        if current is not None and not current.allowed and not self._due(current):
             return current
         now = self._now()
         return self._save(CapabilityState(capability, False, reason, now, now + self._recheck))
@@ -146,5 +218,49 @@ class Capabilities:
         self._rows.save(self.client_id, state)
         with self._lock:
             self._states[state.capability] = state
+            self._probes.pop(state.capability, None)
+        self._announce(state.capability)
         metrics.CAPABILITY_CHANGES.labels(state.capability, str(state.allowed).lower()).inc()
         return state
+
+    def _announce(self, capability: str) -> None:
+        """After the row is committed: bump the version (every process reads the rows again) and
+        end the probe (the answer is recorded)."""
+        probe = self._keys.capability_probe(self.client_id, capability)
+
+        def bump(r) -> None:
+            pipe = r.pipeline(transaction=True)
+            pipe.incr(self._version_key)
+            pipe.delete(probe)
+            pipe.execute()
+
+        # Tried even while reads pause (writes are rare); if lost, the others read the table on
+        # their backstop reload (or on their TTL, while Redis is down for them too).
+        self._ask_redis(bump, even_if_paused=True)
+
+    # --- Redis ---
+
+    def _read_version(self) -> object:
+        return self._ask_redis(lambda r: r.get(self._version_key))
+
+    def _ask_redis(self, call: Callable[[Any], Any], *, even_if_paused: bool = False) -> Any:
+        """`call(redis)`, or _NO_REDIS when there is no Redis, it failed, or it failed less than
+        REDIS_PAUSE_S ago. A failure never fails the caller: it is logged once per outage."""
+        if self._redis is None or (not even_if_paused and self._monotonic() < self._redis_paused_until):
+            return _NO_REDIS
+        try:
+            result = call(self._redis)
+        except RedisError as exc:
+            with self._redis_lock:
+                self._redis_paused_until = self._monotonic() + REDIS_PAUSE_S
+                first, self._redis_failing = not self._redis_failing, True
+            if first:
+                logger.warning("capabilities: Redis did not answer; reading the table every {}s until it does",
+                               self._cache_ttl_s, error=type(exc).__name__, client_id=self.client_id)
+            return _NO_REDIS
+        if self._redis_failing:
+            with self._redis_lock:
+                back, self._redis_failing = self._redis_failing, False
+            if back:
+                logger.info("capabilities: Redis answers again", client_id=self.client_id)
+        return result

@@ -34,6 +34,16 @@ class RedisKeys:
     def app_token_lock(self, client_id: str) -> str:
         return self._key("app-token-lock", client_id)
 
+    # --- what the app may call (pipeline/capabilities.py); the rows themselves are in Postgres ---
+    def capabilities_version(self, client_id: str) -> str:
+        """Counter bumped after every capability row written: a process whose loaded version
+        differs reads the rows again."""
+        return self._key("capabilities-version", client_id)
+
+    def capability_probe(self, client_id: str, capability: str) -> str:
+        """Held (SET NX, short expiry) by the one caller that tries a forbidden capability again."""
+        return self._key("capability-probe", client_id, capability)
+
     # --- Dramatiq (workers/broker.py): its own keys live under this prefix ---
     def dramatiq_namespace(self) -> str:
         return self._key("dramatiq")

@@ -31,8 +31,10 @@ def build_client(cls, settings: Settings, redis=None, engine=None, *, http=None)
     endpoint = token_endpoint(settings, http)
     gauge = metrics.PENALTY_BOX_SECONDS.labels(client_id)
     if engine is not None:
-        capabilities = Capabilities.from_settings(settings, engine)
+        # The rows in Postgres, their version in Redis: what one process learns, all know at once.
+        capabilities = Capabilities.from_settings(settings, engine, redis, keys)
     else:
+        # Rows of this process's own: no version to share.
         capabilities = Capabilities(InMemoryCapabilityRows(), client_id, recheck_s=settings.capability_recheck_s)
     user_tokens = None
     if engine is not None and cipher is not None:

@@ -1,8 +1,16 @@
-"""Capabilities are learned once, obeyed, and looked at again after the recheck time."""
+"""Capabilities are learned once, obeyed, and looked at again after the recheck time; with Redis,
+what one process learns every other knows from its next call."""
 
 from datetime import datetime, timedelta
 
-from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, Capabilities, InMemoryCapabilityRows
+import fakeredis
+import pytest
+from loguru import logger
+
+from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, POPULARITY, Capabilities, InMemoryCapabilityRows
+from shared.keys import RedisKeys
+
+KEYS = RedisKeys("test")
 
 
 class Clock:
@@ -75,3 +83,208 @@ def test_what_is_not_yet_known_is_looked_up_again_after_a_second_what_is_known_a
     clock.mono += 1
     assert not theirs.allowed(BATCH_TRACKS)  # was unknown: read again after a second
     assert not theirs.allowed(AUDIO_FEATURES)  # that read brought the rest along
+
+
+# --- with Redis: the version counter ---------------------------------------------------------
+
+
+class CountingRows(InMemoryCapabilityRows):
+    """The fake table, counting how often it is read."""
+
+    def __init__(self):
+        super().__init__()
+        self.loads = 0
+
+    def load(self, client_id):
+        self.loads += 1
+        return super().load(client_id)
+
+
+class Fleet:
+    """Processes (Capabilities objects) sharing one table and one Redis, on one clock."""
+
+    def __init__(self, **kwargs):
+        self.rows, self.clock = CountingRows(), Clock()
+        self.server = fakeredis.FakeServer()
+        self.redis = fakeredis.FakeRedis(server=self.server, decode_responses=True)
+        self.kwargs = kwargs
+
+    def process(self, redis=None, **kwargs) -> Capabilities:
+        options = {"cache_ttl_s": 10, "backstop_ttl_s": 60, **self.kwargs, **kwargs}
+        return make(self.rows, self.clock, redis=redis if redis is not None else self.redis, keys=KEYS, **options)[0]
+
+    def version(self):
+        return self.redis.get(KEYS.capabilities_version("client-a"))
+
+
+@pytest.fixture
+def fleet() -> Fleet:
+    return Fleet()
+
+
+def test_a_403_learned_by_one_process_is_obeyed_by_another_at_its_very_next_call(fleet):
+    mine, theirs = fleet.process(), fleet.process()
+    mine.allow(BATCH_TRACKS)
+    mine.allow(AUDIO_FEATURES)
+    assert theirs.allowed(BATCH_TRACKS) and theirs.allowed(AUDIO_FEATURES)  # cached as allowed
+    mine.forbid(BATCH_TRACKS, "403")
+    mine.forbid(AUDIO_FEATURES, "403")
+    # No time passes: no TTL, the version told it.
+    assert not theirs.allowed(BATCH_TRACKS) and not theirs.allowed(AUDIO_FEATURES)
+    assert theirs.state(BATCH_TRACKS).reason == "403"
+    mine.allow(BATCH_TRACKS)  # and back
+    assert theirs.allowed(BATCH_TRACKS)
+
+
+def test_every_write_bumps_the_version_after_the_row_is_saved(fleet):
+    caps = fleet.process()
+    assert fleet.version() is None
+    caps.forbid(BATCH_TRACKS, "403")
+    assert fleet.version() == "1" and fleet.rows.rows[("client-a", BATCH_TRACKS)].allowed is False
+    caps.forbid(BATCH_TRACKS, "403")  # a standing record: nothing written, no bump
+    caps.allow(POPULARITY)
+    assert fleet.version() == "2"
+
+
+def test_the_table_is_read_again_only_when_the_version_moves(fleet):
+    mine, theirs = fleet.process(), fleet.process()
+    for _ in range(20):
+        theirs.allowed(BATCH_TRACKS)
+        fleet.clock.mono += 1  # 20 s: twice the old cache TTL, within the backstop
+    assert fleet.rows.loads == 1
+    mine.forbid(BATCH_TRACKS, "403")  # mine reads once (its first call) and writes
+    loads = fleet.rows.loads
+    assert not theirs.allowed(BATCH_TRACKS) and not theirs.allowed(BATCH_TRACKS)
+    assert fleet.rows.loads == loads + 1
+
+
+def test_a_missing_version_after_a_redis_restart_is_read_once(fleet):
+    mine, theirs = fleet.process(), fleet.process()
+    mine.forbid(BATCH_TRACKS, "403")
+    assert not theirs.allowed(BATCH_TRACKS)
+    loads = fleet.rows.loads
+    fleet.redis.delete(KEYS.capabilities_version("client-a"))  # what a restart without persistence leaves
+    assert not theirs.allowed(BATCH_TRACKS) and not theirs.allowed(BATCH_TRACKS)
+    assert fleet.rows.loads == loads + 1
+
+
+def test_a_lost_version_bump_is_caught_by_the_backstop_reload(fleet):
+    mine, theirs = fleet.process(), fleet.process()
+    assert theirs.allowed(BATCH_TRACKS)
+    fleet.server.connected = False  # Redis down while mine writes: the row is saved, the INCR lost
+    mine.forbid(BATCH_TRACKS, "403")
+    fleet.server.connected = True
+    assert theirs.allowed(BATCH_TRACKS)  # its version has not moved
+    fleet.clock.mono += 60
+    assert not theirs.allowed(BATCH_TRACKS)
+
+
+def test_redis_errors_fall_back_to_the_ttl_with_one_warning_and_no_failed_call(fleet):
+    warnings = []
+    sink = logger.add(lambda m: warnings.append(m.record), level="WARNING", format="{message}")
+    try:
+        mine, theirs = fleet.process(), fleet.process()
+        mine.allow(BATCH_TRACKS)
+        assert theirs.allowed(BATCH_TRACKS)
+        fleet.server.connected = False
+        mine.forbid(BATCH_TRACKS, "403")  # saved in the table all the same
+        assert fleet.rows.rows[("client-a", BATCH_TRACKS)].allowed is False
+        assert not mine.allowed(BATCH_TRACKS)
+        assert theirs.allowed(BATCH_TRACKS)  # cached, as without Redis...
+        fleet.clock.mono += 10
+        assert not theirs.allowed(BATCH_TRACKS)  # ...until the cache TTL
+        fleet.clock.mono += 1
+        assert theirs.allowed(AUDIO_FEATURES)  # not yet known: read again after a second
+    finally:
+        logger.remove(sink)
+    # One warning per process and outage, naming the error class only.
+    assert len(warnings) == 2
+    assert all("Redis did not answer" in w["message"] and w["extra"]["error"] == "ConnectionError" for w in warnings)
+
+
+class CountingRedis:
+    def __init__(self, redis):
+        self.redis, self.calls = redis, 0
+
+    def __getattr__(self, name):
+        self.calls += 1
+        return getattr(self.redis, name)
+
+
+def test_after_a_redis_error_reads_leave_redis_alone_for_a_while_then_follow_the_version_again(fleet):
+    # A Redis that does not answer costs a connect timeout and retries per call: not on every call.
+    counting = CountingRedis(fleet.redis)
+    mine, theirs = fleet.process(), fleet.process(redis=counting)
+    fleet.server.connected = False
+    assert theirs.allowed(BATCH_TRACKS)
+    fleet.server.connected = True
+    mine.forbid(BATCH_TRACKS, "403")
+    calls = counting.calls
+    assert theirs.allowed(BATCH_TRACKS) and theirs.allowed(BATCH_TRACKS)  # the TTL's cached answer
+    assert counting.calls == calls
+    fleet.clock.mono += 5
+    assert not theirs.allowed(BATCH_TRACKS)  # Redis asked again: the version moved
+    assert counting.calls == calls + 1
+
+
+def test_the_fake_table_works_with_no_redis_at_all():
+    caps, rows, _ = make(redis=None)
+    caps.forbid(BATCH_TRACKS, "403")
+    assert not caps.allowed(BATCH_TRACKS) and rows.rows[("client-a", BATCH_TRACKS)].allowed is False
+
+
+# --- the probe after the recheck time: one caller ----------------------------------------------
+
+
+def test_after_the_recheck_time_one_caller_of_the_fleet_probes_the_others_wait_for_its_answer(fleet):
+    prober, sibling = fleet.process(), fleet.process()
+    prober.forbid(AUDIO_FEATURES, "403")
+    fleet.clock.now += timedelta(days=1, seconds=1)
+    assert prober.allowed(AUDIO_FEATURES)  # claims the probe
+    assert not prober.allowed(AUDIO_FEATURES)  # another thread of the same process
+    assert not sibling.allowed(AUDIO_FEATURES) and not sibling.allowed(AUDIO_FEATURES)  # another process
+    probe_key = KEYS.capability_probe("client-a", AUDIO_FEATURES)
+    assert 0 < fleet.redis.pttl(probe_key) <= 60_000
+
+    prober.forbid(AUDIO_FEATURES, "403 again")  # the answer: recorded, the probe ended
+    assert not fleet.redis.exists(probe_key)
+    assert not sibling.allowed(AUDIO_FEATURES)
+    assert sibling.state(AUDIO_FEATURES).recheck_after == fleet.clock.now + timedelta(days=1)
+
+    fleet.clock.now += timedelta(days=1, seconds=1)
+    assert sibling.allowed(AUDIO_FEATURES)  # this time the sibling probes
+    assert not prober.allowed(AUDIO_FEATURES)
+    sibling.allow(AUDIO_FEATURES)
+    assert prober.allowed(AUDIO_FEATURES) and prober.allowed(AUDIO_FEATURES) and sibling.allowed(AUDIO_FEATURES)
+
+
+def test_a_probe_that_never_answers_is_taken_over_when_its_claim_runs_out(fleet):
+    prober, sibling = fleet.process(), fleet.process()
+    prober.forbid(BATCH_TRACKS, "403")
+    fleet.clock.now += timedelta(days=1, seconds=1)
+    assert prober.allowed(BATCH_TRACKS)  # and then its worker dies, or the call fails with a 5xx
+    assert not sibling.allowed(BATCH_TRACKS)
+    fleet.redis.delete(KEYS.capability_probe("client-a", BATCH_TRACKS))  # the Redis claim expires
+    fleet.clock.mono += 60  # and so does the sibling's own memory of it
+    assert sibling.allowed(BATCH_TRACKS)
+    assert not sibling.allowed(BATCH_TRACKS)
+
+
+def test_without_redis_one_caller_per_process_probes():
+    caps, _, clock = make()
+    caps.forbid(BATCH_TRACKS, "403")
+    clock.now += timedelta(days=1, seconds=1)
+    assert [caps.allowed(BATCH_TRACKS) for _ in range(3)] == [True, False, False]
+    clock.mono += 60  # the prober never answered: after the claim's time, one more
+    assert [caps.allowed(BATCH_TRACKS) for _ in range(2)] == [True, False]
+    caps.allow(BATCH_TRACKS)
+    assert caps.allowed(BATCH_TRACKS)
+
+
+def test_with_redis_down_one_caller_per_process_probes(fleet):
+    prober, sibling = fleet.process(), fleet.process()
+    prober.forbid(BATCH_TRACKS, "403")
+    fleet.clock.now += timedelta(days=1, seconds=1)
+    fleet.server.connected = False
+    assert prober.allowed(BATCH_TRACKS) and not prober.allowed(BATCH_TRACKS)
+    assert sibling.allowed(BATCH_TRACKS) and not sibling.allowed(BATCH_TRACKS)
