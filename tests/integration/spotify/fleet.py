@@ -126,3 +126,51 @@ def user_calls(settings, user_id: str, threads: int, start, results) -> None:
     [w.join() for w in workers]
     engine.dispose()
     results.put(outcomes)
+
+
+def capability_follower(settings, ids, new_ids, threads: int, ready, go, results) -> None:
+    """A worker process that learns nothing itself: it fetches `ids` while the tier allows batch
+    /tracks and /audio-features (and keeps that), says it is ready, and when told to go fetches
+    `new_ids` from `threads` threads. Reports the 403s it met and what each thread got."""
+    from pipeline.spotify.errors import CapabilityForbidden
+    from shared.db import make_engine
+
+    engine = make_engine(settings, pool_size=threads)
+    met_403: list[str] = []
+
+    def on_response(response: httpx.Response) -> None:
+        if response.status_code == 403:
+            met_403.append(response.request.url.path)
+
+    client = SpotifyClient.from_settings(settings, engine=engine,
+                                         http=make_http_client(settings, event_hooks={"response": [on_response]}))
+    client.get_tracks(ids)
+    client.get_audio_features(ids)
+    cached = {c: client.capabilities.allowed(c) for c in ("batch_tracks", "audio_features")}
+    ready_at = time.monotonic()
+    ready.set()
+    go.wait(60)
+    waited_s = time.monotonic() - ready_at
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def run(chunk: list[str]) -> None:
+        try:
+            tracks = client.get_tracks(chunk)
+            result = "tracks" if all(tracks.values()) else "tracks missing"
+            try:
+                client.get_audio_features(chunk)
+                result += "+features"
+            except CapabilityForbidden:
+                result += "+features forbidden"
+        except SpotifyError as exc:
+            result = repr(exc)
+        with lock:
+            outcomes.append(result)
+
+    size = max(1, len(new_ids) // threads)
+    workers = [threading.Thread(target=run, args=(new_ids[i:i + size],)) for i in range(0, len(new_ids), size)]
+    [w.start() for w in workers]
+    [w.join() for w in workers]
+    engine.dispose()
+    results.put({"cached_before": cached, "waited_s": waited_s, "met_403": met_403, "outcomes": outcomes})
