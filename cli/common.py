@@ -1,9 +1,11 @@
 """What every command module shares: the exit-code errors and FriendlyGroup that turns them into
-one line on stderr, the settings of the run, and the sender of job messages."""
+one line on stderr, the settings of the run, and the database and job sender a command opens and
+closes."""
 
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -41,12 +43,29 @@ def settings_of(ctx: click.Context) -> Settings:
     return ctx.find_root().obj
 
 
-def job_sender(settings):
-    """The broker and the sender of job messages (the CLI only sends; workers consume)."""
+@contextmanager
+def database(settings: Settings, **engine_options):
+    """An engine for the length of one command, disposed on the way out, errors included."""
+    from shared.db import make_engine
+
+    engine = make_engine(settings, **engine_options)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def job_sender(settings: Settings):
+    """The broker and the sender of job messages (the CLI only sends; workers consume), the
+    broker closed on the way out."""
     from workers.actors import declare_actors
     from workers.broker import build_broker
     from workers.middleware import JobSender
 
     broker = build_broker(settings)
-    declare_actors(broker)
-    return broker, JobSender(broker)
+    try:
+        declare_actors(broker)
+        yield broker, JobSender(broker)
+    finally:
+        broker.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import UsageProblem, WorkFailed, settings_of
+from cli.common import UsageProblem, WorkFailed, database, settings_of
 
 
 @click.command("connect")
@@ -32,7 +32,6 @@ def connect(ctx: click.Context, user_id: str, open_with_http: bool, scopes: tupl
     from pipeline.spotify.http import shared_http_client
     from pipeline.spotify.wiring import token_endpoint
     from shared.crypto import TokenCipher
-    from shared.db import make_engine
     from shared.redis_conn import connect as redis_connect
 
     settings = settings_of(ctx)
@@ -61,15 +60,13 @@ def connect(ctx: click.Context, user_id: str, open_with_http: bool, scopes: tupl
         raise WorkFailed("the redirect's state does not match: not connecting")
     if "code" not in params:
         raise WorkFailed(f"Spotify refused: {params.get('error', 'no code')}")
-    engine = make_engine(settings)
-    try:
-        grant = exchange_code(token_endpoint(settings, shared_http_client(settings)), params["code"], pkce.verifier,
-                              settings.spotify_redirect_uri)
-        spotify = SpotifyClient.from_settings(settings, redis_connect(settings), engine)
-        me = spotify.with_access_token(grant.access_token).me()
-        store_connection(engine, cipher, user_id, me.id, grant, tuple(scopes))
-    except SpotifyError as exc:
-        raise WorkFailed(f"connecting failed: {exc}") from None
-    finally:
-        engine.dispose()
+    with database(settings) as engine:
+        try:
+            grant = exchange_code(token_endpoint(settings, shared_http_client(settings)), params["code"], pkce.verifier,
+                                  settings.spotify_redirect_uri)
+            spotify = SpotifyClient.from_settings(settings, redis_connect(settings), engine)
+            me = spotify.with_access_token(grant.access_token).me()
+            store_connection(engine, cipher, user_id, me.id, grant, tuple(scopes))
+        except SpotifyError as exc:
+            raise WorkFailed(f"connecting failed: {exc}") from None
     click.echo(f"connected user {user_id} to Spotify user {me.id} (scopes: {' '.join(grant.scopes or scopes)})")

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from cli.common import UsageProblem, WorkFailed, settings_of
+from cli.common import UsageProblem, WorkFailed, database, settings_of
 
 
 @click.group()
@@ -77,7 +77,6 @@ def db_create_reader(ctx: click.Context, role: str, password_env: str | None) ->
     """
 
     from pipeline.readers import ReaderError, check_role_name, create_reader
-    from shared.db import make_engine
 
     try:
         check_role_name(role)
@@ -88,13 +87,11 @@ def db_create_reader(ctx: click.Context, role: str, password_env: str | None) ->
         password = os.environ.get(password_env)
         if not password:
             raise UsageProblem(f"{password_env}: expected the password for role {role!r}, but it is not set")
-    engine = make_engine(settings_of(ctx), pool_size=1)
-    try:
-        done = create_reader(engine, role, password)
-    except ReaderError as exc:
-        raise WorkFailed(str(exc)) from None
-    finally:
-        engine.dispose()
+    with database(settings_of(ctx), pool_size=1) as engine:
+        try:
+            done = create_reader(engine, role, password)
+        except ReaderError as exc:
+            raise WorkFailed(str(exc)) from None
     click.echo(f"role {done.role} {'created' if done.created else 'refreshed'}"
                f"{', password set' if done.password_set else ''}")
     click.echo(f"  SELECT on: {', '.join(done.granted) or 'nothing yet'}")

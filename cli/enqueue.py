@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import UsageProblem, WorkFailed, job_sender, settings_of
+from cli.common import UsageProblem, WorkFailed, database, job_sender, settings_of
 
 
 def _progress(quiet: bool):
@@ -37,7 +37,6 @@ def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file, force
 
     from pipeline.idfile import IdReader
     from pipeline.producers import enqueue_track_sync as produce
-    from shared.db import make_engine
 
     if not ids and ids_file is None:
         raise UsageProblem("give track ids as arguments or with --ids-file FILE (or - for stdin)")
@@ -45,14 +44,9 @@ def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file, force
     readers = [IdReader(ids, label="argument")] if ids else []
     if ids_file is not None:
         readers.append(IdReader(ids_file, label=f"{getattr(ids_file, 'name', 'stdin')} line"))
-    engine = make_engine(settings)
-    broker, send = job_sender(settings)
-    try:
+    with database(settings) as engine, job_sender(settings) as (_, send):
         result = produce(engine, send, chain.from_iterable(readers), force=force, track_ttl_s=settings.track_ttl_s,
                          description="track-sync" + (" --force" if force else ""), progress=_progress(quiet))
-    finally:
-        broker.close()
-        engine.dispose()
     bad = [line for reader in readers for line in reader.bad]
     bad_count = sum(reader.bad_count for reader in readers)
     for line in bad:
@@ -78,18 +72,12 @@ def enqueue_user_library(ctx: click.Context, users: tuple[str, ...], all_users: 
     A user who already has a library job pending or running gets no second one.
     """
     from pipeline.producers import enqueue_user_library as produce
-    from shared.db import make_engine
 
     if bool(users) == all_users:
         raise UsageProblem("give --user U (one or more) or --all")
     settings = settings_of(ctx)
-    engine = make_engine(settings)
-    broker, send = job_sender(settings)
-    try:
+    with database(settings) as engine, job_sender(settings) as (_, send):
         result, left_alone = produce(engine, send, user_ids=None if all_users else list(users), full=full)
-    finally:
-        broker.close()
-        engine.dispose()
     click.echo(f"{result.jobs} library job(s) enqueued" + (f", backfill {result.backfill_id}" if result.backfill_id else ""))
     if left_alone:
         click.echo(f"left alone (a library job is already pending or running, or no active connection): "
@@ -106,7 +94,6 @@ def enqueue_user_library(ctx: click.Context, users: tuple[str, ...], all_users: 
 def enqueue_popularity_update(ctx: click.Context, older_than: str, limit: int) -> None:
     """Refresh the popularity of the stalest songs, in jobs of 50 (the hourly cron entry point)."""
     from pipeline.producers import enqueue_popularity_update as produce
-    from shared.db import make_engine
     from shared.settings import parse_duration_s
 
     try:
@@ -114,12 +101,7 @@ def enqueue_popularity_update(ctx: click.Context, older_than: str, limit: int) -
     except ValueError as exc:
         raise UsageProblem(f"--older-than: expected {exc}, got {older_than!r}") from None
     settings = settings_of(ctx)
-    engine = make_engine(settings)
-    broker, send = job_sender(settings)
-    try:
+    with database(settings) as engine, job_sender(settings) as (_, send):
         result = produce(engine, send, older_than_s=older_than_s, limit=limit)
-    finally:
-        broker.close()
-        engine.dispose()
     click.echo(f"{result.jobs} popularity job(s) enqueued for {result.total_ids} song(s)"
                + (f", backfill {result.backfill_id}" if result.backfill_id else ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import UsageProblem, WorkFailed, job_sender, settings_of
+from cli.common import UsageProblem, WorkFailed, database, job_sender, settings_of
 
 
 def _job_line(job) -> str:
@@ -33,13 +33,11 @@ def jobs() -> None:
 def jobs_list(ctx: click.Context, status, job_type, backfill_id, user_id, limit: int) -> None:
     """The newest jobs first."""
     from pipeline import jobs as ledger
-    from shared.db import make_engine
 
-    engine = make_engine(settings_of(ctx))
-    for job in ledger.list_jobs(engine, status=status, job_type=job_type, backfill_id=backfill_id,
-                                user_id=user_id, limit=limit):
-        click.echo(_job_line(job))
-    engine.dispose()
+    with database(settings_of(ctx)) as engine:
+        for job in ledger.list_jobs(engine, status=status, job_type=job_type, backfill_id=backfill_id,
+                                    user_id=user_id, limit=limit):
+            click.echo(_job_line(job))
 
 
 @jobs.command("show")
@@ -51,11 +49,9 @@ def jobs_show(ctx: click.Context, job_id: str) -> None:
     from dataclasses import asdict
 
     from pipeline import jobs as ledger
-    from shared.db import make_engine
 
-    engine = make_engine(settings_of(ctx))
-    job = ledger.get_job(engine, job_id)
-    engine.dispose()
+    with database(settings_of(ctx)) as engine:
+        job = ledger.get_job(engine, job_id)
     if job is None:
         raise UsageProblem(f"no job {job_id!r}")
     click.echo(json.dumps(asdict(job), indent=2, default=str))
@@ -70,21 +66,15 @@ def jobs_show(ctx: click.Context, job_id: str) -> None:
 def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, job_type, backfill_id) -> None:
     """Run failed jobs again, with a fresh retry budget: JOB_IDS or --failed."""
     from pipeline import jobs as ledger
-    from shared.db import make_engine
 
     if bool(job_ids) == all_failed:
         raise UsageProblem("give JOB_IDS or --failed")
     settings = settings_of(ctx)
-    engine = make_engine(settings)
-    ids = list(job_ids) or ledger.failed_job_ids(engine, job_type=job_type, backfill_id=backfill_id)
-    broker, send = job_sender(settings)
-    try:
+    with database(settings) as engine, job_sender(settings) as (_, send):
+        ids = list(job_ids) or ledger.failed_job_ids(engine, job_type=job_type, backfill_id=backfill_id)
         reset = ledger.reset_for_retry(engine, ids)
         for job_id, kind in reset:
             send(kind, job_id)
-    finally:
-        broker.close()
-        engine.dispose()
     click.echo(f"{len(reset)} job(s) sent again")
     if job_ids and len(reset) < len(job_ids):
         raise WorkFailed(f"{len(job_ids) - len(reset)} job(s) were not failed (or not found): left as they are")
@@ -97,17 +87,15 @@ def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, j
 def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...], backfill_id) -> None:
     """Stop pending or running jobs: they become failed with errorClass Cancelled."""
     from pipeline import jobs as ledger
-    from shared.db import make_engine
 
     if bool(job_ids) == bool(backfill_id):
         raise UsageProblem("give JOB_IDS or --backfill ID")
-    engine = make_engine(settings_of(ctx))
-    ids = list(job_ids)
-    if backfill_id:
-        ids = [j.id for status in ("pending", "running")
-               for j in ledger.list_jobs(engine, status=status, backfill_id=backfill_id, limit=10_000_000)]
-    cancelled = ledger.cancel(engine, ids)
-    engine.dispose()
+    with database(settings_of(ctx)) as engine:
+        ids = list(job_ids)
+        if backfill_id:
+            ids = [j.id for status in ("pending", "running")
+                   for j in ledger.list_jobs(engine, status=status, backfill_id=backfill_id, limit=10_000_000)]
+        cancelled = ledger.cancel(engine, ids)
     click.echo(f"{len(cancelled)} job(s) cancelled")
 
 
@@ -122,7 +110,6 @@ def jobs_reconcile(ctx: click.Context, grace: str, stale_after: str) -> None:
     pending without a live message (Redis lost its data). Safe every few minutes, from cron, on
     several hosts at once."""
     from pipeline.reconciler import reconcile
-    from shared.db import make_engine
     from shared.settings import parse_duration_s
     from workers.broker import live_job_ids
 
@@ -131,12 +118,7 @@ def jobs_reconcile(ctx: click.Context, grace: str, stale_after: str) -> None:
     except ValueError as exc:
         raise UsageProblem(f"expected {exc}") from None
     settings = settings_of(ctx)
-    engine = make_engine(settings)
-    broker, send = job_sender(settings)
-    try:
+    with database(settings) as engine, job_sender(settings) as (broker, send):
         result = reconcile(engine, send, lambda: live_job_ids(broker), max_retries=settings.job_max_retries,
                            grace_s=grace_s, stale_after_s=stale_after_s)
-    finally:
-        broker.close()
-        engine.dispose()
     click.echo(result.summary())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import settings_of
+from cli.common import database, settings_of
 
 
 @click.group()
@@ -27,10 +27,9 @@ def keys_rotate(ctx: click.Context, batch_size: int) -> None:
     """Re-encrypt every stored token under the first key. Safe to interrupt and run again."""
     from pipeline.connections import rotate_keys
     from shared.crypto import TokenCipher
-    from shared.db import make_engine
 
     settings = settings_of(ctx)
     cipher = TokenCipher(settings.require_token_keys())
-    engine = make_engine(settings)
-    rewritten = rotate_keys(engine, cipher, batch_size=batch_size)
+    with database(settings) as engine:
+        rewritten = rotate_keys(engine, cipher, batch_size=batch_size)
     click.echo(f"re-encrypted {rewritten} connection(s) under the first key; the other keys may now be dropped")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import job_sender, settings_of
+from cli.common import database, job_sender, settings_of
 
 
 def _status_lines(settings, engine, broker, redis) -> list[str]:
@@ -53,24 +53,19 @@ def status(ctx: click.Context, watch: bool, interval: float) -> None:
     what the app may call."""
     import time
 
-    from shared.db import make_engine
     from shared.redis_conn import connect
 
     settings = settings_of(ctx)
-    engine = make_engine(settings, pool_size=1)
     redis = connect(settings) if settings.redis_url else None
-    broker, _ = job_sender(settings)
-    try:
-        while True:
-            lines = _status_lines(settings, engine, broker, redis)
-            if watch:
-                click.clear()
-            click.echo("\n".join(lines))
-            if not watch:
-                return
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        broker.close()
-        engine.dispose()
+    with database(settings, pool_size=1) as engine, job_sender(settings) as (broker, _):
+        try:
+            while True:
+                lines = _status_lines(settings, engine, broker, redis)
+                if watch:
+                    click.clear()
+                click.echo("\n".join(lines))
+                if not watch:
+                    return
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            pass
