@@ -100,6 +100,28 @@ def songs_count(engine):
         return conn.execute(text("SELECT count(*), count(danceability) FROM songs")).one()
 
 
+def add_user(engine, user_id):
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (id) VALUES (:u)"), {"u": user_id})
+
+
+def library_job(engine, user_id):
+    """A new incremental (not --full) library job for the user: its id."""
+    [job_id] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id=user_id)])
+    return job_id
+
+
+def release_parked_jobs(engine):
+    """What waiting out a parked job's notBefore would do."""
+    with engine.begin() as conn:
+        conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = NULL'))
+
+
+def saved_tracks_of(engine, user_id):
+    with engine.connect() as conn:
+        return conn.execute(text('SELECT count(*) FROM spotify_saved_tracks WHERE "userId" = :u'), {"u": user_id}).scalar()
+
+
 def test_a_track_sync_fetches_upserts_and_completes_with_what_it_wrote(world):
     broker, _, spotify, env, engine = world
     job = enqueue(env)
@@ -156,8 +178,7 @@ def test_a_job_parked_between_tracks_and_features_asks_only_for_the_features_nex
     assert jobs.get_job(engine, job.id).status == "pending"
     assert tuple(songs_count(engine)) == (50, 0)  # the tracks are written already
     spotify.get_audio_features = real
-    with engine.begin() as conn:
-        conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = NULL'))
+    release_parked_jobs(engine)
     run("track_sync", job.id, env)
     done = jobs.get_job(engine, job.id)
     assert (done.status, done.result["skipped_fresh"], done.result["features_written"]) == ("completed", 50, 50)
@@ -174,8 +195,7 @@ def test_transient_errors_retry_with_backoff_then_fail_with_the_error(world):
         run("track_sync", job.id, env)
         row = jobs.get_job(engine, job.id)
         assert (row.status, row.retry_count, row.error_class) == ("pending", expected_retries, "ServerError")
-        with engine.begin() as conn:
-            conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = NULL'))
+        release_parked_jobs(engine)
     run("track_sync", job.id, env)
     failed = jobs.get_job(engine, job.id)
     assert (failed.status, failed.error_class, failed.error) == ("failed", "ServerError", "HTTP 503 (gave up after 2 retries)")
@@ -237,9 +257,8 @@ def test_popularity_update_records_history_or_why_it_is_unavailable(world):
 def test_a_library_sync_checkpoints_every_page_and_stops_at_known_tracks(world, settings):
     _, _, spotify, env, engine = world
     spotify.library = 120
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
-    [job_id] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+    add_user(engine, "u1")
+    job_id = library_job(engine, "u1")
 
     def flaky_pages(offset=0, limit=50, _real=spotify.saved_tracks):
         if offset == 100 and not getattr(flaky_pages, "failed", False):
@@ -251,27 +270,24 @@ def test_a_library_sync_checkpoints_every_page_and_stops_at_known_tracks(world, 
     run("user_library", job_id, env)
     row = jobs.get_job(engine, job_id)
     assert (row.status, row.result["next_offset"], row.result["pages"]) == ("pending", 100, 2)
-    with engine.begin() as conn:
-        conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = NULL'))
+    release_parked_jobs(engine)
     run("user_library", job_id, env)
     done = jobs.get_job(engine, job_id)
     assert (done.status, done.result["pages"], done.result["tracks"], done.result["new_links"]) == ("completed", 3, 120, 120)
     assert [c for c in spotify.calls if c[0] == "saved_tracks"] == [("saved_tracks", 0), ("saved_tracks", 50),
                                                                     ("saved_tracks", 100)]
     # Again: the first page holds known tracks, so one page is read.
-    [again] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+    again = library_job(engine, "u1")
     run("user_library", again, env)
     assert jobs.get_job(engine, again).result["pages"] == 1
-    with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM spotify_saved_tracks WHERE \"userId\" = 'u1'")).scalar() == 120
+    assert saved_tracks_of(engine, "u1") == 120
 
 
 def test_a_library_run_cut_short_after_its_last_page_reads_no_page_again(world, settings):
     _, _, spotify, env, engine = world
     spotify.library = 60
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
-    [job_id] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+    add_user(engine, "u1")
+    job_id = library_job(engine, "u1")
     real_features = spotify.get_audio_features
 
     def limited_on_the_last_page(ids):  # the last page's features meet a 429
@@ -284,8 +300,7 @@ def test_a_library_run_cut_short_after_its_last_page_reads_no_page_again(world, 
     parked = jobs.get_job(engine, job_id)
     assert (parked.status, parked.retry_count, parked.result["next_offset"], parked.result["pages"]) == (
         "pending", 0, None, 2)
-    with engine.begin() as conn:
-        conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = NULL'))
+    release_parked_jobs(engine)
     run("user_library", job_id, env)
     done = jobs.get_job(engine, job_id)
     assert (done.status, done.result["pages"], done.result["tracks"]) == ("completed", 2, 60)
@@ -295,9 +310,8 @@ def test_a_library_run_cut_short_after_its_last_page_reads_no_page_again(world, 
 def test_after_a_library_sync_that_failed_part_way_the_next_one_reads_to_the_end(world, settings):
     _, _, spotify, env, engine = world
     spotify.library = 150
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO users (id) VALUES ('u1')"))
-    [failed] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+    add_user(engine, "u1")
+    failed = library_job(engine, "u1")
     real_pages = spotify.saved_tracks
 
     def revoked_after_the_first_page(offset=0, limit=50):
@@ -311,14 +325,13 @@ def test_after_a_library_sync_that_failed_part_way_the_next_one_reads_to_the_end
 
     # Reconnected: page one holds only known tracks, yet pages two and three were never read.
     spotify.saved_tracks = real_pages
-    [again] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+    again = library_job(engine, "u1")
     run("user_library", again, env)
     done = jobs.get_job(engine, again)
     assert (done.status, done.result["pages"], done.result["full"]) == ("completed", 3, True)
-    with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM spotify_saved_tracks WHERE \"userId\" = 'u1'")).scalar() == 150
+    assert saved_tracks_of(engine, "u1") == 150
     # That one finished: the next stops at the first known page again.
-    [third] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id="u1")])
+    third = library_job(engine, "u1")
     run("user_library", third, env)
     assert jobs.get_job(engine, third).result["pages"] == 1
 
@@ -367,8 +380,7 @@ def test_a_429_part_way_through_one_by_one_tracks_keeps_what_was_fetched(world):
     assert stored == IDS[:19]
 
     clock[0] += 61  # the penalty box opens, and so does the job
-    with engine.begin() as conn:
-        conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = NULL'))
+    release_parked_jobs(engine)
     run("track_sync", job.id, env)
     done = jobs.get_job(engine, job.id)
     assert asked[20:] == IDS[19:] and len(asked[20:]) == 31
