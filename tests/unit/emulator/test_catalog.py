@@ -73,3 +73,29 @@ def test_a_million_tracks_cost_no_memory_up_front():
     catalog = Catalog(1_000_000, "s")
     assert catalog.track(999_999)["track_number"] == 10
     assert catalog._track_base.cache_info().currsize == 1
+
+
+def test_cached_renders_hold_about_their_length_in_memory():
+    """A cache of 200,000 renders must not cost four times their bytes (orjson's output buffers
+    are rounded up and never shrunk; the catalog keeps right-sized copies)."""
+    import tracemalloc
+
+    catalog = Catalog(10_000, "s")
+    for i in range(1_000):  # the track objects the renders are made from, cached beforehand
+        catalog.track(i)
+        catalog.audio_features(i)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        renders = [catalog.track_json(i, "full", False, 0) for i in range(1_000)]
+        renders += [catalog.audio_features_json(i) for i in range(1_000)]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 1.5 * sum(len(r) for r in renders)
+
+
+def test_the_tracks_of_an_album_share_one_album_object():
+    catalog = Catalog(1_000, "s")
+    first, tenth, next_album = (catalog.track(i)["album"] for i in (0, 9, 10))
+    assert first is tenth and first is not next_album
