@@ -6,6 +6,10 @@ Where the services come from, first that answers:
 3. the embedded ones (`spotify-sync services up`), started under a temporary folder for this run.
 If none can be had, the tests that need them fail loudly: they are never skipped.
 
+RabbitMQ, the optional broker, has no embedded stand-in: its tests use TEST_RABBITMQ_URL (which
+must answer; `.ci/run` sets it), else the machine's RabbitMQ on 127.0.0.1:5672 (guest/guest).
+Only where neither exists are they skipped, and the summary at the end says so.
+
 Each run works in a freshly created database and its own Redis namespace, and removes both
 when it ends.
 """
@@ -26,10 +30,11 @@ import redis
 
 from shared import migrate, services
 from shared.crypto import generate_key
-from shared.settings import Settings
+from shared.settings import Settings, without_password
 
 MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
+MACHINE_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/%2F"
 RUN_ID = secrets.token_hex(4)
 SERVICES_USED: dict[str, str] = {}  # for the summary at the end of the run
 
@@ -79,6 +84,20 @@ def postgres_server_url(request) -> str:
 def redis_url(request) -> str:
     SERVICES_USED["Redis"] = _service_url("TEST_REDIS_URL", MACHINE_REDIS, "redis_url", request)
     return SERVICES_USED["Redis"]
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    url = os.environ.get("TEST_RABBITMQ_URL")
+    if url and not _answers(url):
+        pytest.fail(f"TEST_RABBITMQ_URL={url} does not answer")
+    if not url:
+        if not _answers(MACHINE_RABBITMQ):
+            SERVICES_USED["RabbitMQ"] = "none: its tests were skipped (set TEST_RABBITMQ_URL)"
+            pytest.skip("no RabbitMQ: TEST_RABBITMQ_URL is not set and none answers on 127.0.0.1:5672")
+        url = MACHINE_RABBITMQ
+    SERVICES_USED["RabbitMQ"] = url
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -166,14 +185,27 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if SERVICES_USED:
         terminalreporter.section("real services used")
         for name, url in SERVICES_USED.items():
-            terminalreporter.write_line(f"{name:<10} {url}  ({_server_version(name, url)})")
+            version = "" if url.startswith("none") else f"  ({_server_version(name, url)})"
+            terminalreporter.write_line(f"{name:<10} {without_password(url)}{version}")
 
 
 def _server_version(name: str, url: str) -> str:
     try:
+        if name == "RabbitMQ":
+            return _rabbitmq_version(url)
         if name == "PostgreSQL":
             with psycopg.connect(url, connect_timeout=3) as conn:
                 return conn.execute("SHOW server_version").fetchone()[0].split()[0]
         return "Redis " + redis.Redis.from_url(url, socket_timeout=3).info("server")["redis_version"]
     except Exception as exc:  # a summary line must never fail the run
         return f"version unknown: {type(exc).__name__}"
+
+
+def _rabbitmq_version(url: str) -> str:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return "RabbitMQ " + connection._impl.server_properties["version"]  # pika has no public getter
+    finally:
+        connection.close()
