@@ -60,7 +60,11 @@ def build_broker(settings: Settings, *, middleware: list | None = None) -> drama
     if url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        broker: dramatiq.Broker = RabbitmqBroker(url=url, middleware=stock)
+        # Publisher confirms: a send returns once RabbitMQ has taken the message (or raises), as a
+        # Redis send does; without them a message lost on the way leaves its job pending until
+        # `jobs reconcile --stale-after` sees it (an hour), and a deleted queue swallows sends
+        # unnoticed. They cost a round trip per message: about 1,400 sends/s here, against 11,000.
+        broker: dramatiq.Broker = RabbitmqBroker(url=url, middleware=stock, confirm_delivery=True)
     else:
         broker = RedisBroker(
             url=url,

@@ -25,9 +25,9 @@ def test_the_redis_broker_lives_under_the_namespace_and_notices_dead_workers_qui
     assert broker.namespace == "ns1:dramatiq" and broker.heartbeat_timeout == HEARTBEAT_TIMEOUT_MS == 15_000
 
 
-def test_rabbitmq_is_chosen_by_an_amqp_broker_url():
+def test_rabbitmq_is_chosen_by_an_amqp_broker_url_and_waits_for_publisher_confirms():
     broker = build_broker(Settings(broker_url="amqp://guest:guest@127.0.0.1:1/%2F"))
-    assert type(broker).__name__ == "RabbitmqBroker"
+    assert type(broker).__name__ == "RabbitmqBroker" and broker.confirm_delivery is True
 
 
 def test_messages_carry_only_the_job_id_and_long_delays_are_clamped():
