@@ -13,8 +13,8 @@ from pipeline import jobs, producers, songs
 from pipeline.capabilities import POPULARITY, Capabilities, InMemoryCapabilityRows
 from pipeline.spotify.errors import CapabilityForbidden, InvalidGrant, RateLimited, ServerError
 from pipeline.spotify.models import Page, SavedTrack, Track
-from workers import actors
 from shared.db import transaction
+from workers import actors
 from workers.middleware import JobSender, LeaseKeeper, WorkerEnv
 
 IDS = [f"{i:022d}" for i in range(50)]
