@@ -1,5 +1,6 @@
 """Upserts: one statement per batch, keyed on natural keys, so running a job twice changes nothing."""
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import event, text
@@ -26,20 +27,29 @@ def table(engine, sql):
         return [tuple(r) for r in conn.execute(text(sql))]
 
 
-def count_statements(engine):
-    seen = []
-    event.listen(engine, "before_cursor_execute", lambda *a, **k: seen.append(a[2]))
-    return seen
+@contextmanager
+def recorded_statements(engine):
+    """The SQL sent through `engine` in the block, each with whether its connection was in
+    autocommit (no BEGIN/COMMIT round trips around it)."""
+    seen: list[tuple[str, bool]] = []
+
+    def record(connection, cursor, statement, *_):
+        seen.append((statement, connection.connection.dbapi_connection.autocommit))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_a_batch_of_fifty_is_one_statement_and_a_second_run_leaves_the_same_rows(clean_db):
     engine = clean_db
     rows = songs.merge_rows([track(i) for i in range(50)], {f"{i:022d}": features(i) for i in range(50)}, AT,
                             features_checked=True)
-    statements = count_statements(engine)
-    with transaction(engine) as session:
+    with recorded_statements(engine) as statements, transaction(engine) as session:
         first = songs.upsert_songs(session, rows)
-    assert len([s for s in statements if "INSERT INTO songs" in s]) == 1
+    assert len([s for s, _ in statements if "INSERT INTO songs" in s]) == 1
     assert len(first) == 50 and all(u.inserted for u in first)
     every_column = "id, " + ", ".join(f'"{c}"' for c in songs.SONG_COLUMNS) + ', "createdAt"'
     before = table(engine, f'SELECT {every_column} FROM songs ORDER BY "spotifyId"')
@@ -111,8 +121,8 @@ def test_a_popularity_job_run_twice_records_each_song_once(clean_db):
 
 def test_write_songs_is_one_autocommitted_statement_and_unknown_features_read_as_not_synced(clean_db):
     engine = clean_db
-    statements = count_statements(engine)
-    songs.write_songs(engine, songs.merge_rows([track(3)], None, AT))  # no features asked for
-    assert [s.split()[0] for s in statements if "songs" in s] == ["INSERT"]
+    with recorded_statements(engine) as statements:
+        songs.write_songs(engine, songs.merge_rows([track(3)], None, AT))  # no features asked for
+    assert [(s.split()[0], autocommit) for s, autocommit in statements if "songs" in s] == [("INSERT", True)]
     # The row's JSON carries no audioFeaturesSynced key: the column gets false, not NULL.
     assert table(engine, 'SELECT "audioFeaturesSynced", danceability FROM songs') == [(False, None)]
