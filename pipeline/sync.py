@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
@@ -63,7 +64,8 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
     Tracks are written before their features are asked for, so a run parked between the two (a
     429) does not fetch the tracks again: the next run sees fresh tracks without features and
     asks for the features alone. Likewise the tracks fetched before an error part way through
-    (`.partial`: a 429 on the 20th of 50 one-by-one requests) are written before it is raised."""
+    (`.partial`: a 429 on the 20th of 50 one-by-one requests) are written, and the ids among them
+    Spotify answered null for remembered, before it is raised."""
     ids = _ids(job)
     with transaction(ctx.engine) as session:
         state = songs.sync_state(session, ids)
@@ -82,14 +84,10 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
             tracks = ctx.client.get_tracks(wanted)
         except BaseException as exc:  # a worker's interrupt too: what was fetched is kept
             if getattr(exc, "partial", None):
-                songs.write_songs(ctx.engine, songs.merge_rows(exc.partial.values(), None, now))
+                _write_tracks(ctx, exc.partial, now)
             raise
         found = [track_id for track_id, track in tracks.items() if track is not None]
-        upserted = songs.write_songs(ctx.engine, songs.merge_rows(tracks.values(), None, now))
-        not_found = [track_id for track_id, track in tracks.items() if track is None]
-        if not_found:
-            with transaction(ctx.engine) as session:
-                songs.remember_unknown(session, not_found, now)
+        upserted, not_found = _write_tracks(ctx, tracks, now)
         result.update(fetched=len(found), upserted=len(upserted), inserted=sum(u.inserted for u in upserted),
                       not_found=not_found)
         if found and all(tracks[i].popularity is None for i in found):
@@ -98,6 +96,17 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
     need_features = [i for i in freshness.features_missing(ids, features_synced) if i in set(found) or i in state]
     result.update(_sync_features(ctx, need_features))
     return result
+
+
+def _write_tracks(ctx: Context, tracks: dict[str, Any], now: datetime) -> tuple[list[songs.UpsertedSong], list[str]]:
+    """The fetched tracks as songs, and the ids Spotify answered null for remembered (so they are
+    not asked again within the TTL): after a whole fetch, and after one cut short alike."""
+    upserted = songs.write_songs(ctx.engine, songs.merge_rows(tracks.values(), None, now))
+    not_found = [track_id for track_id, track in tracks.items() if track is None]
+    if not_found:
+        with transaction(ctx.engine) as session:
+            songs.remember_unknown(session, not_found, now)
+    return upserted, not_found
 
 
 def _sync_features(ctx: Context, ids: list[str]) -> dict[str, Any]:

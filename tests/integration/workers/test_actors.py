@@ -336,9 +336,9 @@ def test_after_a_library_sync_that_failed_part_way_the_next_one_reads_to_the_end
     assert jobs.get_job(engine, third).result["pages"] == 1
 
 
-def test_a_429_part_way_through_one_by_one_tracks_keeps_what_was_fetched(world):
-    """dev-2026: batch /tracks is forbidden, so a job's 50 tracks come one by one. A 429 on the
-    20th request parks the job with the 19 fetched tracks written; the re-run asks for the 31 others."""
+def one_by_one_client(spotify_api):
+    """A real SpotifyClient over a fake HTTP API for a dev-2026 app: batch /tracks and
+    /audio-features are forbidden, so tracks come one by one. Returns it and its clock."""
     import httpx
 
     from pipeline.ratecontrol.limiter import InMemoryLimiter
@@ -346,17 +346,10 @@ def test_a_429_part_way_through_one_by_one_tracks_keeps_what_was_fetched(world):
     from pipeline.spotify import SpotifyClient
     from shared.settings import Rate
 
-    _, _, _, env, engine = world
-    asked: list[str] = []
-
-    def spotify_api(request):
+    def handler(request):
         if request.url.path in ("/v1/tracks", "/v1/audio-features"):
             return httpx.Response(403, json={"error": {"status": 403, "message": "Forbidden"}})
-        asked.append(request.url.path.rsplit("/", 1)[1])
-        if len(asked) == 20:
-            return httpx.Response(429, headers={"Retry-After": "60"},
-                                  json={"error": {"status": 429, "message": "API rate limit exceeded"}})
-        return httpx.Response(200, json=track_json(asked[-1]))
+        return spotify_api(request.url.path.rsplit("/", 1)[1])
 
     class Token:
         def token(self):
@@ -366,10 +359,35 @@ def test_a_429_part_way_through_one_by_one_tracks_keeps_what_was_fetched(world):
             pass
 
     clock = [1_000_000.0]
-    env.client = SpotifyClient(
-        http=httpx.Client(transport=httpx.MockTransport(spotify_api)), api_base_url="https://api.test/v1",
+    client = SpotifyClient(
+        http=httpx.Client(transport=httpx.MockTransport(handler)), api_base_url="https://api.test/v1",
         limiter=InMemoryLimiter(Rate(10_000, 1)), penalty_box=InMemoryPenaltyBox(lambda: clock[0]), tokens=Token(),
         capabilities=Capabilities(InMemoryCapabilityRows(), "dev-2026-client"), sleep=lambda s: None)
+    return client, clock
+
+
+def rate_limited_on_the_20th_request(asked, missing=()):
+    """One /tracks/{id} answer: 404 for the `missing` ids, a 429 for the 20th request."""
+    import httpx
+
+    def spotify_api(track_id):
+        asked.append(track_id)
+        if len(asked) == 20:
+            return httpx.Response(429, headers={"Retry-After": "60"},
+                                  json={"error": {"status": 429, "message": "API rate limit exceeded"}})
+        if track_id in missing:
+            return httpx.Response(404, json={"error": {"status": 404, "message": "Non existing id"}})
+        return httpx.Response(200, json=track_json(track_id))
+
+    return spotify_api
+
+
+def test_a_429_part_way_through_one_by_one_tracks_keeps_what_was_fetched(world):
+    """dev-2026: batch /tracks is forbidden, so a job's 50 tracks come one by one. A 429 on the
+    20th request parks the job with the 19 fetched tracks written; the re-run asks for the 31 others."""
+    _, _, _, env, engine = world
+    asked: list[str] = []
+    env.client, clock = one_by_one_client(rate_limited_on_the_20th_request(asked))
     job = enqueue(env)
     run("track_sync", job.id, env)
     parked = jobs.get_job(engine, job.id)
@@ -387,3 +405,24 @@ def test_a_429_part_way_through_one_by_one_tracks_keeps_what_was_fetched(world):
     assert (done.status, done.result["skipped_fresh"], done.result["fetched"], done.result["audio_features"]) == (
         "completed", 19, 31, "unavailable")
     assert tuple(songs_count(engine)) == (50, 0)
+
+
+def test_ids_answered_404_before_a_429_part_way_are_not_asked_again(world):
+    """Two of the 19 ids fetched before the 429 have no track (404): they are remembered with
+    the 17 tracks written, so the re-run asks for neither."""
+    _, _, _, env, engine = world
+    asked: list[str] = []
+    env.client, clock = one_by_one_client(rate_limited_on_the_20th_request(asked, missing={IDS[5], IDS[6]}))
+    job = enqueue(env)
+    run("track_sync", job.id, env)
+    assert jobs.get_job(engine, job.id).error_class == "RateLimited" and asked == IDS[:20]
+    with transaction(engine) as session:
+        assert set(songs.unknown_since(session, IDS)) == {IDS[5], IDS[6]}
+
+    clock[0] += 61
+    release_parked_jobs(engine)
+    run("track_sync", job.id, env)
+    done = jobs.get_job(engine, job.id)
+    assert asked[20:] == IDS[19:]  # not IDS[5] or IDS[6] again
+    assert (done.status, done.result["skipped_fresh"], done.result["fetched"]) == ("completed", 19, 31)
+    assert tuple(songs_count(engine)) == (48, 0)
