@@ -56,6 +56,18 @@ def database(settings: Settings, **engine_options):
 
 
 @contextmanager
+def redis_client(settings: Settings):
+    """A Redis client for the length of one command, closed on the way out."""
+    from shared.redis_conn import connect
+
+    client = connect(settings)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextmanager
 def job_sender(settings: Settings):
     """The broker and the sender of job messages (the CLI only sends; workers consume), the
     broker closed on the way out."""

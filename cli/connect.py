@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import UsageProblem, WorkFailed, database, settings_of
+from cli.common import UsageProblem, WorkFailed, database, redis_client, settings_of
 
 
 @click.command("connect")
@@ -32,7 +32,6 @@ def connect(ctx: click.Context, user_id: str, open_with_http: bool, scopes: tupl
     from pipeline.spotify.http import shared_http_client
     from pipeline.spotify.wiring import token_endpoint
     from shared.crypto import TokenCipher
-    from shared.redis_conn import connect as redis_connect
 
     settings = settings_of(ctx)
     client_id, _ = settings.require_client_credentials()
@@ -60,11 +59,11 @@ def connect(ctx: click.Context, user_id: str, open_with_http: bool, scopes: tupl
         raise WorkFailed("the redirect's state does not match: not connecting")
     if "code" not in params:
         raise WorkFailed(f"Spotify refused: {params.get('error', 'no code')}")
-    with database(settings) as engine:
+    with database(settings) as engine, redis_client(settings) as redis:
         try:
             grant = exchange_code(token_endpoint(settings, shared_http_client(settings)), params["code"], pkce.verifier,
                                   settings.spotify_redirect_uri)
-            spotify = SpotifyClient.from_settings(settings, redis_connect(settings), engine)
+            spotify = SpotifyClient.from_settings(settings, redis, engine)
             me = spotify.with_access_token(grant.access_token).me()
             store_connection(engine, cipher, user_id, me.id, grant, tuple(scopes))
         except SpotifyError as exc:

@@ -29,7 +29,8 @@ def enqueue() -> None:
 def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file, force: bool, quiet: bool) -> None:
     """Sync tracks: IDS as arguments and/or --ids-file, in jobs of 50.
 
-    Ids fresh in the cache (synced within TRACK_TTL) and duplicates are left out unless --force.
+    Ids fresh in the cache (synced within TRACK_TTL), ids Spotify answered null for within
+    TRACK_TTL, and duplicates are left out unless --force.
     Bad lines are reported with their line numbers and the good ones are enqueued; the exit code
     is then 1. With no usable id at all: exit 2.
     """

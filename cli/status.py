@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import database, job_sender, settings_of
+from cli.common import database, job_sender, redis_client, settings_of
 
 
 def _status_lines(settings, engine, broker, redis) -> list[str]:
@@ -52,12 +52,11 @@ def status(ctx: click.Context, watch: bool, interval: float) -> None:
     """Queue depths, jobs by status, recent backfills, the penalty box, the rate budget and
     what the app may call."""
     import time
-
-    from shared.redis_conn import connect
+    from contextlib import nullcontext
 
     settings = settings_of(ctx)
-    redis = connect(settings) if settings.redis_url else None
-    with database(settings, pool_size=1) as engine, job_sender(settings) as (broker, _):
+    with database(settings, pool_size=1) as engine, job_sender(settings) as (broker, _), \
+            (redis_client(settings) if settings.redis_url else nullcontext()) as redis:
         try:
             while True:
                 lines = _status_lines(settings, engine, broker, redis)
