@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from psycopg.errors import LockNotAvailable
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from pipeline import jobs
 from pipeline.jobs import NewJob
@@ -141,13 +143,12 @@ def _send_backfill(engine: Engine, send: Send, backfill_id: str, job_type: str, 
     jobs.mark_backfill_enqueued(engine, backfill_id)
 
 
-def enqueue_jobs(engine: Engine, send: Send, new_jobs: list[NewJob], *, description: str,
-                 progress: Progress = _no_progress) -> Enqueued:
-    """A small group of jobs (a library sweep, a popularity refresh): rows, commit, messages."""
+def _create_jobs(engine: Engine, new_jobs: list[NewJob], description: str) -> Enqueued:
+    """A small group of jobs (a library sweep, a popularity refresh): the backfill and job rows,
+    committed. The caller sends their messages (_send_backfill) once it has let go of its lock."""
     if not new_jobs:
         return Enqueued(None, 0, 0, 0)
-    job_type = new_jobs[0].job_type
-    backfill_id = jobs.create_backfill(engine, job_type, description)
+    backfill_id = jobs.create_backfill(engine, new_jobs[0].job_type, description)
     ids = jobs.create_jobs(engine, new_jobs, backfill_id=backfill_id)
     total_ids = sum(len(j.payload.get("ids", [])) or 1 for j in new_jobs)
     with transaction(engine) as session:
@@ -155,22 +156,40 @@ def enqueue_jobs(engine: Engine, send: Send, new_jobs: list[NewJob], *, descript
             text('UPDATE spotify_backfills SET "totalIds" = :ids, "totalJobs" = :jobs WHERE id = :b'),
             {"ids": total_ids, "jobs": len(ids), "b": backfill_id},
         )
-    _send_backfill(engine, send, backfill_id, job_type, len(ids), progress)
     return Enqueued(backfill_id, total_ids, 0, len(ids))
+
+
+PRODUCER_LOCK_TIMEOUT_S = 60.0  # how long a producer waits for another of its job type
+
+
+class ProducerBusy(Exception):
+    """Another producer of the same job type held the lock longer than PRODUCER_LOCK_TIMEOUT_S."""
 
 
 @contextmanager
 def _one_producer_at_a_time(engine: Engine, job_type: str) -> Iterator[None]:
     """Producers that skip work an unfinished job already covers (a user's library, a song's
     popularity) check, then insert: two at once (cron and an operator, two hosts) would both see
-    nothing and both insert. A PostgreSQL advisory lock per job type makes them take turns."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        lock = {"key": f"spotify-sync producer: {job_type}"}
-        connection.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), lock)
+    nothing and both insert. A PostgreSQL advisory lock per job type makes them take turns.
+
+    Hold it around the check and the job rows only: once the rows are committed the next
+    producer's check sees them, so the messages are sent after it is released (a hanging broker
+    then holds up no other producer). The wait is bounded (lock_timeout): a producer stuck
+    behind another gives up with ProducerBusy instead of queueing up behind it without limit."""
+    # A transaction-level lock: released when this transaction ends, however the block ends, and
+    # the lock_timeout set for it does not stay on the pooled connection.
+    with engine.begin() as connection:
+        connection.execute(text("SELECT set_config('lock_timeout', :ms, true)"),
+                           {"ms": f"{max(1, int(PRODUCER_LOCK_TIMEOUT_S * 1000))}ms"})
         try:
-            yield
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), lock)
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                               {"key": f"spotify-sync producer: {job_type}"})
+        except OperationalError as exc:
+            if isinstance(exc.orig, LockNotAvailable):
+                raise ProducerBusy(f"another {job_type} producer is running (waited {PRODUCER_LOCK_TIMEOUT_S:g}s "
+                                   "for it); try again when it has finished") from None
+            raise
+        yield
 
 
 def enqueue_user_library(engine: Engine, send: Send, *, user_ids: list[str] | None, full: bool,
@@ -195,7 +214,10 @@ def enqueue_user_library(engine: Engine, send: Send, *, user_ids: list[str] | No
         left_alone = [u for u in (user_ids or found) if u not in wanted]
         new_jobs = [NewJob("user_library", {"full": full}, user_id=u) for u in wanted]
         description = "user-library " + ("--all" if user_ids is None else " ".join(user_ids)) + (" --full" if full else "")
-        return enqueue_jobs(engine, send, new_jobs, description=description, progress=progress), left_alone
+        enqueued = _create_jobs(engine, new_jobs, description)
+    if new_jobs:  # after the lock: the rows are committed, the next producer sees them
+        _send_backfill(engine, send, enqueued.backfill_id, "user_library", enqueued.jobs, progress)
+    return enqueued, left_alone
 
 
 def enqueue_popularity_update(engine: Engine, send: Send, *, older_than_s: int, limit: int,
@@ -216,5 +238,7 @@ def enqueue_popularity_update(engine: Engine, send: Send, *, older_than_s: int, 
             ).scalars().all()
         new_jobs = [NewJob("popularity_update", {"ids": ids[i : i + TRACKS_PER_JOB]})
                     for i in range(0, len(ids), TRACKS_PER_JOB)]
-        return enqueue_jobs(engine, send, new_jobs, description=f"popularity-update older than {older_than_s}s",
-                            progress=progress)
+        enqueued = _create_jobs(engine, new_jobs, f"popularity-update older than {older_than_s}s")
+    if new_jobs:  # after the lock: the rows are committed, the next producer sees them
+        _send_backfill(engine, send, enqueued.backfill_id, "popularity_update", enqueued.jobs, progress)
+    return enqueued

@@ -3,10 +3,12 @@ backfill streams through in bounded memory."""
 
 import contextlib
 import threading
+import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+import pytest
 from sqlalchemy import text
 
 from pipeline import jobs, producers, songs
@@ -167,3 +169,36 @@ def test_two_library_producers_at_once_make_one_job_per_user(clean_db, monkeypat
                                                                      full=False)[0].jobs, range(2)))
     assert sorted(made) == [0, 2]
     assert sorted(j.user_id for j in jobs.list_jobs(clean_db)) == ["u1", "u2"]
+
+
+def test_a_producer_waits_a_bounded_time_for_another_then_gives_up(clean_db, monkeypatch):
+    """One that never finishes (stuck in a long check, say) does not hold the next up for good."""
+    connect_users(clean_db)
+    monkeypatch.setattr(producers, "PRODUCER_LOCK_TIMEOUT_S", 0.2)
+    with producers._one_producer_at_a_time(clean_db, "user_library"):  # the other producer
+        started = time.monotonic()
+        with pytest.raises(producers.ProducerBusy, match="another user_library producer is running"):
+            producers.enqueue_user_library(clean_db, Outbox(clean_db), user_ids=None, full=False)
+        assert time.monotonic() - started < 5
+        # A producer of another job type does not wait for it.
+        producers.enqueue_popularity_update(clean_db, Outbox(clean_db), older_than_s=3600, limit=10)
+    assert jobs.list_jobs(clean_db, job_type="user_library") == []
+    result, _ = producers.enqueue_user_library(clean_db, Outbox(clean_db), user_ids=None, full=False)
+    assert result.jobs == 2
+
+
+def test_the_lock_is_not_held_while_messages_are_sent(clean_db, monkeypatch):
+    """A broker that hangs on a send holds up no other producer: by the sends, the rows are
+    committed, and the next producer's check sees them."""
+    connect_users(clean_db)
+    monkeypatch.setattr(producers, "PRODUCER_LOCK_TIMEOUT_S", 0.2)
+    during_the_sends = []
+
+    def slow_send(job_type, job_id):
+        if not during_the_sends:
+            during_the_sends.append(producers.enqueue_user_library(clean_db, Outbox(clean_db), user_ids=None,
+                                                                   full=False))
+
+    first, _ = producers.enqueue_user_library(clean_db, slow_send, user_ids=None, full=False)
+    [(second, left_alone)] = during_the_sends
+    assert (first.jobs, second.jobs, left_alone) == (2, 0, ["u1", "u2"])
