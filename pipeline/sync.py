@@ -182,11 +182,23 @@ def sync_library(ctx: Context, job: Job) -> dict:
 def update_popularity(ctx: Context, job: Job) -> dict:
     """popularity_update: refresh spotifyPopularity and add a history row per song. Where the
     app's tier leaves popularity out, record why and finish without failing (and stamp the songs,
-    so the hourly refresh does not ask again before the capability is looked at again)."""
+    so the hourly refresh does not ask again before the capability is looked at again).
+
+    But while another caller probes popularity (its recheck is due), the songs are not stamped:
+    nothing was learned about them, and the probe may find popularity available again. Stamped,
+    they would go to the back of the stalest-first refresh as if refreshed; unstamped, the next
+    refresh takes them first, with the probe's answer known (forbidden: stamped then, still
+    without a request). Simpler than parking the job until the probe answers, and no request is
+    wasted either way."""
     ids = _ids(job)
     capabilities = ctx.client.capabilities
     if not capabilities.allowed(POPULARITY):
-        return _popularity_unavailable(ctx, ids, capabilities.state(POPULARITY))
+        state = capabilities.state(POPULARITY)
+        if _known_forbidden(state):
+            return _popularity_unavailable(ctx, ids, state)
+        return {"requested": len(ids), "updated": 0, "popularity": "rechecking",
+                "reason": "another job is rechecking whether the app's tier has popularity; "
+                          "these songs are left for the next refresh"}
     probe: list[str] = []
     if capabilities.state(POPULARITY) is None:
         # Never seen: one track tells whether the tier has popularity before we fetch fifty.
@@ -205,6 +217,14 @@ def update_popularity(ctx: Context, job: Job) -> dict:
         recorded = songs.record_popularity(session, observed, now, job.id)
     return {"requested": len(ids), "updated": recorded,
             "not_found": [tid for tid, t in tracks.items() if t is None]}
+
+
+def _known_forbidden(state: Any) -> bool:
+    """Forbidden, and not yet due for its recheck (allowed() said no, so when the recheck is due,
+    another caller holds the probe; and a state that reads allowed now was answered meanwhile).
+    Capabilities' clock is utcnow, as here."""
+    return (state is not None and not state.allowed
+            and (state.recheck_after is None or datetime.utcnow() < state.recheck_after))
 
 
 def _popularity_unavailable(ctx: Context, ids: list[str], state: Any) -> dict:

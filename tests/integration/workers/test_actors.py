@@ -1,7 +1,7 @@
 """The actors on a StubBroker with a real ledger and a fake Spotify client: what each failure
 does to the job row and to its message."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from dramatiq.brokers.stub import StubBroker
@@ -10,7 +10,7 @@ from dramatiq.message import Message
 from sqlalchemy import text
 
 from pipeline import jobs, producers, songs
-from pipeline.capabilities import POPULARITY, Capabilities, InMemoryCapabilityRows
+from pipeline.capabilities import POPULARITY, Capabilities, CapabilityState, InMemoryCapabilityRows
 from pipeline.spotify.errors import CapabilityForbidden, InvalidGrant, RateLimited, ServerError
 from pipeline.spotify.models import Page, SavedTrack, Track
 from shared.db import transaction
@@ -252,6 +252,51 @@ def test_popularity_update_records_history_or_why_it_is_unavailable(world):
     assert done.result["reason"] == "tracks come without popularity"
     assert spotify.calls[calls:] == [("tracks", 1)]  # one probe, not fifty
     assert result.jobs == 1
+
+
+def last_popularity_updates(engine):
+    with engine.connect() as conn:
+        return set(conn.execute(text('SELECT "lastPopularityUpdate" FROM songs')).scalars())
+
+
+def test_popularity_jobs_waiting_on_another_callers_probe_leave_their_songs_for_the_next_refresh(world):
+    """Popularity was forbidden and its recheck is due; another job holds the probe. The jobs
+    meanwhile ask nothing and stamp nothing, so when the probe finds popularity available the
+    next hourly refresh takes their songs; when it finds it forbidden, they are stamped then."""
+    _, _, spotify, env, engine = world
+    run("track_sync", enqueue(env).id, env)
+    with engine.begin() as conn:  # their popularity, from the track sync, is two hours old
+        conn.execute(text('UPDATE songs SET "lastPopularityUpdate" = "lastPopularityUpdate" - interval \'2 hours\''))
+    two_hours_old = last_popularity_updates(engine)
+    rows = InMemoryCapabilityRows()
+    an_hour_ago = datetime.utcnow() - timedelta(hours=1)
+    rows.save("client", CapabilityState(POPULARITY, False, "tracks come without popularity", an_hour_ago - timedelta(days=1),
+                                        an_hour_ago))
+    spotify.capabilities = Capabilities(rows, "client")
+    assert spotify.capabilities.allowed(POPULARITY)  # the other job: it probes
+    calls = len(spotify.calls)
+
+    def refresh():
+        producers.enqueue_popularity_update(engine, env.send, older_than_s=3600, limit=1000)
+        [job] = jobs.list_jobs(engine, job_type="popularity_update", status="pending")
+        run("popularity_update", job.id, env)
+        return jobs.get_job(engine, job.id)
+
+    waiting = refresh()
+    assert (waiting.status, waiting.result["popularity"], waiting.result["updated"]) == ("completed", "rechecking", 0)
+    assert spotify.calls[calls:] == [] and last_popularity_updates(engine) == two_hours_old
+
+    spotify.capabilities.allow(POPULARITY)  # the probe's answer
+    assert refresh().result == {"requested": 50, "updated": 50, "not_found": []}
+
+    # Forbidden again and not yet due: the songs are stamped, without a request.
+    with engine.begin() as conn:
+        conn.execute(text('UPDATE songs SET "lastPopularityUpdate" = "lastPopularityUpdate" - interval \'2 hours\''))
+    spotify.capabilities.forbid(POPULARITY, "tracks come without popularity")
+    calls = len(spotify.calls)
+    unavailable = refresh()
+    assert (unavailable.result["popularity"], spotify.calls[calls:]) == ("unavailable", [])
+    assert producers.enqueue_popularity_update(engine, env.send, older_than_s=3600, limit=1000).jobs == 0
 
 
 def test_a_library_sync_checkpoints_every_page_and_stops_at_known_tracks(world, settings):
