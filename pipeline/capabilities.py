@@ -8,16 +8,26 @@ through to probe: a success records the capability as allowed again, another 403
 recheck on.
 
 How every process of the fleet knows at once without asking Postgres per request: each process
-keeps the rows it read, and a Redis counter per client id (`RedisKeys.capabilities_version`) is
-bumped after every row written (after the Postgres commit). `state()` reads the counter (one GET,
-beside the limiter's round trips) and reads the rows again when it differs from the version it
-loaded; a missing counter (Redis restarted) is a version too, read once. So a 403 one worker
-meets is obeyed by every other worker from its very next call, instead of each process meeting
-the 403 itself while its copy is fresh. The rows are also read again every `backstop_ttl_s`
-(an INCR lost to a Redis failure). While Redis does not answer (and without Redis at all: the
-in-memory fake of the unit tests), the process falls back to reading the rows every
-`cache_ttl_s` (and what it has not seen yet after a second): one warning per outage, the request
-goes on, and Redis is asked again only after REDIS_PAUSE_S.
+keeps the rows it read, and a Redis version per client id (`RedisKeys.capabilities_version`) is
+set to a fresh random value after every row written (after the Postgres commit). `state()` reads
+the version (one GET, beside the limiter's round trips) and reads the rows again when it differs
+from the version it loaded; a missing version (Redis restarted) is a version too, read once. So a
+403 one worker meets is obeyed by every other worker from its very next call, instead of each
+process meeting the 403 itself while its copy is fresh. The version is random, not a counter:
+after Redis loses the key an INCR starts again at 1, and a process that had loaded "1" before the
+loss (and made no call while the key was missing) would take the new "1" for its own and keep its
+stale rows. The rows are also read again every `backstop_ttl_s` (a version write lost to a Redis
+failure).
+
+While Redis does not answer (and without Redis at all: a client built without a database, the
+unit tests' fakes), the process falls back to reading the rows every `cache_ttl_s` (and what it
+has not seen yet after a second), with one warning per outage, and asks Redis again only after
+REDIS_PAUSE_S. So the capabilities never fail a caller themselves; a request to Spotify fails all
+the same, with LimiterUnavailable (transient: the job is tried again later), because the penalty
+box and the limiter before it need the same Redis. What the fallback is for: an answer already in
+hand (a 403, or a success, met as Redis failed) is still recorded in Postgres rather than lost
+with an error, and work that needs no request goes on (a popularity update where popularity is
+known forbidden finishes without one, pipeline/sync.py).
 
 The probe after the recheck time is made by one caller, not by every thread that asks then: a
 claim per process, and across processes a Redis SET NX with a short expiry
@@ -29,6 +39,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,7 +117,7 @@ PROBE_TTL_S = 60.0  # how long one caller holds the probe of a capability due fo
 REDIS_PAUSE_S = 5.0
 
 _NEVER = object()  # the version before the first load (a missing key, None, is a version)
-_NO_REDIS = object()  # the counter could not be read
+_NO_REDIS = object()  # the version could not be read
 
 
 class Capabilities:
@@ -124,6 +135,10 @@ class Capabilities:
         now: Callable[[], datetime] = datetime.utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ):
+        if redis is not None and keys is None:
+            # No default namespace here: it would have to repeat the settings' and would ignore
+            # REDIS_NAMESPACE, sharing versions and probes with another deployment.
+            raise ValueError("Capabilities: keys (RedisKeys of the settings' namespace) are required with redis")
         self.client_id = client_id
         self._rows = rows
         self._recheck = timedelta(seconds=recheck_s)
@@ -133,8 +148,8 @@ class Capabilities:
         self._now = now
         self._monotonic = monotonic
         self._redis = redis
-        self._keys = keys if keys is not None else RedisKeys("spotify-sync")
-        self._version_key = self._keys.capabilities_version(client_id)
+        self._keys = keys  # None only without Redis, where no key is used
+        self._version_key = keys.capabilities_version(client_id) if keys is not None else None
         self._lock = threading.Lock()
         self._states: dict[str, CapabilityState] = {}
         self._loaded_at = float("-inf")
@@ -194,8 +209,8 @@ class Capabilities:
             # Held here even when another process wins the Redis claim: then our threads need
             # not ask Redis again until that claim would have run out.
             self._probes[capability] = (state.recheck_after, now + self._probe_ttl_s)
-        key = self._keys.capability_probe(self.client_id, capability)
-        won = self._ask_redis(lambda r: r.set(key, "1", nx=True, px=max(1, int(self._probe_ttl_s * 1000))))
+        won = self._ask_redis(lambda r: r.set(self._keys.capability_probe(self.client_id, capability), "1",
+                                              nx=True, px=max(1, int(self._probe_ttl_s * 1000))))
         return True if won is _NO_REDIS else bool(won)  # without Redis: one probe per process
 
     # --- writing ---
@@ -224,14 +239,14 @@ class Capabilities:
         return state
 
     def _announce(self, capability: str) -> None:
-        """After the row is committed: bump the version (every process reads the rows again) and
-        end the probe (the answer is recorded)."""
-        probe = self._keys.capability_probe(self.client_id, capability)
+        """After the row is committed: a new version (every process reads the rows again) and the
+        end of the probe (the answer is recorded)."""
 
         def bump(r) -> None:
             pipe = r.pipeline(transaction=True)
-            pipe.incr(self._version_key)
-            pipe.delete(probe)
+            # Never a value used before, even after Redis lost the key (see the module docstring).
+            pipe.set(self._version_key, uuid.uuid4().hex)
+            pipe.delete(self._keys.capability_probe(self.client_id, capability))
             pipe.execute()
 
         # Tried even while reads pause (writes are rare); if lost, the others read the table on
