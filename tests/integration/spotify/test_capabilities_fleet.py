@@ -2,6 +2,7 @@
 the rows are in Postgres, their version in Redis (pipeline/capabilities.py)."""
 
 import multiprocessing
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -58,8 +59,21 @@ def test_a_403_one_process_learns_is_obeyed_by_another_process_at_its_next_call(
     assert requests["/v1/tracks/{id}"] == {"200": len(learn) + len(follow)}
 
 
-def _capabilities(settings, engine, redis_client, **kwargs) -> Capabilities:
-    return Capabilities(PostgresCapabilityRows(engine), settings.spotify_client_id, recheck_s=3600,
+class CountingRows(PostgresCapabilityRows):
+    """The table, counting how often it is read."""
+
+    def __init__(self, engine):
+        super().__init__(engine)
+        self.loads = 0
+
+    def load(self, client_id):
+        self.loads += 1
+        return super().load(client_id)
+
+
+def _capabilities(settings, engine, redis_client, rows=None, **kwargs) -> Capabilities:
+    rows = rows if rows is not None else PostgresCapabilityRows(engine)
+    return Capabilities(rows, settings.spotify_client_id, recheck_s=3600,
                         redis=redis_client, keys=RedisKeys(settings.redis_namespace), **kwargs)
 
 
@@ -67,16 +81,25 @@ def test_two_instances_share_what_they_learn_and_the_probe_through_real_redis(se
     client = connect(settings)
     now = [datetime(2026, 11, 22, 12, 0)]
     mine = _capabilities(settings, clean_db, client, now=lambda: now[0])
-    theirs = _capabilities(settings, clean_db, client, now=lambda: now[0])
+    theirs_rows = CountingRows(clean_db)
+    theirs = _capabilities(settings, clean_db, client, rows=theirs_rows, now=lambda: now[0])
     mine.allow(BATCH_TRACKS)
     assert theirs.allowed(BATCH_TRACKS)
     mine.forbid(BATCH_TRACKS, "403")
     assert not theirs.allowed(BATCH_TRACKS)
 
-    # A Redis that lost its data: the version is gone; read once, then followed again.
+    # A Redis that lost its data: the version is gone, and with it (say) the bump of a row written
+    # meanwhile. The missing version is new to theirs: the table is read once, then followed again.
     keys = RedisKeys(settings.redis_namespace)
+    forbidden = theirs.state(BATCH_TRACKS)
+    PostgresCapabilityRows(clean_db).save(settings.spotify_client_id, replace(forbidden, reason="underneath"))
     client.delete(keys.capabilities_version(settings.spotify_client_id))
-    assert not theirs.allowed(BATCH_TRACKS)
+    loads = theirs_rows.loads
+    assert theirs.state(BATCH_TRACKS).reason == "underneath" and theirs.state(BATCH_TRACKS).reason == "underneath"
+    assert theirs_rows.loads == loads + 1  # read once, not on every call while the version is missing
+    mine.allow(BATCH_TRACKS)  # a write after the loss sets a version again
+    assert theirs.allowed(BATCH_TRACKS) and theirs_rows.loads == loads + 2
+    mine.forbid(BATCH_TRACKS, "403")
 
     # After the recheck time, one of them probes; the answer ends the probe for both.
     now[0] += timedelta(hours=1, seconds=1)
