@@ -72,13 +72,17 @@ def enqueue_user_library(ctx: click.Context, users: tuple[str, ...], all_users: 
 
     A user who already has a library job pending or running gets no second one.
     """
+    from pipeline.producers import ProducerBusy
     from pipeline.producers import enqueue_user_library as produce
 
     if bool(users) == all_users:
         raise UsageProblem("give --user U (one or more) or --all")
     settings = settings_of(ctx)
     with database(settings) as engine, job_sender(settings) as (_, send):
-        result, left_alone = produce(engine, send, user_ids=None if all_users else list(users), full=full)
+        try:
+            result, left_alone = produce(engine, send, user_ids=None if all_users else list(users), full=full)
+        except ProducerBusy as exc:
+            raise WorkFailed(str(exc)) from None
     click.echo(f"{result.jobs} library job(s) enqueued" + (f", backfill {result.backfill_id}" if result.backfill_id else ""))
     if left_alone:
         click.echo(f"left alone (a library job is already pending or running, or no active connection): "
@@ -94,6 +98,7 @@ def enqueue_user_library(ctx: click.Context, users: tuple[str, ...], all_users: 
 @click.pass_context
 def enqueue_popularity_update(ctx: click.Context, older_than: str, limit: int) -> None:
     """Refresh the popularity of the stalest songs, in jobs of 50 (the hourly cron entry point)."""
+    from pipeline.producers import ProducerBusy
     from pipeline.producers import enqueue_popularity_update as produce
     from shared.settings import parse_duration_s
 
@@ -103,6 +108,9 @@ def enqueue_popularity_update(ctx: click.Context, older_than: str, limit: int) -
         raise UsageProblem(f"--older-than: expected {exc}, got {older_than!r}") from None
     settings = settings_of(ctx)
     with database(settings) as engine, job_sender(settings) as (_, send):
-        result = produce(engine, send, older_than_s=older_than_s, limit=limit)
+        try:
+            result = produce(engine, send, older_than_s=older_than_s, limit=limit)
+        except ProducerBusy as exc:
+            raise WorkFailed(str(exc)) from None
     click.echo(f"{result.jobs} popularity job(s) enqueued for {result.total_ids} song(s)"
                + (f", backfill {result.backfill_id}" if result.backfill_id else ""))

@@ -70,3 +70,18 @@ def test_list_show_cancel_retry_and_reconcile(settings, clean_db):
     status = run(settings, "status")
     assert status.returncode == 0 and "track_sync        1 [0] / 0 / 0 / 0" in status.stdout
     assert "tracks      2 / 0 / 0 / 0" in status.stdout  # the first message and the retry's (harmless)
+
+
+def test_a_producer_kept_waiting_by_another_says_so_in_one_line_and_exits_1(settings, clean_db, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli import main
+    from pipeline import producers
+
+    monkeypatch.setattr(producers, "PRODUCER_LOCK_TIMEOUT_S", 0.2)  # in process: a subprocess would wait 60 s
+    with producers._one_producer_at_a_time(clean_db, "popularity_update"):  # another producer, still running
+        result = CliRunner().invoke(main, ["enqueue", "popularity-update"], env=settings.as_environ())
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("spotify-sync: another popularity_update producer is running (waited 0.2s "
+                                     "for it); try again when it has finished")
+    assert jobs.list_jobs(clean_db) == []
