@@ -341,8 +341,6 @@ def run_measured(command: list[str], env: dict[str, str], workdir: Path, timeout
 
 def write_ids(w: World, count: int, offset: int = 0, catalog_size: int | None = None) -> Path:
     """`count` valid ids of the emulator's catalog, one per line, in a temp file."""
-    from emulator.ids import IdCodec  # noqa: F401 (fail early with a clear import error)
-
     path = w.workdir / f"ids-{count}-{offset}.txt"
     with open(path, "wb") as out:
         subprocess.run(

@@ -197,6 +197,14 @@ class Capabilities:
             return False
         return self._claim_probe(capability, state)
 
+    def known_forbidden(self, capability: str) -> bool:
+        """Forbidden and not yet due for its recheck: no caller will ask before then. (When
+        allowed() says no but this says no too, another caller is probing it.)"""
+        return self._known_forbidden(self.state(capability))
+
+    def _known_forbidden(self, state: CapabilityState | None) -> bool:
+        return state is not None and not state.allowed and not self._due(state)
+
     def _due(self, state: CapabilityState) -> bool:
         return state.recheck_after is not None and self._now() >= state.recheck_after
 
@@ -218,7 +226,7 @@ class Capabilities:
     def forbid(self, capability: str, reason: str) -> CapabilityState:
         """Record that the app may not use `capability` (once: a standing record is kept as it is)."""
         current = self.state(capability)
-        if current is not None and not current.allowed and not self._due(current):
+        if self._known_forbidden(current):
             return current
         now = self._now()
         return self._save(CapabilityState(capability, False, reason, now, now + self._recheck))

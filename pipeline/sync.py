@@ -193,9 +193,8 @@ def update_popularity(ctx: Context, job: Job) -> dict:
     ids = _ids(job)
     capabilities = ctx.client.capabilities
     if not capabilities.allowed(POPULARITY):
-        state = capabilities.state(POPULARITY)
-        if _known_forbidden(state):
-            return _popularity_unavailable(ctx, ids, state)
+        if capabilities.known_forbidden(POPULARITY):
+            return _popularity_unavailable(ctx, ids, capabilities.state(POPULARITY))
         return {"requested": len(ids), "updated": 0, "popularity": "rechecking",
                 "reason": "another job is rechecking whether the app's tier has popularity; "
                           "these songs are left for the next refresh"}
@@ -217,14 +216,6 @@ def update_popularity(ctx: Context, job: Job) -> dict:
         recorded = songs.record_popularity(session, observed, now, job.id)
     return {"requested": len(ids), "updated": recorded,
             "not_found": [tid for tid, t in tracks.items() if t is None]}
-
-
-def _known_forbidden(state: Any) -> bool:
-    """Forbidden, and not yet due for its recheck (allowed() said no, so when the recheck is due,
-    another caller holds the probe; and a state that reads allowed now was answered meanwhile).
-    Capabilities' clock is utcnow, as here."""
-    return (state is not None and not state.allowed
-            and (state.recheck_after is None or datetime.utcnow() < state.recheck_after))
 
 
 def _popularity_unavailable(ctx: Context, ids: list[str], state: Any) -> dict:
