@@ -36,8 +36,8 @@ class RedisKeys:
 
     # --- what the app may call (pipeline/capabilities.py); the rows themselves are in Postgres ---
     def capabilities_version(self, client_id: str) -> str:
-        """Counter bumped after every capability row written: a process whose loaded version
-        differs reads the rows again."""
+        """A fresh random value after every capability row written: a process whose loaded
+        version differs reads the rows again."""
         return self._key("capabilities-version", client_id)
 
     def capability_probe(self, client_id: str, capability: str) -> str:
