@@ -8,7 +8,8 @@ If none can be had, the tests that need them fail loudly: they are never skipped
 
 RabbitMQ, the optional broker, has no embedded stand-in: its tests use TEST_RABBITMQ_URL (which
 must answer; `.ci/run` sets it), else the machine's RabbitMQ on 127.0.0.1:5672 (guest/guest).
-Only where neither exists are they skipped, and the summary at the end says so.
+Only where neither exists, outside CI, are they skipped, and the summary at the end says so;
+under CI (CI set, as `.ci/run` does) a missing RabbitMQ fails them.
 
 Each run works in a freshly created database and its own Redis namespace, and removes both
 when it ends.
@@ -93,8 +94,11 @@ def rabbitmq_url() -> str:
         pytest.fail(f"TEST_RABBITMQ_URL={url} does not answer")
     if not url:
         if not _answers(MACHINE_RABBITMQ):
+            missing = "no RabbitMQ: TEST_RABBITMQ_URL is not set and none answers on 127.0.0.1:5672"
+            if os.environ.get("CI"):
+                pytest.fail(missing + " (CI must test the RabbitMQ broker, not skip it)")
             SERVICES_USED["RabbitMQ"] = "none: its tests were skipped (set TEST_RABBITMQ_URL)"
-            pytest.skip("no RabbitMQ: TEST_RABBITMQ_URL is not set and none answers on 127.0.0.1:5672")
+            pytest.skip(missing)
         url = MACHINE_RABBITMQ
     SERVICES_USED["RabbitMQ"] = url
     return url
