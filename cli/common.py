@@ -1,6 +1,6 @@
 """What every command module shares: the exit-code errors and FriendlyGroup that turns them into
-one line on stderr, the settings of the run, and the database and job sender a command opens and
-closes."""
+one line on stderr, the settings of the run, and the database, Redis client and job sender a
+command opens and closes."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ re-sends jobs whose messages were lost (judging by age, as RabbitMQ cannot list 
 
 import pytest
 
+from cli.common import job_sender
 from shared.settings import Settings
 from tests.e2e.pipeline_harness import (
     Workers,
@@ -16,8 +17,7 @@ from tests.e2e.pipeline_harness import (
     scalar,
     wait_until,
 )
-from workers.actors import declare_actors
-from workers.broker import QUEUES, build_broker
+from workers.broker import QUEUES
 
 TRACKS = 500  # 10 jobs
 
@@ -34,12 +34,8 @@ def amqp_settings(settings, rabbitmq_url) -> Settings:
 
 
 def purge_queues(settings: Settings) -> None:
-    broker = build_broker(settings)
-    try:
-        declare_actors(broker)
+    with job_sender(settings) as (broker, _):
         broker.flush_all()  # our queues, their delay queues and dead letters
-    finally:
-        broker.close()
 
 
 def queue_depth_lines(status: str) -> dict[str, str]:
