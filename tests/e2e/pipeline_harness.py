@@ -114,13 +114,17 @@ class Workers:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.tail()
-            if self.tail().count("worker process ready") >= self.expected:
+            # The whole log, not its tail: busy workers can push their "ready" lines out of it.
+            if self.output().count("worker process ready") >= self.expected:
                 return self.children()
             time.sleep(0.1)
         raise AssertionError("the workers did not start:\n" + self.tail())
 
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
     def tail(self, chars: int = 4000) -> str:
-        return Path(self.log.name).read_text(errors="replace")[-chars:]
+        return self.output()[-chars:]
 
     def stop(self, timeout_s: float = 30) -> None:
         if self.process.poll() is None:
