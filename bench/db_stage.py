@@ -24,13 +24,14 @@ import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, text
 
 from bench.harness import fresh_database
 from bench.report import Figure
-from pipeline import songs
+from pipeline import mapping
+from pipeline.store import songs
 from shared.db import make_engine
 
 BATCH = 50  # one track_sync job's rows
@@ -40,7 +41,7 @@ TARGET_SHARE = 0.4
 
 def synthetic_rows(count: int) -> list[dict]:
     """Song rows as a worker builds them from Spotify JSON (tracks with audio features)."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     tracks, features = [], {}
     for i in range(count):
         track_id = f"{i:022d}"
@@ -54,7 +55,7 @@ def synthetic_rows(count: int) -> list[dict]:
             "danceability": (i % 100) / 100, "energy": 0.5, "valence": 0.25, "acousticness": 0.1,
             "instrumentalness": 0.0, "speechiness": 0.05, "liveness": 0.12, "tempo": 120.5, "loudness": -7.25,
         }
-    return songs.merge_rows(tracks, features, now, features_checked=True)
+    return mapping.merge_rows(tracks, features, now, features_checked=True)
 
 
 def _rows_per_s(rows: list[dict], write: Callable[[], None]) -> float:

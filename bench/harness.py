@@ -364,9 +364,9 @@ def enqueue_track_sync(w: World, ids_file: Path, *, force: bool = False, timeout
 
 
 def latest_backfill_id(engine) -> str:
-    from pipeline import jobs
+    from pipeline.store import ledger
 
-    found = jobs.recent_backfills(engine, limit=1)
+    found = ledger.recent_backfills(engine, limit=1)
     if not found:
         raise BenchError("no backfill in the ledger")
     return found[0].id
@@ -375,11 +375,11 @@ def latest_backfill_id(engine) -> str:
 def wait_backfill(engine, backfill_id: str, timeout_s: float, *, workers: Workers | None = None,
                   poll_s: float = 0.25):
     """Poll the ledger until every job of the backfill is finished; returns its progress."""
-    from pipeline import jobs
+    from pipeline.store import ledger
 
     deadline = time.monotonic() + timeout_s
     while True:
-        progress = jobs.backfill_progress(engine, backfill_id)
+        progress = ledger.backfill_progress(engine, backfill_id)
         if progress is not None and progress.done:
             return progress
         if workers is not None:

@@ -10,7 +10,7 @@ popularity, audio features), so the two are compared on the same work.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -53,7 +53,7 @@ def run(ids: list[str], api_base_url: str, access_token: str, database_url: str)
                     song.spotify_popularity = track.get("popularity")
                     song.spotify_preview_url = track.get("preview_url")
                     song.spotify_external_url = track["external_urls"].get("spotify")
-                    song.spotify_last_sync = datetime.now(timezone.utc).replace(tzinfo=None)
+                    song.spotify_last_sync = datetime.now(UTC).replace(tzinfo=None)
                     found = features.get(track["id"])
                     if found is not None:
                         for name in FEATURES:

@@ -16,8 +16,16 @@ Targets: >= 49.5 ids per /tracks request, >= 99 per /audio-features request, no 
 
 from __future__ import annotations
 
-from bench.harness import (UNLIMITED, BenchError, Workers, enqueue_track_sync, latest_backfill_id, wait_backfill,
-                           world, write_ids)
+from bench.harness import (
+    UNLIMITED,
+    BenchError,
+    Workers,
+    enqueue_track_sync,
+    latest_backfill_id,
+    wait_backfill,
+    world,
+    write_ids,
+)
 from bench.report import Figure
 from emulator.config import EmulatorConfig
 

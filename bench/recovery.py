@@ -24,8 +24,16 @@ import time
 import redis
 from sqlalchemy import text
 
-from bench.harness import (UNLIMITED, BenchError, Workers, enqueue_track_sync, latest_backfill_id, wait_backfill,
-                           world, write_ids)
+from bench.harness import (
+    UNLIMITED,
+    BenchError,
+    Workers,
+    enqueue_track_sync,
+    latest_backfill_id,
+    wait_backfill,
+    world,
+    write_ids,
+)
 from bench.report import Figure
 from emulator.config import EmulatorConfig
 from shared.keys import RedisKeys

@@ -7,7 +7,7 @@ import os
 import platform
 import subprocess
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -46,7 +46,7 @@ def write_results(figures: list[Figure], path: Path, quick: bool, *, errors: dic
                   seconds: dict[str, float] | None = None) -> None:
     """`errors`: benchmark -> why it could not run; `seconds`: benchmark -> how long it took."""
     results = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _git("rev-parse", "HEAD"),
         # Figures measured on a checkout with uncommitted changes are not the commit's figures.
         "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import redis
 
-from bench.harness import BenchError, latest_backfill_id, world, write_ids, enqueue_track_sync
+from bench.harness import BenchError, enqueue_track_sync, latest_backfill_id, world, write_ids
 from bench.report import Figure
 from emulator.config import EmulatorConfig
-from pipeline import jobs
 from pipeline.producers import TRACKS_PER_JOB
+from pipeline.store import ledger
 from shared.keys import RedisKeys
 
 TARGET_S = 60
@@ -32,7 +32,7 @@ def run(quick: bool) -> list[Figure]:
         child = enqueue_track_sync(w, ids_file)
         engine = w.engine()
         try:
-            progress = jobs.backfill_progress(engine, latest_backfill_id(engine))
+            progress = ledger.backfill_progress(engine, latest_backfill_id(engine))
         finally:
             engine.dispose()
         expected_jobs = -(-count // TRACKS_PER_JOB)

@@ -17,8 +17,16 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from bench import naive_script
-from bench.harness import (UNLIMITED, BenchError, Workers, enqueue_track_sync, latest_backfill_id, wait_backfill,
-                           world, write_ids)
+from bench.harness import (
+    UNLIMITED,
+    BenchError,
+    Workers,
+    enqueue_track_sync,
+    latest_backfill_id,
+    wait_backfill,
+    world,
+    write_ids,
+)
 from bench.report import Figure
 from emulator.config import EmulatorConfig
 

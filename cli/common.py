@@ -73,7 +73,7 @@ def job_sender(settings: Settings):
     broker closed on the way out."""
     from workers.actors import declare_actors
     from workers.broker import build_broker
-    from workers.middleware import JobSender
+    from workers.sender import JobSender
 
     broker = build_broker(settings)
     try:

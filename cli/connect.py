@@ -27,10 +27,9 @@ def connect(ctx: click.Context, user_id: str, open_with_http: bool, scopes: tupl
 
     from pipeline.auth.callback_server import CallbackServer
     from pipeline.auth.flow import DEFAULT_SCOPES, authorize_url, exchange_code, new_pkce, new_state, store_connection
-    from pipeline.spotify import SpotifyClient
-    from pipeline.spotify.errors import SpotifyError
+    from pipeline.errors import SpotifyError
     from pipeline.spotify.http import shared_http_client
-    from pipeline.spotify.wiring import token_endpoint
+    from pipeline.wiring import build_client, token_endpoint
     from shared.crypto import TokenCipher
 
     settings = settings_of(ctx)
@@ -63,7 +62,7 @@ def connect(ctx: click.Context, user_id: str, open_with_http: bool, scopes: tupl
         try:
             grant = exchange_code(token_endpoint(settings, shared_http_client(settings)), params["code"], pkce.verifier,
                                   settings.spotify_redirect_uri)
-            spotify = SpotifyClient.from_settings(settings, redis, engine)
+            spotify = build_client(settings, redis, engine)
             me = spotify.with_access_token(grant.access_token).me()
             store_connection(engine, cipher, user_id, me.id, grant, tuple(scopes))
         except SpotifyError as exc:

@@ -21,7 +21,7 @@ def demo(ctx: click.Context, tracks: int, workers: int, threads: int) -> None:
     refresh, and runs workers until the work is done. With SPOTIFY_CLIENT_ID and
     SPOTIFY_CLIENT_SECRET set it runs against the real Spotify.
     """
-    from pipeline import demo as the_demo
+    import demo as the_demo
 
     try:
         the_demo.run(settings_of(ctx), click.echo, the_demo.DemoPlan(tracks=tracks, workers=workers, threads=threads))

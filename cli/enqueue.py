@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.common import UsageProblem, WorkFailed, database, job_sender, settings_of
+from shared.jobtypes import BY_NAME
 
 
 def _progress(quiet: bool):
@@ -20,7 +21,7 @@ def enqueue() -> None:
     """Create jobs (rows first, then one message each carrying the job id)."""
 
 
-@enqueue.command("track-sync")
+@enqueue.command(BY_NAME["track_sync"].cli_label)
 @click.argument("ids", nargs=-1)
 @click.option("--ids-file", type=click.File("r"), help="One id, URI or URL per line; '-' reads stdin.")
 @click.option("--force", is_flag=True, help="Fetch ids synced within TRACK_TTL too.")
@@ -61,7 +62,7 @@ def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file, force
         raise WorkFailed(f"{bad_count} bad line(s) skipped; the {result.total_ids:,} good id(s) were enqueued")
 
 
-@enqueue.command("user-library")
+@enqueue.command(BY_NAME["user_library"].cli_label)
 @click.option("--user", "users", multiple=True, help="The application's user id (repeatable).")
 @click.option("--all", "all_users", is_flag=True, help="Every user with an active Spotify connection.")
 @click.option("--full", is_flag=True,
@@ -72,7 +73,7 @@ def enqueue_user_library(ctx: click.Context, users: tuple[str, ...], all_users: 
 
     A user who already has a library job pending or running gets no second one.
     """
-    from pipeline.producers import ProducerBusy
+    from pipeline.errors import ProducerBusy
     from pipeline.producers import enqueue_user_library as produce
 
     if bool(users) == all_users:
@@ -91,14 +92,14 @@ def enqueue_user_library(ctx: click.Context, users: tuple[str, ...], all_users: 
         raise WorkFailed("no library job enqueued")
 
 
-@enqueue.command("popularity-update")
+@enqueue.command(BY_NAME["popularity_update"].cli_label)
 @click.option("--older-than", default="1h", show_default=True, help="Refresh songs whose popularity is older (30m, 1h, 2d).")
 @click.option("--limit", default=10_000, show_default=True, type=click.IntRange(1, 10_000_000),
               help="At most this many songs, stalest first.")
 @click.pass_context
 def enqueue_popularity_update(ctx: click.Context, older_than: str, limit: int) -> None:
     """Refresh the popularity of the stalest songs, in jobs of 50 (the hourly cron entry point)."""
-    from pipeline.producers import ProducerBusy
+    from pipeline.errors import ProducerBusy
     from pipeline.producers import enqueue_popularity_update as produce
     from shared.settings import parse_duration_s
 

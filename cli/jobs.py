@@ -1,4 +1,4 @@
-"""`spotify-sync jobs`: the job ledger (pipeline/jobs.py, pipeline/reconciler.py): list, show, retry,
+"""`spotify-sync jobs`: the job ledger (pipeline/store/ledger.py, pipeline/reconciler.py): list, show, retry,
 cancel, reconcile."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from cli.common import UsageProblem, WorkFailed, database, job_sender, settings_of
+from shared.jobtypes import JOB_TYPE_NAMES
 
 
 def _job_line(job) -> str:
@@ -25,14 +26,14 @@ def jobs() -> None:
 
 @jobs.command("list")
 @click.option("--status", type=click.Choice(["pending", "running", "completed", "failed"]))
-@click.option("--type", "job_type", type=click.Choice(["track_sync", "user_library", "popularity_update"]))
+@click.option("--type", "job_type", type=click.Choice(JOB_TYPE_NAMES))
 @click.option("--backfill", "backfill_id", help="Only the jobs of this backfill.")
 @click.option("--user", "user_id", help="Only this user's jobs.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.pass_context
 def jobs_list(ctx: click.Context, status, job_type, backfill_id, user_id, limit: int) -> None:
     """The newest jobs first."""
-    from pipeline import jobs as ledger
+    from pipeline.store import ledger
 
     with database(settings_of(ctx)) as engine:
         for job in ledger.list_jobs(engine, status=status, job_type=job_type, backfill_id=backfill_id,
@@ -48,7 +49,7 @@ def jobs_show(ctx: click.Context, job_id: str) -> None:
     import json
     from dataclasses import asdict
 
-    from pipeline import jobs as ledger
+    from pipeline.store import ledger
 
     with database(settings_of(ctx)) as engine:
         job = ledger.get_job(engine, job_id)
@@ -60,12 +61,12 @@ def jobs_show(ctx: click.Context, job_id: str) -> None:
 @jobs.command("retry")
 @click.argument("job_ids", nargs=-1)
 @click.option("--failed", "all_failed", is_flag=True, help="Every failed job (narrow with --type / --backfill).")
-@click.option("--type", "job_type", type=click.Choice(["track_sync", "user_library", "popularity_update"]))
+@click.option("--type", "job_type", type=click.Choice(JOB_TYPE_NAMES))
 @click.option("--backfill", "backfill_id")
 @click.pass_context
 def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, job_type, backfill_id) -> None:
     """Run failed jobs again, with a fresh retry budget: JOB_IDS or --failed."""
-    from pipeline import jobs as ledger
+    from pipeline.store import ledger
 
     if bool(job_ids) == all_failed:
         raise UsageProblem("give JOB_IDS or --failed")
@@ -86,7 +87,7 @@ def jobs_retry(ctx: click.Context, job_ids: tuple[str, ...], all_failed: bool, j
 @click.pass_context
 def jobs_cancel(ctx: click.Context, job_ids: tuple[str, ...], backfill_id) -> None:
     """Stop pending or running jobs: they become failed with errorClass Cancelled."""
-    from pipeline import jobs as ledger
+    from pipeline.store import ledger
 
     if bool(job_ids) == bool(backfill_id):
         raise UsageProblem("give JOB_IDS or --backfill ID")

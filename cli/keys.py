@@ -25,7 +25,7 @@ def keys_generate() -> None:
 @click.pass_context
 def keys_rotate(ctx: click.Context, batch_size: int) -> None:
     """Re-encrypt every stored token under the first key. Safe to interrupt and run again."""
-    from pipeline.connections import rotate_keys
+    from pipeline.store.connections import rotate_keys
     from shared.crypto import TokenCipher
 
     settings = settings_of(ctx)

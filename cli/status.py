@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.common import database, job_sender, redis_client, settings_of
+from shared.jobtypes import JOB_TYPE_NAMES
 
 
 def _status_lines(settings, engine, broker, redis) -> list[str]:
@@ -21,7 +22,7 @@ def _status_lines(settings, engine, broker, redis) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - show the rest
         lines.append(f"  broker did not answer: {exc.__class__.__name__}")
     lines.append("jobs (pending [parked] / running / completed / failed):")
-    for job_type in ("track_sync", "user_library", "popularity_update"):
+    for job_type in JOB_TYPE_NAMES:
         c = snap.counts.get(job_type, {})
         lines.append(f"  {job_type:<17} {c.get('pending', 0):,} [{c.get('parked', 0):,}] / {c.get('running', 0):,} / "
                      f"{c.get('completed', 0):,} / {c.get('failed', 0):,}")

@@ -10,12 +10,13 @@ import tempfile
 import click
 
 from cli.common import UsageProblem, settings_of
+from shared.jobtypes import QUEUES
 
 
 @click.command("worker")
 @click.option("--processes", "-p", default=2, show_default=True, type=click.IntRange(1, 256))
 @click.option("--threads", "-t", default=8, show_default=True, type=click.IntRange(1, 1024))
-@click.option("--queues", "-Q", multiple=True, type=click.Choice(["library", "popularity", "tracks"]),
+@click.option("--queues", "-Q", multiple=True, type=click.Choice(QUEUES),
               help="Only these queues (repeatable; default: all).")
 @click.option("--shutdown-timeout", default="30s", show_default=True,
               help="How long a stopping worker lets running jobs finish (their leases cover the rest).")
@@ -42,7 +43,7 @@ def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, 
     from dramatiq.cli import make_argument_parser
 
     from shared.settings import parse_duration_s
-    from workers.middleware import route_stdlib_logging
+    from workers.setup import route_stdlib_logging
 
     settings = settings_of(ctx)
     settings.require_database_url()

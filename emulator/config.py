@@ -108,7 +108,7 @@ class EmulatorConfig:
     def library_size(self, user: str) -> int:
         return min(self.library_sizes.get(user, self.default_library_size), self.catalog_size)
 
-    def with_changes(self, changes: dict[str, Any]) -> "EmulatorConfig":
+    def with_changes(self, changes: dict[str, Any]) -> EmulatorConfig:
         """A new config with `changes` (JSON values) applied; raises ConfigError."""
         known = {f.name for f in dataclasses.fields(self)}
         fixed = {"redis_url", "redis_prefix"}
@@ -129,7 +129,7 @@ class EmulatorConfig:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "EmulatorConfig":
+    def from_json(cls, data: dict[str, Any]) -> EmulatorConfig:
         return cls().with_changes({k: v for k, v in data.items() if k not in ("redis_url", "redis_prefix")})
 
 

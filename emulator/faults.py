@@ -55,7 +55,7 @@ class FaultRule:
         return {"kind": self.kind, "p": self.p, "endpoint": self.endpoint}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FaultRule":
+    def from_json(cls, data: dict[str, Any]) -> FaultRule:
         try:
             return cls(kind=str(data["kind"]), p=float(data["p"]), endpoint=data.get("endpoint"))
         except KeyError as exc:
@@ -95,7 +95,7 @@ class ForcedRule:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ForcedRule":
+    def from_json(cls, data: dict[str, Any]) -> ForcedRule:
         kind = str(data.get("kind", data.get("status", "429")))
         retry = data.get("retry_after_s", data.get("retry_after"))
         return cls(

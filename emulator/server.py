@@ -90,7 +90,7 @@ class ServerHandle:
         self.server.should_exit = True
         self.thread.join(timeout_s)
 
-    def __enter__(self) -> "ServerHandle":
+    def __enter__(self) -> ServerHandle:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -126,7 +126,7 @@ class SubprocessHandle:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> "SubprocessHandle":
+    def __enter__(self) -> SubprocessHandle:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -33,7 +33,7 @@ class Library:
     _salt: bytes
 
     @classmethod
-    def of(cls, user: str, size: int, catalog_size: int, seed: str) -> "Library":
+    def of(cls, user: str, size: int, catalog_size: int, seed: str) -> Library:
         d = hashlib.blake2b(f"{seed}/user/{user}".encode(), digest_size=32).digest()
         a = (int.from_bytes(d[:8], "big") % catalog_size) | 1
         while math.gcd(a, catalog_size) != 1:

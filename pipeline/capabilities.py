@@ -1,4 +1,4 @@
-"""What this Spotify app may call, learned from Spotify's answers (design.md, decision 5).
+"""What this Spotify app may call, learned from Spotify's answers (docs/architecture.md, decision 5).
 
 A 403 on batch /tracks?ids= or on /audio-features, or tracks that come without popularity, is
 recorded once per client id in `spotify_capabilities` with when it was learned and when to look
@@ -23,7 +23,7 @@ While Redis does not answer (and without Redis at all: a client built without a 
 unit tests' fakes), the process falls back to reading the rows every `cache_ttl_s` (and what it
 has not seen yet after a second), with one warning per outage, and asks Redis again only after
 REDIS_PAUSE_S. So the capabilities never fail a caller themselves; a request to Spotify fails all
-the same, with LimiterUnavailable (transient: the job is tried again later), because the penalty
+the same, with RedisUnavailable (transient: the job is tried again later), because the penalty
 box and the limiter before it need the same Redis. What the fallback is for: an answer already in
 hand (a 403, or a success, met as Redis failed) is still recorded in Postgres rather than lost
 with an error, and work that needs no request goes on (a popularity update where popularity is
@@ -41,59 +41,28 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 from redis.exceptions import RedisError
-from sqlalchemy import Engine, select
-from sqlalchemy.dialects.postgresql import insert
 
 from pipeline import metrics
-from shared.db import transaction
+from pipeline.store.capabilities import CapabilityState, PostgresCapabilityRows
+from shared.clock import utc_now
 from shared.keys import RedisKeys
-from shared.models import SpotifyCapability
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 BATCH_TRACKS = "batch_tracks"
 AUDIO_FEATURES = "audio_features"
 POPULARITY = "popularity"
 
 
-@dataclass(frozen=True)
-class CapabilityState:
-    capability: str
-    allowed: bool
-    reason: str | None
-    learned_at: datetime
-    recheck_after: datetime | None
-
-
 class CapabilityRows(Protocol):
     def load(self, client_id: str) -> dict[str, CapabilityState]: ...
     def save(self, client_id: str, state: CapabilityState) -> None: ...
-
-
-class PostgresCapabilityRows:
-    def __init__(self, engine: Engine):
-        self._engine = engine
-
-    def load(self, client_id: str) -> dict[str, CapabilityState]:
-        with transaction(self._engine) as session:
-            rows = session.scalars(select(SpotifyCapability).where(SpotifyCapability.client_id == client_id)).all()
-            return {r.capability: CapabilityState(r.capability, r.allowed, r.reason, r.learned_at, r.recheck_after)
-                    for r in rows}
-
-    def save(self, client_id: str, state: CapabilityState) -> None:
-        values = {"clientId": client_id, "capability": state.capability, "allowed": state.allowed,
-                  "reason": state.reason, "learnedAt": state.learned_at, "recheckAfter": state.recheck_after}
-        statement = insert(SpotifyCapability.__table__).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["clientId", "capability"],
-            set_={k: statement.excluded[k] for k in ("allowed", "reason", "learnedAt", "recheckAfter")},
-        )
-        with transaction(self._engine) as session:
-            session.execute(statement)
 
 
 class InMemoryCapabilityRows:
@@ -132,7 +101,7 @@ class Capabilities:
         keys: RedisKeys | None = None,
         backstop_ttl_s: float = BACKSTOP_TTL_S,
         probe_ttl_s: float = PROBE_TTL_S,
-        now: Callable[[], datetime] = datetime.utcnow,
+        now: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ):
         if redis is not None and keys is None:

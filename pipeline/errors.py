@@ -33,6 +33,7 @@ nothing above `pipeline/spotify`, `pipeline/store` or `pipeline/ratecontrol` see
     │   │   └── ProducerBusy      another producer of the same job type holds its turn
     │   └── StoreIntegrity        a constraint refused the row (permanent)
     ├── RedisUnavailable          Redis (the fleet's budget, penalty box, shared token) did not answer (transient)
+    ├── Contended                 another process held what we waited for (the app token's renewal) (transient)
     ├── LeaseLost                 the run no longer holds its job (taken over, cancelled): stop, write nothing
     ├── CoalescedRequestLost      the shared request a thread's ids rode on never came back (transient)
     └── WorkerInterrupted         Dramatiq's time limit or shutdown stopped the run (transient)
@@ -198,6 +199,10 @@ class StoreIntegrity(StoreError):
 
 
 class RedisUnavailable(PipelineError):
+    transient = True
+
+
+class Contended(PipelineError):
     transient = True
 
 

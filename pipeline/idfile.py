@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from pipeline.spotify.errors import InvalidId
+from pipeline.errors import InvalidId
 from pipeline.spotify.ids import normalize_track_id
 
 KEEP_BAD_LINES = 1000  # reported one by one; beyond that only counted (memory stays bounded)

@@ -30,7 +30,7 @@ CAPABILITY_CHANGES = Counter(
     "spotify_capability_changes_total", "Capabilities learned (allowed true/false).", ["capability", "allowed"])
 
 # --- the pipeline: jobs, rows, queues ---
-JOBS = Counter(
+JOB_RUNS = Counter(
     "spotify_sync_jobs_total", "Job runs by type and outcome (completed, failed, parked, retry).",
     ["job_type", "outcome"])
 ROWS_WRITTEN = Counter(

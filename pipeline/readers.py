@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from psycopg import sql
 import sqlalchemy.exc
+from psycopg import sql
 from sqlalchemy import Engine
 
 DEFAULT_ROLE = "songs_reader"

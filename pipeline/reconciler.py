@@ -1,9 +1,10 @@
-"""The reconciler: every job whose work is unfinished gets a message again (design.md, decision 1).
+"""The reconciler: every job whose work is unfinished gets a message again (docs/architecture.md,
+decision 1). Policy only: the statements are the ledger's (pipeline/store/ledger.py).
 
 Two kinds of jobs lost their message:
-- **running with an expired lease**: the worker died (SIGKILL, OOM, a lost host). The job goes
-  back to pending (that run counts as a retry: a job that kills its worker every time fails
-  after JOB_MAX_RETRIES with `WorkerLost`) and gets a new message;
+- **its worker was lost** (`ledger.lease_ran_out`: SIGKILL, OOM, a lost host). The job goes back
+  to pending (that run counts as a retry: a job that kills its worker every time fails after
+  JOB_MAX_RETRIES with `WorkerLost`) and gets a new message;
 - **pending without a live message**: Redis lost its data (a flush, a restart without
   persistence), or a producer died between its commit and its sends. A job is *live* when the
   broker still holds a message for it (queued, delayed or being worked on); when the broker cannot
@@ -18,17 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from pipeline.jobs import db_now
-from shared.db import transaction
+from pipeline.store import ledger
 
 SendDelayed = Callable[[str, str, float], None]  # (job type, job id, delay seconds)
 LiveJobIds = Callable[[], "set[str] | None"]  # the ids the broker holds messages for; None: unknown
 
 CHUNK = 5000
+ABANDONED_BACKFILL_S = 600  # a backfill still 'enqueuing' this long after it was made lost its producer
 
 
 @dataclass(frozen=True)
@@ -46,57 +47,19 @@ class Reconciled:
 
 def reconcile(engine: Engine, send: SendDelayed, live_job_ids: LiveJobIds, *, max_retries: int,
               grace_s: int = 120, stale_after_s: int = 3600) -> Reconciled:
-    expired, failed = _take_back_expired(engine, send, max_retries)
-    now = db_now(engine)  # before the broker is asked: a message sent later is for a younger job
+    expired, failed = _take_back_lost(engine, send, max_retries)
+    now = ledger.db_now(engine)  # before the broker is asked: a message sent later is for a younger job
     live = live_job_ids()
-    resent = _resend_pending(engine, send, live, now, grace_s if live is not None else max(grace_s, stale_after_s))
-    _close_abandoned_backfills(engine, now, grace_s)
+    grace = timedelta(seconds=grace_s if live is not None else max(grace_s, stale_after_s))
+    resent = _resend_pending(engine, send, live, now - grace)
+    ledger.close_abandoned_backfills(engine, now - timedelta(seconds=max(grace_s, ABANDONED_BACKFILL_S)))
     return Reconciled(expired, failed, resent, live is not None)
 
 
-def _close_abandoned_backfills(engine: Engine, now: datetime, grace_s: int) -> None:
-    """A producer that died while sending left its backfill 'enqueuing'; its jobs were just
-    re-sent above, so the backfill's progress can count them as enqueued."""
-    with transaction(engine) as session:
-        session.execute(
-            text(
-                """
-                UPDATE spotify_backfills SET state = 'enqueued', "enqueuedAt" = :now, "updatedAt" = :now
-                WHERE state = 'enqueuing' AND "createdAt" < :now - make_interval(secs => greatest(:grace, 600))
-                """
-            ),
-            {"now": now, "grace": grace_s},
-        )
-
-
-def _take_back_expired(engine: Engine, send: SendDelayed, max_retries: int) -> tuple[int, int]:
+def _take_back_lost(engine: Engine, send: SendDelayed, max_retries: int) -> tuple[int, int]:
     taken = failed = 0
     while True:
-        with transaction(engine) as session:
-            rows = session.execute(
-                text(
-                    """
-                    WITH expired AS (
-                        SELECT id FROM spotify_sync_jobs
-                        WHERE status = 'running' AND "leaseUntil" < (statement_timestamp() AT TIME ZONE 'UTC')
-                        ORDER BY "leaseUntil" LIMIT :n FOR UPDATE SKIP LOCKED)
-                    UPDATE spotify_sync_jobs j SET
-                        status = CASE WHEN j."retryCount" + 1 > :max THEN 'failed' ELSE 'pending' END,
-                        "completedAt" = CASE WHEN j."retryCount" + 1 > :max
-                                        THEN statement_timestamp() AT TIME ZONE 'UTC' END,
-                        "retryCount" = j."retryCount" + 1,
-                        "leaseUntil" = NULL,
-                        "notBefore" = NULL,
-                        "enqueuedAt" = statement_timestamp() AT TIME ZONE 'UTC',
-                        "errorClass" = 'WorkerLost',
-                        error = 'its worker stopped before finishing (the lease ran out)',
-                        "updatedAt" = statement_timestamp() AT TIME ZONE 'UTC'
-                    FROM expired WHERE j.id = expired.id
-                    RETURNING j.id, j."jobType", j.status
-                    """
-                ),
-                {"n": CHUNK, "max": max_retries},
-            ).all()
+        rows = ledger.take_back_lost(engine, max_retries=max_retries, limit=CHUNK)
         for job_id, job_type, status in rows:
             if status == "pending":
                 send(job_type, job_id, 0)
@@ -107,39 +70,15 @@ def _take_back_expired(engine: Engine, send: SendDelayed, max_retries: int) -> t
             return taken, failed
 
 
-def _resend_pending(engine: Engine, send: SendDelayed, live: set[str] | None, now: datetime, grace_s: int) -> int:
+def _resend_pending(engine: Engine, send: SendDelayed, live: set[str] | None, sent_before: datetime) -> int:
     resent, after = 0, ""
     while True:
-        with transaction(engine) as session:
-            candidates = session.execute(
-                text(
-                    """
-                    SELECT id FROM spotify_sync_jobs
-                    WHERE status = 'pending' AND id > :after
-                      AND coalesce("enqueuedAt", "createdAt") < :now - make_interval(secs => :grace)
-                    ORDER BY id LIMIT :n
-                    """
-                ),
-                {"after": after, "now": now, "grace": grace_s, "n": CHUNK},
-            ).scalars().all()
-            lost = [c for c in candidates if live is None or c not in live]
-            rows = session.execute(
-                text(
-                    """
-                    UPDATE spotify_sync_jobs SET "enqueuedAt" = statement_timestamp() AT TIME ZONE 'UTC',
-                        "updatedAt" = statement_timestamp() AT TIME ZONE 'UTC'
-                    WHERE id = ANY(:ids) AND status = 'pending'
-                      AND coalesce("enqueuedAt", "createdAt") < :now - make_interval(secs => :grace)
-                    RETURNING id, "jobType",
-                        greatest(0, extract(epoch FROM "notBefore" - (statement_timestamp() AT TIME ZONE 'UTC')))
-                    """
-                ),
-                {"ids": lost, "now": now, "grace": grace_s},
-            ).all() if lost else []
+        candidates = ledger.pending_sent_before(engine, sent_before, after=after, limit=CHUNK)
+        lost = [c for c in candidates if live is None or c not in live]
         # Committed before sending: a host that sends must own the move of enqueuedAt.
-        for job_id, job_type, delay_s in rows:
-            send(job_type, job_id, float(delay_s or 0))
-        resent += len(rows)
+        for job_id, job_type, delay_s in ledger.mark_resent(engine, lost, sent_before):
+            send(job_type, job_id, delay_s)
+            resent += 1
         if len(candidates) < CHUNK:
             return resent
         after = candidates[-1]

@@ -1,13 +1,17 @@
-"""What a job's failure means: park it, retry it later, or fail it now. Pure (design.md, decision 4).
+"""What a job's failure means: park it, retry it later, or fail it now. Pure (docs/architecture.md,
+decision 4). The errors are pipeline/errors.py's.
 
 - `RateLimited` (a 429, the fleet's penalty box, the budget not free in time): **park** until the
   deadline. It is Spotify's time, not the job's fault: the retry count is left alone, however
   long the wait (a Retry-After of a day parks for a day).
-- Permanent errors (the user must authorise again, forbidden, not found, bad ids, a bad payload):
-  **fail** now; retrying cannot help.
-- Anything else is taken as transient (5xx and timeouts after the client's own short retries, a
-  database or Redis hiccup, a bug): **retry** with exponential backoff and jitter while the
-  job's retries last, then **fail** with the error, visible on the job row.
+- A transient `PipelineError` (5xx and timeouts after the client's own short retries, a
+  malformed body, the database or Redis unavailable, an interrupted run): **retry** with
+  exponential backoff and jitter while the job's retries last, then **fail** with the error,
+  visible on the job row.
+- A permanent `PipelineError` (the user must authorise again, forbidden, not found, bad ids, a
+  bad payload): **fail** now; retrying cannot help.
+- Any other exception is a bug: **fail** now (`Fail.bug`: the runner logs its traceback). Retried,
+  a bug would only fail again, five times, later.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pipeline.spotify.errors import RateLimited, SpotifyError
+from pipeline.errors import PipelineError, RateLimited
 
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 600.0
@@ -25,10 +29,6 @@ BACKOFF_CAP_S = 600.0
 # thousand jobs parked by one 429 do not all hit the limiter in the same second.
 PARK_SPREAD = 0.1
 PARK_SPREAD_CAP_S = 5.0
-
-
-class PermanentJobError(Exception):
-    """The job itself is wrong (a payload naming no ids, an unknown user): fail it, do not retry."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Park:
 class Fail:
     error_class: str
     message: str
+    bug: bool = False  # not one of the pipeline's own errors: its traceback belongs in the log
 
 
 Decision = Park | Fail
@@ -52,12 +53,6 @@ Decision = Park | Fail
 def describe(exc: BaseException) -> tuple[str, str]:
     """(error class, message) as the job row shows them."""
     return type(exc).__name__, str(exc) or type(exc).__name__
-
-
-def is_permanent(exc: BaseException) -> bool:
-    if isinstance(exc, PermanentJobError):
-        return True
-    return isinstance(exc, SpotifyError) and exc.permanent
 
 
 def backoff_s(retry_count: int, *, rand: Callable[[], float] = random.random) -> float:
@@ -74,7 +69,9 @@ def decide(exc: BaseException, *, retry_count: int, max_retries: int, now: datet
         wait_s = max(exc.retry_after_s, 0.0)
         wait_s += min(wait_s * PARK_SPREAD, PARK_SPREAD_CAP_S) * rand()
         return Park(now + timedelta(seconds=wait_s), wait_s, error_class, message)
-    if is_permanent(exc):
+    if not isinstance(exc, PipelineError):
+        return Fail(error_class, message, bug=True)
+    if not exc.transient:
         return Fail(error_class, message)
     if retry_count >= max_retries:
         return Fail(error_class, f"{message} (gave up after {retry_count} retries)")

@@ -6,17 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import Engine
 
-from pipeline import jobs
+from pipeline.errors import PipelineError
+from pipeline.store import ledger
 from shared.keys import RedisKeys
+from shared.redis_conn import server_time_ms
 from shared.settings import Settings
 
 
 @dataclass
 class Snapshot:
     counts: dict[str, dict[str, int]]
-    backfills: list[jobs.BackfillProgress]
+    backfills: list[ledger.BackfillProgress]
     client_id: str | None = None
     penalty_s: float | None = None
     penalty_reason: str | None = None
@@ -27,31 +30,30 @@ class Snapshot:
 
 
 def snapshot(settings: Settings, engine: Engine, redis: Any | None, *, backfills: int = 5) -> Snapshot:
-    snap = Snapshot(jobs.counts(engine), jobs.recent_backfills(engine, backfills))
+    snap = Snapshot(ledger.counts(engine), ledger.recent_backfills(engine, backfills))
     client_id = snap.client_id = settings.spotify_client_id
     snap.rate_limit = str(settings.spotify_rate_limit)
     if not client_id:
         snap.problems.append("SPOTIFY_CLIENT_ID is not set: no penalty box, budget or capabilities to show")
         return snap
-    from pipeline.capabilities import PostgresCapabilityRows
+    from pipeline.store.capabilities import PostgresCapabilityRows
 
     snap.capabilities = sorted(PostgresCapabilityRows(engine).load(client_id).values(), key=lambda s: s.capability)
     if redis is None:
         return snap
     keys = RedisKeys(settings.redis_namespace)
     try:
+        from pipeline.errors import RateLimited
         from pipeline.ratecontrol.penalty_box import RedisPenaltyBox
-        from pipeline.spotify.errors import RateLimited
 
         try:
             RedisPenaltyBox(redis, keys.penalty_box(client_id)).check()
             snap.penalty_s = 0.0
         except RateLimited as limited:
             snap.penalty_s, snap.penalty_reason = limited.retry_after_s, limited.reason
-        seconds, micros = redis.time()
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        now_ms = server_time_ms(redis)
         window_ms = settings.spotify_rate_limit.per_s * 1000
         snap.rate_used = int(redis.zcount(keys.rate_bucket(client_id), now_ms - window_ms, "+inf"))
-    except Exception as exc:  # noqa: BLE001 - show what we can
+    except (PipelineError, RedisError) as exc:  # show what we can
         snap.problems.append(f"Redis: {exc.__class__.__name__}: {exc}")
     return snap

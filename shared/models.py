@@ -1,4 +1,4 @@
-"""SQLAlchemy models of the database contract (../shared/design.md, "The database contract").
+"""SQLAlchemy models of the database contract (docs/architecture.md, "The database contract").
 
 Other services read these tables and the existing application already uses their names, so the
 column names are kept exactly, quoted camelCase included; the Python attributes are snake_case.
@@ -30,10 +30,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.jobtypes import JOB_TYPE_NAMES
+
 # Text ids as the existing (Prisma) application made them; new rows get a UUID in text form.
 NEW_ID = text("gen_random_uuid()::text")
 
-JOB_TYPES = ("track_sync", "user_library", "popularity_update")
 JOB_STATUSES = ("pending", "running", "completed", "failed")
 CONNECTION_STATUSES = ("active", "needs_reauth")
 
@@ -155,7 +156,7 @@ class SpotifySyncJob(Base):
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
-    # --- 20261122_02 job_ledger (pipeline/jobs.py) ---
+    # --- 20261122_02 job_ledger (pipeline/store/ledger.py) ---
     backfill_id: Mapped[str | None] = mapped_column(
         "backfillId", Text, ForeignKey("spotify_backfills.id", ondelete="SET NULL")
     )
@@ -172,7 +173,7 @@ class SpotifySyncJob(Base):
     result: Mapped[dict | None] = mapped_column(JSONB)
 
     __table_args__ = (
-        CheckConstraint(_in("jobType", JOB_TYPES), name="spotify_sync_jobs_jobType_check"),
+        CheckConstraint(_in("jobType", JOB_TYPE_NAMES), name="spotify_sync_jobs_jobType_check"),
         CheckConstraint(_in("status", JOB_STATUSES), name="spotify_sync_jobs_status_check"),
         Index("idx_spotify_jobs_status", "status", "createdAt"),
         Index("idx_spotify_jobs_type", "jobType", "status"),
@@ -206,7 +207,7 @@ class SpotifyBackfill(Base):
     updated_at: Mapped[datetime] = _updated_at()
 
     __table_args__ = (
-        CheckConstraint(_in("jobType", JOB_TYPES), name="spotify_backfills_jobType_check"),
+        CheckConstraint(_in("jobType", JOB_TYPE_NAMES), name="spotify_backfills_jobType_check"),
         CheckConstraint(_in("state", BACKFILL_STATES), name="spotify_backfills_state_check"),
     )
 
@@ -256,7 +257,7 @@ Index(
 )
 
 
-# --- 20261122_01 capabilities (pipeline/capabilities.py) ---
+# --- 20261122_01 capabilities (pipeline/capabilities.py, pipeline/store/capabilities.py) ---
 
 CAPABILITIES = ("batch_tracks", "audio_features", "popularity")
 
@@ -278,7 +279,7 @@ class SpotifyCapability(Base):
     __table_args__ = (CheckConstraint(_in("capability", CAPABILITIES), name="spotify_capabilities_capability_check"),)
 
 
-# --- 20261122_04 unknown tracks (pipeline/songs.py) ---
+# --- 20261122_04 unknown tracks (pipeline/store/songs.py) ---
 
 
 class SpotifyUnknownTrack(Base):

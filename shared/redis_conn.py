@@ -18,7 +18,12 @@ def connect(settings: Settings, **options) -> redis.Redis:
     return redis.Redis.from_url(settings.require_redis_url(), **options)
 
 
-def server_time_s(client: redis.Redis) -> float:
-    """Redis server time: the one clock every host of the fleet agrees on."""
+def server_time_ms(client: redis.Redis) -> int:
+    """Redis server time in whole milliseconds: the one clock every host of the fleet agrees on
+    (the limiter's window, the penalty box and the shared token are all timed by it)."""
     seconds, micros = client.time()
-    return seconds + micros / 1_000_000
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def server_time_s(client: redis.Redis) -> float:
+    return server_time_ms(client) / 1000

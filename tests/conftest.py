@@ -201,7 +201,7 @@ def _server_version(name: str, url: str) -> str:
             with psycopg.connect(url, connect_timeout=3) as conn:
                 return conn.execute("SHOW server_version").fetchone()[0].split()[0]
         return "Redis " + redis.Redis.from_url(url, socket_timeout=3).info("server")["redis_version"]
-    except Exception as exc:  # a summary line must never fail the run
+    except Exception as exc:  # noqa: BLE001 - a summary line must never fail the run
         return f"version unknown: {type(exc).__name__}"
 
 

@@ -1,43 +1,34 @@
-"""The three actors. Each loads its job through the ledger, calls the core, and finishes; the
-messages carry only the job id. Queues and priorities: workers/broker.py."""
+"""The actors: one per job type of the registry (shared/jobtypes.py), named after it, on its queue
+with its priority and time limit. Each runs its job through the ledger's protocol (workers/run.py)
+around the type's work function (pipeline/sync.py); the messages carry only the job id."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dramatiq
 
-from pipeline import sync
-from workers.broker import ROUTES
-from workers.middleware import run_job
-
-# What a run may take at most before Dramatiq interrupts it (the job is then retried later).
-TIME_LIMITS_MS = {"track_sync": 10 * 60_000, "popularity_update": 10 * 60_000, "user_library": 60 * 60_000}
+from shared.jobtypes import JOB_TYPES, JobType
+from workers.run import run_job
 
 
-def track_sync(job_id: str) -> None:
-    """Up to 50 tracks: metadata, popularity and (where the app may) audio features."""
-    run_job(job_id, "track_sync", lambda env, job: sync.sync_tracks(env.context, job))
+def actor_function(job_type: JobType) -> Callable[[str], None]:
+    """The function Dramatiq calls with a message's job id."""
 
+    def run(job_id: str) -> None:
+        work = job_type.work_function()
+        run_job(job_id, job_type.name, lambda env, job: work(env.context, job))
 
-def user_library(job_id: str) -> None:
-    """A user's saved tracks, page by page from the job's checkpoint."""
-    run_job(job_id, "user_library", lambda env, job: sync.sync_library(env.context, job))
-
-
-def popularity_update(job_id: str) -> None:
-    """Up to 50 songs' popularity, with a history row each."""
-    run_job(job_id, "popularity_update", lambda env, job: sync.update_popularity(env.context, job))
-
-
-FUNCTIONS = {"track_sync": track_sync, "user_library": user_library, "popularity_update": popularity_update}
+    run.__name__ = run.__qualname__ = job_type.name
+    run.__doc__ = job_type.summary
+    return run
 
 
 def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
-    """Register the three actors on `broker` (actor name = job type)."""
-    declared = {}
-    for job_type, fn in FUNCTIONS.items():
-        queue, priority = ROUTES[job_type]
-        declared[job_type] = dramatiq.actor(
-            fn, actor_name=job_type, queue_name=queue, priority=priority, broker=broker,
-            max_retries=3, time_limit=TIME_LIMITS_MS[job_type],
-        )
-    return declared
+    """Register one actor per job type on `broker` (actor name = job type). Dramatiq's own retries
+    stay at 3 for what escapes the ledger (workers/broker.py)."""
+    return {
+        t.name: dramatiq.Actor(actor_function(t), broker=broker, actor_name=t.name, queue_name=t.queue,
+                               priority=t.priority, options={"max_retries": 3, "time_limit": t.time_limit_s * 1000})
+        for t in JOB_TYPES
+    }

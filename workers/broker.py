@@ -5,8 +5,8 @@ RabbitMQ (BROKER_URL=amqp://...). Messages carry only a job id; Postgres is the 
 Each job type has its own queue, and each queue its own consumer in every worker process with its
 own prefetch, so 20,000 backfill messages ahead in `tracks` never stand in front of a library sync
 in `library`. Inside a process, fetched messages wait in one priority queue for a free thread,
-and the actors' priorities put library syncs first, then popularity refreshes, then backfills
-(lower runs first). Operators who want hard isolation run workers for `--queues library` apart.
+and the actors' priorities (shared/jobtypes.py) put library syncs first, then popularity
+refreshes, then backfills (lower runs first). Operators who want hard isolation run workers for `--queues library` apart.
 
 ## How soon a dead worker's messages come back (Redis broker)
 A worker holds the messages it fetched in a per-worker "acks" set until it acknowledges them.
@@ -30,6 +30,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries, ShutdownNotifications, TimeLimit
 
+from shared.jobtypes import QUEUES
 from shared.keys import RedisKeys
 from shared.settings import Settings
 
@@ -37,13 +38,6 @@ HEARTBEAT_TIMEOUT_MS = 15_000
 MAINTENANCE_CHANCE = 100_000  # per million commands
 DEAD_MESSAGE_TTL_MS = 7 * 86_400_000
 
-# job type -> (queue, priority: lower runs first within a worker process)
-ROUTES: dict[str, tuple[str, int]] = {
-    "user_library": ("library", 0),
-    "popularity_update": ("popularity", 10),
-    "track_sync": ("tracks", 20),
-}
-QUEUES = tuple(queue for queue, _ in ROUTES.values())
 
 
 def build_broker(settings: Settings, *, middleware: list | None = None) -> dramatiq.Broker:
@@ -53,7 +47,7 @@ def build_broker(settings: Settings, *, middleware: list | None = None) -> drama
         # Jobs never run past this; the ledger's lease, not this, is what hands a job over.
         TimeLimit(time_limit=3_600_000),
         ShutdownNotifications(),
-        # Our actors handle their own failures through the ledger (pipeline/retry_policy.py); this
+        # Our actors handle their own failures through the ledger (workers/run.py); this
         # only catches what escapes that (say, Postgres down while a failure was being recorded).
         Retries(max_retries=3, min_backoff=1_000, max_backoff=60_000),
     ]

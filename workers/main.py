@@ -4,7 +4,7 @@
 
 Being Dramatiq's entry point, it reads the settings when imported: that import happens in each
 worker process, after the fork. Everything with a connection is built later, by WorkerSetup's
-after_process_boot hook.
+after_process_boot hook (workers/setup.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from shared.settings import Settings
 from workers.actors import declare_actors
 from workers.broker import build_broker
 from workers.metrics import metrics_middleware
-from workers.middleware import WorkerSetup
+from workers.setup import WorkerSetup
 
 settings = Settings.from_env()
 # `spotify-sync worker --metrics-port 0` asks for no metrics endpoint (two runs on one host).

@@ -17,7 +17,7 @@ from loguru import logger
 
 from pipeline import metrics
 from pipeline.auth.token_endpoint import TokenEndpoint
-from pipeline.spotify.errors import LimiterUnavailable, NetworkError, SpotifyError
+from pipeline.errors import Contended, RedisUnavailable, SpotifyError
 from shared.crypto import TokenCipher
 from shared.keys import RedisKeys
 from shared.logging import register_secret
@@ -94,10 +94,10 @@ class AppToken:
                     # Another process is renewing; this one is still good for a while.
                     return self._remember(stored[0], min(left_s - _MIN_VALID_S, 1.0))
                 if time.monotonic() > deadline:
-                    raise NetworkError("no client-credentials token: another process holds the renewal lock")
+                    raise Contended("no client-credentials token: another process holds the renewal lock")
                 time.sleep(0.05)
         except redis.exceptions.RedisError as exc:
-            raise LimiterUnavailable(f"the app token's Redis did not answer: {exc.__class__.__name__}") from exc
+            raise RedisUnavailable(f"the app token's Redis did not answer: {exc.__class__.__name__}") from exc
 
     def _renew(self) -> str:
         now_s = server_time_s(self._redis)

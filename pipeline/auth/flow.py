@@ -17,14 +17,12 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from sqlalchemy import Engine
-from sqlalchemy.dialects.postgresql import insert
 
 from pipeline.auth.token_endpoint import TokenEndpoint, TokenGrant
-from pipeline.connections import UserTokens, save_connection
+from pipeline.store import connections
+from pipeline.store.connections import UserTokens
 from shared.crypto import TokenCipher
-from shared.db import transaction
 from shared.logging import register_secret
-from shared.models import User
 
 DEFAULT_SCOPES = ("user-library-read", "user-read-private", "user-read-email")
 
@@ -68,21 +66,15 @@ def exchange_code(endpoint: TokenEndpoint, code: str, verifier: str, redirect_ur
                              "code_verifier": verifier})
 
 
-def ensure_user(engine: Engine, user_id: str) -> None:
-    """The application's users row, created when missing (nothing else of it is touched)."""
-    with transaction(engine) as session:
-        session.execute(insert(User.__table__).values(id=user_id).on_conflict_do_nothing(index_elements=["id"]))
-
-
 def store_connection(engine: Engine, cipher: TokenCipher, user_id: str, spotify_user_id: str, grant: TokenGrant,
                      requested_scopes: tuple[str, ...], now: datetime | None = None) -> UserTokens:
-    """A new authorisation: tokens encrypted, status active, authorizedAt now."""
-    now = now or datetime.utcnow()
-    ensure_user(engine, user_id)
+    """A new authorisation: tokens encrypted, status active, authorizedAt now (the database's
+    clock); the application's users row is created when missing."""
+    now = now or connections.db_now(engine)
     tokens = UserTokens(
         user_id=user_id, spotify_user_id=spotify_user_id, access_token=grant.access_token,
         refresh_token=grant.refresh_token, expires_at=now + timedelta(seconds=grant.expires_in_s),
         scopes=grant.scopes if grant.scopes is not None else requested_scopes, authorized_at=now, status="active",
     )
-    save_connection(engine, cipher, tokens)
+    connections.save_connection(engine, cipher, tokens)
     return tokens

@@ -1,7 +1,7 @@
 """A user's access token, refreshed by one worker at a time.
 
 The refresh runs under the connection row's lock (SELECT ... FOR UPDATE, in
-pipeline/connections.py): the first worker to take it refreshes and commits the new tokens;
+pipeline/store/connections.py): the first worker to take it refreshes and commits the new tokens;
 the others wait on the lock, then find a fresh token and use it. A rotated refresh token is
 committed before the new access token is handed out; when none comes back the old one is kept.
 `invalid_grant` marks the connection needs_reauth and raises InvalidGrant, which workers do not
@@ -11,22 +11,19 @@ retry; after that no token request is made for the user until they connect again
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from pipeline import metrics
 from pipeline.auth.token_endpoint import TokenEndpoint, TokenGrant
-from pipeline.connections import UserTokens, load_tokens, refresh_under_lock
-from pipeline.spotify.errors import InvalidGrant, NotConnected, SpotifyError
+from pipeline.errors import InvalidGrant, NotConnected, SpotifyError
+from pipeline.store.connections import UserTokens, load_tokens, refresh_under_lock
+from shared.clock import utc_now
 from shared.crypto import TokenCipher
 from shared.logging import register_secret
 
 NEEDS_REAUTH = "needs_reauth"
-
-
-def utcnow() -> datetime:
-    return datetime.utcnow()  # naive UTC, as the columns store it
 
 
 class UserToken:
@@ -62,7 +59,7 @@ class UserToken:
 
     def _usable(self, tokens: UserTokens) -> bool:
         return (tokens.status != NEEDS_REAUTH and tokens.access_token != self._rejected
-                and tokens.expires_at - utcnow() > self._ahead)
+                and tokens.expires_at - utc_now() > self._ahead)
 
     def _raise_if_revoked(self, tokens: UserTokens) -> None:
         if tokens.status == NEEDS_REAUTH:
@@ -87,7 +84,6 @@ class UserToken:
             self._engine, self._cipher, self.user_id,
             needs_refresh=lambda current: not self._usable(current),
             refresh=refresh,
-            now=utcnow,
         )
         if tokens is None:
             raise NotConnected(f"user {self.user_id} has no Spotify connection")

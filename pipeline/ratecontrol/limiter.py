@@ -39,9 +39,9 @@ from pyrate_limiter.abstracts import AbstractBucket
 from pyrate_limiter.buckets import InMemoryBucket, RedisBucket
 from pyrate_limiter.buckets.redis_bucket import LuaScript
 
-from pipeline.spotify.errors import LimiterUnavailable, RateLimited
+from pipeline.errors import BUDGET, RateLimited, RedisUnavailable
+from shared.redis_conn import server_time_ms
 from shared.settings import Rate
-
 
 
 def default_margin_ms(rate: Rate) -> int:
@@ -62,8 +62,7 @@ class FleetRedisBucket(RedisBucket):
     the clock-to-insert race closed (see the module docstring)."""
 
     def now(self) -> int:
-        seconds, micros = self.redis.time()
-        return int(seconds) * 1000 + int(micros) // 1000
+        return server_time_ms(self.redis)
 
     def put(self, item: RateItem) -> bool:
         try:
@@ -116,7 +115,7 @@ class BudgetLimiter:
                 if self._puts % _LEAK_EVERY == 0:
                     self.bucket.leak(now_ms)
         except redis.exceptions.RedisError as exc:
-            raise LimiterUnavailable(f"the rate limiter's Redis did not answer: {exc.__class__.__name__}") from exc
+            raise RedisUnavailable(f"the rate limiter's Redis did not answer: {exc.__class__.__name__}") from exc
         if decision.allowed:
             return 0.0
         wait_ms = decision.retry_after_ms
@@ -127,7 +126,7 @@ class BudgetLimiter:
     def acquire(self, max_wait_s: float | None = None) -> float:
         """Block until one unit of the budget is ours, for at most `max_wait_s` (default: the
         limiter's); returns the seconds slept. Raises RateLimited(reason="local_budget") without
-        waiting when the budget frees later than that, LimiterUnavailable when Redis does not answer."""
+        waiting when the budget frees later than that, RedisUnavailable when Redis does not answer."""
         budget_s = self.max_wait_s if max_wait_s is None else max_wait_s
         deadline = time.monotonic() + budget_s
         slept_s = 0.0
@@ -138,7 +137,7 @@ class BudgetLimiter:
             # Spread the wake-ups of threads waiting for the same free slot.
             wait_s += random.uniform(0, self._jitter_ms) / 1000
             if time.monotonic() + wait_s > deadline:
-                raise RateLimited(wait_s, "local_budget")
+                raise RateLimited(wait_s, "local_budget", source=BUDGET)
             self._sleep(wait_s)
             slept_s += wait_s
 

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import redis
 
-from pipeline.spotify.errors import LimiterUnavailable, RateLimited
+from pipeline.errors import PENALTY_BOX, RateLimited, RedisUnavailable
 
 # KEYS[1] = the box; ARGV[1] = retry-after in ms, ARGV[2] = reason.
 # Returns {deadline_ms, now_ms, reason}: the deadline in force after the call.
@@ -80,7 +80,7 @@ class _LocalMemory:
             left = self._open_at - self._monotonic()
             if left <= 0:
                 return None
-            return RateLimited(left, self._reason or "penalty_box", blocked_until=self._deadline_s)
+            return RateLimited(left, self._reason or "penalty_box", source=PENALTY_BOX, blocked_until=self._deadline_s)
 
 
 class RedisPenaltyBox:
@@ -102,7 +102,7 @@ class RedisPenaltyBox:
         try:
             deadline_ms, now_ms, reason = script(keys=[self._key], args=args)
         except redis.exceptions.RedisError as exc:
-            raise LimiterUnavailable(f"the penalty box's Redis did not answer: {exc.__class__.__name__}") from exc
+            raise RedisUnavailable(f"the penalty box's Redis did not answer: {exc.__class__.__name__}") from exc
         reason = reason.decode() if isinstance(reason, bytes) else reason
         deadline_s, now_s = int(deadline_ms) / 1000, int(now_ms) / 1000
         if deadline_s > now_s:
@@ -121,7 +121,7 @@ class RedisPenaltyBox:
             raise known
         deadline_s, now_s, reason = self._run(self._check, [])
         if deadline_s > now_s:
-            raise RateLimited(deadline_s - now_s, reason or "penalty_box", blocked_until=deadline_s)
+            raise RateLimited(deadline_s - now_s, reason or "penalty_box", source=PENALTY_BOX, blocked_until=deadline_s)
 
     def remaining_s(self) -> float:
         try:
@@ -151,7 +151,7 @@ class InMemoryPenaltyBox:
         with self._lock:
             left = self._deadline_s - self._clock_s()
             if left > 0:
-                raise RateLimited(left, self._reason, blocked_until=self._deadline_s)
+                raise RateLimited(left, self._reason, source=PENALTY_BOX, blocked_until=self._deadline_s)
 
     def remaining_s(self) -> float:
         with self._lock:

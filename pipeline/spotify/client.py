@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -25,14 +26,15 @@ import httpx
 from loguru import logger
 
 from pipeline import metrics
-from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, POPULARITY, Capabilities, CapabilityState
-from pipeline.spotify.errors import (
+from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, POPULARITY, Capabilities
+from pipeline.errors import (
     CapabilityForbidden,
     Forbidden,
     ForeignUrl,
     MalformedResponse,
     NetworkError,
     NotFound,
+    PipelineError,
     RateLimited,
     Unauthorized,
 )
@@ -40,6 +42,7 @@ from pipeline.spotify.http import bounded_retry, send
 from pipeline.spotify.ids import batches, normalize_track_id, normalize_track_ids
 from pipeline.spotify.models import AudioFeatures, Page, SavedTrack, SpotifyUser, Track
 from pipeline.spotify.responses import api_result
+from pipeline.store.capabilities import CapabilityState
 
 TRACKS_PER_REQUEST = 50
 AUDIO_FEATURES_PER_REQUEST = 100
@@ -61,6 +64,15 @@ class Limiter(Protocol):
 class PenaltyBox(Protocol):
     def check(self) -> None: ...
     def block(self, retry_after_s: float, reason: str) -> float: ...
+
+
+@dataclass(frozen=True)
+class TrackFetch:
+    """What `fetch_tracks` got: `found` (id -> Track, or None where Spotify has no such track),
+    and the error that stopped it part way, if one did."""
+
+    found: dict[str, Track | None]
+    stopped_by: PipelineError | None = None
 
 
 class _StaticToken:
@@ -106,13 +118,7 @@ class SpotifyClient:
         self._user_lock = threading.Lock()
         self._sleep = sleep
 
-    # --- construction ---
-
-    @classmethod
-    def from_settings(cls, settings, redis=None, engine=None, *, http: httpx.Client | None = None) -> SpotifyClient:
-        from pipeline.spotify.wiring import build_client
-
-        return build_client(cls, settings, redis, engine, http=http)
+    # --- other identities (pipeline/wiring.py builds the client) ---
 
     def for_user(self, user_id: str) -> SpotifyClient:
         """The same client (budget, penalty box, capabilities, pool) acting with a user's token,
@@ -148,20 +154,26 @@ class SpotifyClient:
 
     def get_tracks(self, ids: Iterable[str]) -> dict[str, Track | None]:
         """Tracks by id, every id asked for a key (None: Spotify has no such track).
-        Batches of 50; where batch /tracks is forbidden, one /tracks/{id} per id.
+        Batches of 50; where batch /tracks is forbidden, one /tracks/{id} per id. Raises what
+        stopped it; `fetch_tracks` keeps what came before."""
+        fetched = self.fetch_tracks(ids)
+        if fetched.stopped_by is not None:
+            raise fetched.stopped_by
+        return fetched.found
 
-        Whatever stops it part way (a 429, the fleet's budget, a 5xx after the retries, a worker's
-        interrupt) is raised with `.partial`: the tracks fetched so far, in the order asked, so
-        that the caller can write them and not fetch them again."""
+    def fetch_tracks(self, ids: Iterable[str]) -> TrackFetch:
+        """`get_tracks`, but an error part way (a 429 on the 20th of 50 one-by-one requests, the
+        fleet's budget, a 5xx after the retries) is returned beside the tracks fetched before it,
+        in the order asked, so that the caller can write them and not fetch them again."""
         wanted = normalize_track_ids(ids)
         found: dict[str, Track | None] = {}
+        stopped_by: PipelineError | None = None
         try:
             self._fetch_tracks(wanted, found)
-        except BaseException as exc:
-            exc.partial = {track_id: found[track_id] for track_id in wanted if track_id in found}
-            raise
+        except PipelineError as exc:
+            stopped_by = exc
         self._learn_popularity([t for t in found.values() if t is not None])
-        return {track_id: found[track_id] for track_id in wanted}
+        return TrackFetch({track_id: found[track_id] for track_id in wanted if track_id in found}, stopped_by)
 
     def _fetch_tracks(self, wanted: list[str], found: dict[str, Track | None]) -> None:
         """Into `found`, as they come: batches while the app may, then one by one."""
@@ -250,11 +262,17 @@ class SpotifyClient:
 
     def _url(self, path_or_url: str) -> str:
         """A path under the API base URL, or a full URL (a page's `next`) that must be under it:
-        the token goes to no other host."""
+        the token goes to no other host. A `next` that is not a URL at all is refused too."""
         if not path_or_url.startswith(("http://", "https://")):
+            if not path_or_url.startswith("/"):
+                raise ForeignUrl(path_or_url[:100])
             return self._base + path_or_url
+        try:
+            host = urlsplit(path_or_url).hostname
+        except ValueError:
+            raise ForeignUrl(path_or_url[:100]) from None
         if not path_or_url.startswith(self._base + "/"):
-            raise ForeignUrl(urlsplit(path_or_url).hostname)
+            raise ForeignUrl(host)
         return path_or_url
 
     def _with_fresh_token(self, endpoint: str, url: str, params: dict | None, batch_size: int | None) -> dict:
@@ -325,4 +343,4 @@ def _by_position(asked: list[str], payload: dict, key: str, parse: Callable[[dic
     items = payload.get(key)
     if not isinstance(items, list) or len(items) != len(asked):
         raise MalformedResponse(f"'{key}' does not hold one entry per id asked ({len(asked)})")
-    return {track_id: parse(item) if isinstance(item, dict) else None for track_id, item in zip(asked, items)}
+    return {track_id: parse(item) if isinstance(item, dict) else None for track_id, item in zip(asked, items, strict=True)}

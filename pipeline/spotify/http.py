@@ -12,10 +12,8 @@ from collections.abc import Callable
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_random_exponential
 
-from pipeline.spotify.errors import MalformedResponse, NetworkError, ServerError
+from pipeline.errors import TRANSIENT_SPOTIFY, ForeignUrl, NetworkError
 from shared.settings import Settings
-
-TRANSIENT = (ServerError, NetworkError, MalformedResponse)
 
 _lock = threading.Lock()
 _clients: dict[tuple, tuple[int, httpx.Client]] = {}
@@ -47,17 +45,20 @@ def bounded_retry(*, attempts: int, budget_s: float, sleep: Callable[[float], No
     return Retrying(
         stop=stop_after_attempt(attempts) | stop_before_delay(budget_s),
         wait=wait_random_exponential(multiplier=0.25, max=2.0),
-        retry=retry_if_exception_type(TRANSIENT),
+        retry=retry_if_exception_type(TRANSIENT_SPOTIFY),
         sleep=sleep,
         reraise=True,
     )
 
 
 def send(request: Callable[[], httpx.Response], endpoint: str) -> httpx.Response:
-    """`request()`, its timeouts and transport failures raised as NetworkError (from the httpx one)."""
+    """`request()`, with every httpx exception translated: timeouts and transport failures as
+    NetworkError, a URL httpx cannot send to (malformed, another scheme) as ForeignUrl."""
     try:
         return request()
     except httpx.TimeoutException as exc:
         raise NetworkError(f"{endpoint}: timed out ({exc.__class__.__name__})", endpoint=endpoint) from exc
-    except httpx.TransportError as exc:
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise ForeignUrl(f"{endpoint}: {exc}"[:200]) from exc
+    except httpx.HTTPError as exc:  # TransportError and the rest: the request did not complete
         raise NetworkError(f"{endpoint}: {exc.__class__.__name__}", endpoint=endpoint) from exc

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from pipeline.spotify.errors import InvalidId
+from pipeline.errors import InvalidId
 
 _ID = re.compile(r"^[0-9A-Za-z]{22}$")
 _URI = re.compile(r"^spotify:track:([0-9A-Za-z]{22})$")

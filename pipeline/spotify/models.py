@@ -1,14 +1,21 @@
-"""Typed results. Built from Spotify's JSON by `from_json`, tolerant of every field an access tier
-leaves out (popularity, available_markets, preview_url, /me's country/email/product...): a field
-that is missing reads None, never raises. Unknown fields are ignored."""
+"""Typed results, built from Spotify's JSON by `from_json`.
+
+Tolerant of every field an access tier leaves out (popularity, available_markets, preview_url,
+/me's country/email/product...): such a field reads None. Strict about what Spotify always sends
+for a track (a string `id` and `name`, a list of `artists` with names, an `album` with a name, an
+integer `duration_ms`): an object without it is a MalformedResponse (retried like a 5xx, then the
+job fails with the reason), never a track of empty fields written over a stored song.
+Unknown fields are ignored."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
+
+from pipeline.errors import MalformedResponse
 
 T = TypeVar("T")
 
@@ -27,6 +34,14 @@ def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _required(data: dict, key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        shown = data.get("id") if isinstance(data.get("id"), str) else "?"
+        raise MalformedResponse(f"a {what} ({shown}) without a valid {key!r}: {type(value).__name__}")
+    return value
+
+
 def parse_timestamp(value: Any) -> datetime | None:
     """ISO-8601 (with Z) -> an aware UTC datetime."""
     if not isinstance(value, str):
@@ -35,7 +50,7 @@ def parse_timestamp(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -96,16 +111,25 @@ class Track:
 
     @classmethod
     def from_json(cls, data: dict) -> Track:
-        artists = data.get("artists") if isinstance(data.get("artists"), list) else []
-        album = data.get("album")
+        """A Track, or MalformedResponse when `data` lacks what Spotify always sends (see above)."""
+        if not isinstance(data, dict):
+            raise MalformedResponse(f"a track that is not a JSON object: {type(data).__name__}")
+        track_id = _required(data, "id", str, "track")
+        _required(data, "name", str, "track")
+        artists = _required(data, "artists", list, "track")
+        if not artists or not all(isinstance(a, dict) and isinstance(a.get("name"), str) for a in artists):
+            raise MalformedResponse(f"a track ({track_id}) whose 'artists' are not named objects")
+        album = _required(data, "album", dict, "track")
+        _required(album, "name", str, "track's album")
+        _required(data, "duration_ms", int, "track")
         external_ids = data.get("external_ids") if isinstance(data.get("external_ids"), dict) else {}
         external_urls = data.get("external_urls") if isinstance(data.get("external_urls"), dict) else {}
         explicit = data.get("explicit")
         return cls(
-            id=str(data.get("id") or ""),
-            name=_opt_str(data.get("name")) or "",
-            artists=tuple(Artist.from_json(a) for a in artists if isinstance(a, dict)),
-            album=Album.from_json(album) if isinstance(album, dict) else None,
+            id=track_id,
+            name=data["name"],
+            artists=tuple(Artist.from_json(a) for a in artists),
+            album=Album.from_json(album),
             duration_ms=_opt_int(data.get("duration_ms")),
             explicit=explicit if isinstance(explicit, bool) else None,
             popularity=_opt_int(data.get("popularity")),
@@ -152,11 +176,14 @@ class AudioFeatures:
 @dataclass(frozen=True)
 class SavedTrack:
     added_at: datetime | None
-    track: Track
+    track: Track | None
 
     @classmethod
     def from_json(cls, data: dict) -> SavedTrack:
-        return cls(added_at=parse_timestamp(data.get("added_at")), track=Track.from_json(data.get("track") or {}))
+        """`track` is None for an entry whose track is gone from the catalog (Spotify sends null)."""
+        track = data.get("track")
+        return cls(added_at=parse_timestamp(data.get("added_at")),
+                   track=None if track is None else Track.from_json(track))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.spotify.errors import (
+from pipeline.errors import (
     AuthError,
     BadRequest,
     Forbidden,
@@ -78,7 +78,7 @@ def api_error(
     body: bytes,
     endpoint: str,
     retry_after_default_s: float,
-) -> SpotifyError | None:
+) -> SpotifyError | RateLimited | None:
     """The error a Web API response stands for, or None when it is a success."""
     if 200 <= status < 300:
         return None

@@ -9,7 +9,14 @@ import socket
 
 import httpx
 
-from tests.e2e.pipeline_harness import Workers, all_jobs_finished, cli_ok, emulator, run_env, wait_until  # noqa: F401
+from tests.e2e.pipeline_harness import (
+    Workers,
+    all_jobs_finished,
+    cli_ok,
+    emulator,  # noqa: F401 - the fixture
+    run_env,
+    wait_until,
+)
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ import socket
 
 from sqlalchemy import text
 
-from pipeline import jobs
+from pipeline.store import ledger
 from tests.e2e.pipeline_harness import (
     Workers,
     all_jobs_finished,
@@ -31,7 +31,7 @@ def free_port() -> int:
 
 
 def library_job(engine):
-    [job] = jobs.list_jobs(engine, job_type="user_library", status=None, limit=1)
+    [job] = ledger.list_jobs(engine, job_type="user_library", status=None, limit=1)
     return job
 
 
@@ -90,7 +90,7 @@ def test_under_dev_2026_popularity_update_records_unavailable_and_does_not_fail(
     with Workers(env, processes=1, threads=1) as workers:
         wait_until(lambda: all_jobs_finished(clean_db), 60, "the popularity jobs", workers, clean_db)
     assert job_counts(clean_db) == {"completed": 2}
-    for job in jobs.list_jobs(clean_db):
+    for job in ledger.list_jobs(clean_db):
         assert job.result["popularity"] == "unavailable" and job.result["updated"] == 0, job.result
     assert scalar(clean_db, 'SELECT count(*) FROM songs WHERE "spotifyPopularity" IS NOT NULL') == 0
     assert scalar(clean_db, 'SELECT count(*) FROM songs WHERE "lastPopularityUpdate" IS NOT NULL') == 100

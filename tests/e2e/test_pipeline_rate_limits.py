@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from pipeline import jobs
+from pipeline.store import ledger
 from tests.e2e.pipeline_harness import (
     Workers,
     all_jobs_finished,
@@ -58,7 +58,7 @@ def test_a_429_with_retry_after_120_parks_every_job_without_using_its_retries(se
     # called again while the box was shut: not even for audio features.
     assert requests["/v1/tracks"]["429"] == 1 and requests["/v1/tracks"].get("200", 0) <= 7
     assert "/v1/audio-features" not in requests
-    assert jobs.counts(clean_db)["track_sync"]["parked"] == 20
+    assert ledger.counts(clean_db)["track_sync"]["parked"] == 20
 
 
 def test_parked_jobs_complete_once_the_deadline_has_passed(settings, clean_db, emulator, tmp_path):  # noqa: F811

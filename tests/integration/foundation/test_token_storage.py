@@ -1,15 +1,16 @@
 """Tokens through the storage layer: plaintext in and out, ciphertext in the table, key rotation."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 
-from pipeline.connections import UserTokens, load_tokens, rotate_keys, save_connection
+from pipeline.store.connections import UserTokens, load_tokens, rotate_keys, save_connection
+from shared.clock import utc_now
 from shared.crypto import TokenCipher, TokenDecryptError, generate_key
 
 
 def tokens(user: str, access: str, refresh: str) -> UserTokens:
-    now = datetime.utcnow().replace(microsecond=0)
+    now = utc_now().replace(microsecond=0)
     return UserTokens(user_id=user, spotify_user_id=f"spotify-{user}", access_token=access, refresh_token=refresh,
                       expires_at=now + timedelta(hours=1), scopes=("user-library-read",), authorized_at=now,
                       status="active")
@@ -46,7 +47,7 @@ def test_rotate_keys_in_batches_then_the_old_key_can_go(engine, clean_db):
     assert rotate_keys(engine, both, batch_size=3) == 7
     assert rotate_keys(engine, both, batch_size=3) == 0  # run again: nothing left to do
     after = stored(engine)
-    assert all(a != b for a, b in zip(before, after))
+    assert all(a != b for a, b in zip(before, after, strict=True))
 
     only_new = TokenCipher((new,))
     for n in range(1, 8):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import jobs
+from pipeline.store import ledger
 
 ROOT = Path(__file__).resolve().parents[3]
 ID = "4iV5W9uYEdYUVa79Axb7Rh"
@@ -39,7 +39,7 @@ def test_bad_lines_are_reported_by_number_the_good_ones_enqueued_and_the_exit_co
     assert "<stdin> line 2: not a Spotify track id, URI or URL: 'nonsense'" in result.stderr
     assert f"<stdin> line 5: not a Spotify track id, URI or URL: 'https://open.spotify.com/album/{ID}'" in result.stderr
     assert "1 job(s) enqueued for 2 id(s)" in result.stdout
-    [job] = jobs.list_jobs(clean_db)
+    [job] = ledger.list_jobs(clean_db)
     assert job.payload == {"ids": [ID, OTHER], "force": False}
 
 
@@ -56,15 +56,15 @@ def test_ids_as_arguments_exit_0_and_nothing_usable_is_exit_2(settings, clean_db
 
 def test_list_show_cancel_retry_and_reconcile(settings, clean_db):
     run(settings, "enqueue", "track-sync", ID, "--quiet")
-    [job] = jobs.list_jobs(clean_db)
+    [job] = ledger.list_jobs(clean_db)
     listed = run(settings, "jobs", "list", "--status", "pending")
     assert listed.returncode == 0 and job.id in listed.stdout and "track_sync" in listed.stdout
     shown = run(settings, "jobs", "show", job.id[:8])
     assert shown.returncode == 0 and f'"id": "{job.id}"' in shown.stdout
     assert "1 job(s) cancelled" in run(settings, "jobs", "cancel", job.id).stdout
-    assert jobs.get_job(clean_db, job.id).error_class == "Cancelled"
+    assert ledger.get_job(clean_db, job.id).error_class == "Cancelled"
     assert "1 job(s) sent again" in run(settings, "jobs", "retry", "--failed").stdout
-    assert jobs.get_job(clean_db, job.id).status == "pending"
+    assert ledger.get_job(clean_db, job.id).status == "pending"
     reconciled = run(settings, "jobs", "reconcile")
     assert reconciled.returncode == 0 and "0 pending job(s) re-sent" in reconciled.stdout  # its message is live
     status = run(settings, "status")
@@ -79,9 +79,9 @@ def test_a_producer_kept_waiting_by_another_says_so_in_one_line_and_exits_1(sett
     from pipeline import producers
 
     monkeypatch.setattr(producers, "PRODUCER_LOCK_TIMEOUT_S", 0.2)  # in process: a subprocess would wait 60 s
-    with producers._one_producer_at_a_time(clean_db, "popularity_update"):  # another producer, still running
+    with ledger.producer_turn(clean_db, "popularity_update", timeout_s=1):  # another producer, still running
         result = CliRunner().invoke(main, ["enqueue", "popularity-update"], env=settings.as_environ())
     assert result.exit_code == 1
     assert result.stderr.strip() == ("spotify-sync: another popularity_update producer is running (waited 0.2s "
                                      "for it); try again when it has finished")
-    assert jobs.list_jobs(clean_db) == []
+    assert ledger.list_jobs(clean_db) == []

@@ -11,16 +11,10 @@ from datetime import datetime
 import pytest
 from sqlalchemy import text
 
-from pipeline import jobs, producers, songs
-from shared.db import transaction
-
-
-class _AnyTime:
-    def __eq__(self, other):
-        return isinstance(other, datetime)
-
-
-ANY_TIME = _AnyTime()
+from pipeline import mapping, producers
+from pipeline.errors import ProducerBusy
+from pipeline.store import freshness, ledger, songs
+from shared.clock import utc_now
 
 
 def ids(n, prefix="t"):
@@ -47,19 +41,19 @@ def test_a_backfill_is_cut_into_full_batches_of_fifty_in_input_order(clean_db):
     wanted = list(ids(1234))
     result = producers.enqueue_track_sync(clean_db, outbox, iter(wanted + wanted[:10]), force=False, track_ttl_s=86400)
     assert (result.total_ids, result.skipped_ids, result.jobs) == (1244, 10, 25)
-    assert sorted(outbox.sent) == sorted(("track_sync", j.id) for j in jobs.list_jobs(clean_db, limit=100))
-    payloads = [j.payload for j in jobs.list_jobs(clean_db, limit=100)]
+    assert sorted(outbox.sent) == sorted(("track_sync", j.id) for j in ledger.list_jobs(clean_db, limit=100))
+    payloads = [j.payload for j in ledger.list_jobs(clean_db, limit=100)]
     assert sorted(len(p["ids"]) for p in payloads) == [34] + [50] * 24
     assert sorted(i for p in payloads for i in p["ids"]) == sorted(wanted)
     assert all(p["force"] is False for p in payloads)
-    progress = jobs.backfill_progress(clean_db, result.backfill_id)
+    progress = ledger.backfill_progress(clean_db, result.backfill_id)
     assert (progress.state, progress.total_jobs, progress.by_status["pending"], progress.done) == ("enqueued", 25, 25, False)
 
 
 def test_ids_fresh_in_the_cache_are_left_out_unless_forced(clean_db):
-    now = datetime.utcnow()
+    now = utc_now()
     fresh = [{"id": i, "name": "x", "artists": [{"name": "y"}]} for i in ids(60)]
-    songs.write_songs(clean_db, songs.merge_rows(fresh, None, now))
+    songs.write_songs(clean_db, mapping.merge_rows(fresh, None, now))
     # Fresh tracks whose audio features were never asked for (a library page) still need a job.
     features_missing = producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=False,
                                                     track_ttl_s=86400)
@@ -69,7 +63,7 @@ def test_ids_fresh_in_the_cache_are_left_out_unless_forced(clean_db):
         conn.execute(text("DELETE FROM spotify_sync_jobs"))
     result = producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=False, track_ttl_s=86400)
     assert (result.total_ids, result.skipped_ids, result.jobs) == (100, 60, 1)
-    assert jobs.list_jobs(clean_db)[0].payload["ids"] == list(ids(100))[60:]
+    assert ledger.list_jobs(clean_db)[0].payload["ids"] == list(ids(100))[60:]
     forced = producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=True, track_ttl_s=86400)
     assert (forced.skipped_ids, forced.jobs) == (0, 2)
     # A TTL the songs are older than makes them stale again.
@@ -81,17 +75,16 @@ def test_ids_fresh_in_the_cache_are_left_out_unless_forced(clean_db):
 
 def test_ids_spotify_answered_null_for_are_left_out_within_the_ttl_unless_forced(clean_db):
     unknown = list(ids(30, prefix="u"))
-    with transaction(clean_db) as session:
-        songs.remember_unknown(session, unknown[:20], jobs.db_now(clean_db))  # just now
-        songs.remember_unknown(session, unknown[20:], datetime(2020, 1, 1))  # long ago: asked again
+    songs.write_tracks(clean_db, [], unknown[:20], ledger.db_now(clean_db))  # Spotify answered null just now
+    songs.write_tracks(clean_db, [], unknown[20:], datetime(2020, 1, 1))  # long ago: asked again
     result = producers.enqueue_track_sync(clean_db, Outbox(clean_db), iter(unknown), force=False, track_ttl_s=86400)
     assert (result.total_ids, result.skipped_ids, result.jobs) == (30, 20, 1)
-    assert jobs.list_jobs(clean_db)[0].payload["ids"] == unknown[20:]
+    assert ledger.list_jobs(clean_db)[0].payload["ids"] == unknown[20:]
     forced = producers.enqueue_track_sync(clean_db, Outbox(clean_db), iter(unknown), force=True, track_ttl_s=86400)
     assert (forced.skipped_ids, forced.jobs) == (0, 1)
-    with transaction(clean_db) as session:  # what a worker reads before it fetches
-        assert songs.unknown_since(session, unknown[19:21] + ["never-asked"]) == {
-            unknown[19]: ANY_TIME, unknown[20]: datetime(2020, 1, 1)}
+    # What a worker asks before it fetches: the same rule.
+    verdicts = freshness.freshness(clean_db, [unknown[19], unknown[20], "never-asked"], 86400)
+    assert [verdicts[i].track_fresh for i in (unknown[19], unknown[20], "never-asked")] == [True, False, False]
 
 
 def test_two_hundred_thousand_ids_take_bounded_memory_and_report_progress(clean_db):
@@ -113,12 +106,12 @@ def test_two_hundred_thousand_ids_take_bounded_memory_and_report_progress(clean_
 def test_an_empty_input_makes_no_jobs(clean_db):
     result = producers.enqueue_track_sync(clean_db, Outbox(clean_db), iter([]), force=False, track_ttl_s=86400)
     assert (result.backfill_id, result.total_ids, result.jobs) == (None, 0, 0)
-    assert jobs.recent_backfills(clean_db) == []
+    assert ledger.recent_backfills(clean_db) == []
 
 
 def test_popularity_refresh_takes_the_stalest_songs_not_already_queued(clean_db):
-    now = datetime.utcnow()
-    rows = songs.merge_rows([{"id": i, "name": "x", "artists": [], "popularity": None} for i in ids(120)], None, now)
+    now = utc_now()
+    rows = mapping.merge_rows([{"id": i, "name": "x", "artists": [], "popularity": None} for i in ids(120)], None, now)
     songs.write_songs(clean_db, rows)
     with clean_db.begin() as conn:  # 20 were refreshed a minute ago, 100 never
         conn.execute(text('UPDATE songs SET "lastPopularityUpdate" = now() AT TIME ZONE \'UTC\' - interval \'1 minute\' '
@@ -127,7 +120,7 @@ def test_popularity_refresh_takes_the_stalest_songs_not_already_queued(clean_db)
     assert (first.total_ids, first.jobs) == (60, 2)
     second = producers.enqueue_popularity_update(clean_db, Outbox(clean_db), older_than_s=3600, limit=1000)
     assert (second.total_ids, second.jobs) == (40, 1)  # the 60 queued and the 20 fresh are left out
-    queued = {i for j in jobs.list_jobs(clean_db) for i in j.payload["ids"]}
+    queued = {i for j in ledger.list_jobs(clean_db) for i in j.payload["ids"]}
     assert queued == set(list(ids(120))[:100])
 
 
@@ -145,7 +138,7 @@ def test_a_library_job_per_connected_user_and_none_while_one_is_unfinished(clean
     outbox = Outbox(clean_db)
     result, left = producers.enqueue_user_library(clean_db, outbox, user_ids=None, full=False)
     assert (result.jobs, left) == (2, [])
-    assert {j.user_id for j in jobs.list_jobs(clean_db)} == {"u1", "u2"}
+    assert {j.user_id for j in ledger.list_jobs(clean_db)} == {"u1", "u2"}
     again, left = producers.enqueue_user_library(clean_db, outbox, user_ids=["u1", "u3"], full=True)
     assert (again.jobs, left) == (0, ["u1", "u3"])
 
@@ -156,33 +149,33 @@ def test_two_library_producers_at_once_make_one_job_per_user(clean_db, monkeypat
     unless they take turns, both see no job and both make one."""
     connect_users(clean_db)
     both_checked = threading.Barrier(2, timeout=1.0)
-    create_backfill = jobs.create_backfill
+    create_job_group = ledger.create_job_group
 
-    def slow_create_backfill(*args, **kwargs):
+    def slow_create_job_group(*args, **kwargs):
         with contextlib.suppress(threading.BrokenBarrierError):
             both_checked.wait()
-        return create_backfill(*args, **kwargs)
+        return create_job_group(*args, **kwargs)
 
-    monkeypatch.setattr(jobs, "create_backfill", slow_create_backfill)
+    monkeypatch.setattr(ledger, "create_job_group", slow_create_job_group)
     with ThreadPoolExecutor(2) as pool:
         made = list(pool.map(lambda _: producers.enqueue_user_library(clean_db, Outbox(clean_db), user_ids=None,
                                                                      full=False)[0].jobs, range(2)))
     assert sorted(made) == [0, 2]
-    assert sorted(j.user_id for j in jobs.list_jobs(clean_db)) == ["u1", "u2"]
+    assert sorted(j.user_id for j in ledger.list_jobs(clean_db)) == ["u1", "u2"]
 
 
 def test_a_producer_waits_a_bounded_time_for_another_then_gives_up(clean_db, monkeypatch):
     """One that never finishes (stuck in a long check, say) does not hold the next up for good."""
     connect_users(clean_db)
     monkeypatch.setattr(producers, "PRODUCER_LOCK_TIMEOUT_S", 0.2)
-    with producers._one_producer_at_a_time(clean_db, "user_library"):  # the other producer
+    with ledger.producer_turn(clean_db, "user_library", timeout_s=1):  # the other producer
         started = time.monotonic()
-        with pytest.raises(producers.ProducerBusy, match="another user_library producer is running"):
+        with pytest.raises(ProducerBusy, match="another user_library producer is running"):
             producers.enqueue_user_library(clean_db, Outbox(clean_db), user_ids=None, full=False)
         assert time.monotonic() - started < 5
         # A producer of another job type does not wait for it.
         producers.enqueue_popularity_update(clean_db, Outbox(clean_db), older_than_s=3600, limit=10)
-    assert jobs.list_jobs(clean_db, job_type="user_library") == []
+    assert ledger.list_jobs(clean_db, job_type="user_library") == []
     result, _ = producers.enqueue_user_library(clean_db, Outbox(clean_db), user_ids=None, full=False)
     assert result.jobs == 2
 

@@ -6,12 +6,13 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from pipeline import jobs, reconciler
-from pipeline.jobs import NewJob
+from pipeline import reconciler
+from pipeline.store import ledger
+from pipeline.store.ledger import NewJob
 
 
 def make_jobs(engine, n):
-    return jobs.create_jobs(engine, [NewJob("track_sync", {"ids": [f"{i:022d}"]}) for i in range(n)])
+    return ledger.create_jobs(engine, [NewJob("track_sync", {"ids": [f"{i:022d}"]}) for i in range(n)])
 
 
 def age(engine, seconds):
@@ -35,8 +36,8 @@ def test_pending_jobs_without_a_live_message_are_resent_and_live_or_young_ones_a
 
 def test_a_parked_job_is_resent_with_the_delay_left_until_its_not_before(clean_db):
     [job_id] = make_jobs(clean_db, 1)
-    run = jobs.claim(clean_db, job_id, 60).job
-    jobs.park(clean_db, run, jobs.db_now(clean_db) + timedelta(seconds=300), "RateLimited", "429")
+    run = ledger.claim(clean_db, job_id, 60, max_retries=5).job
+    ledger.park(clean_db, run, ledger.db_now(clean_db) + timedelta(seconds=300), "RateLimited", "429")
     age(clean_db, 200)
     sent = []
     reconciler.reconcile(clean_db, lambda *m: sent.append(m), lambda: set(), max_retries=5, grace_s=120)
@@ -48,11 +49,11 @@ def test_a_running_job_whose_lease_ran_out_goes_back_to_pending_and_fails_when_i
     [job_id] = make_jobs(clean_db, 1)
     sent = []
     for died in range(1, 4):
-        jobs.claim(clean_db, job_id, 60)
+        ledger.claim(clean_db, job_id, 60, max_retries=5)
         age(clean_db, 61)
         result = reconciler.reconcile(clean_db, lambda *m: sent.append(m), lambda: set(), max_retries=2)
         assert result.leases_expired == 1
-        job = jobs.get_job(clean_db, job_id)
+        job = ledger.get_job(clean_db, job_id)
         assert job.retry_count == died and job.error_class == "WorkerLost"
         if died <= 2:
             assert job.status == "pending" and sent[-1] == ("track_sync", job_id, 0)
@@ -73,7 +74,7 @@ def test_when_the_broker_cannot_list_messages_pending_jobs_are_judged_by_age(cle
 def test_several_hosts_at_once_send_each_lost_job_once(clean_db):
     job_ids = make_jobs(clean_db, 300)
     for job_id in job_ids[:100]:
-        jobs.claim(clean_db, job_id, 60)
+        ledger.claim(clean_db, job_id, 60, max_retries=5)
     age(clean_db, 600)
     sent, lock = [], threading.Lock()
 
@@ -91,12 +92,12 @@ def test_several_hosts_at_once_send_each_lost_job_once(clean_db):
 
 
 def test_a_backfill_whose_producer_died_while_sending_is_closed_and_its_jobs_resent(clean_db):
-    backfill = jobs.create_backfill(clean_db, "track_sync", "died half-way")
-    job_ids = jobs.create_jobs(clean_db, [NewJob("track_sync", {"ids": ["x" * 22]})] * 3, backfill_id=backfill)
+    backfill = ledger.create_backfill(clean_db, "track_sync", "died half-way")
+    job_ids = ledger.create_jobs(clean_db, [NewJob("track_sync", {"ids": ["x" * 22]})] * 3, backfill_id=backfill)
     with clean_db.begin() as conn:
         conn.execute(text('UPDATE spotify_backfills SET "totalJobs" = 3, "createdAt" = "createdAt" - interval \'1 hour\''))
     age(clean_db, 3600)
     sent = []
     reconciler.reconcile(clean_db, lambda *m: sent.append(m[1]), lambda: set(job_ids[:1]), max_retries=5)
     assert sorted(sent) == sorted(job_ids[1:])
-    assert jobs.backfill_progress(clean_db, backfill).state == "enqueued"
+    assert ledger.backfill_progress(clean_db, backfill).state == "enqueued"

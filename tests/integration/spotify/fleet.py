@@ -8,9 +8,10 @@ import time
 
 import httpx
 
-from pipeline.spotify import SpotifyClient
-from pipeline.spotify.errors import RateLimited, SpotifyError
+from pipeline.errors import RateLimited, SpotifyError
+from pipeline.spotify.client import SpotifyClient
 from pipeline.spotify.http import make_http_client
+from pipeline.wiring import build_client
 
 
 def _client(settings, engine=None, sent: list | None = None, limited_at: list | None = None) -> SpotifyClient:
@@ -25,7 +26,7 @@ def _client(settings, engine=None, sent: list | None = None, limited_at: list | 
             if response.status_code == 429:
                 limited_at.append(time.time())
         hooks["response"] = [on_response]
-    return SpotifyClient.from_settings(settings, engine=engine, http=make_http_client(settings, event_hooks=hooks))
+    return build_client(settings, engine=engine, http=make_http_client(settings, event_hooks=hooks))
 
 
 def steady_load(settings, ids, threads: int, start, duration_s: float, results) -> None:
@@ -105,7 +106,7 @@ def user_calls(settings, user_id: str, threads: int, start, results) -> None:
     from shared.db import make_engine
 
     engine = make_engine(settings, pool_size=threads)
-    client = SpotifyClient.from_settings(settings, engine=engine)
+    client = build_client(settings, engine=engine)
     outcomes: list[str] = []
     lock = threading.Lock()
     barrier = threading.Barrier(threads)
@@ -132,7 +133,7 @@ def capability_follower(settings, ids, new_ids, threads: int, ready, go, results
     """A worker process that learns nothing itself: it fetches `ids` while the tier allows batch
     /tracks and /audio-features (and keeps that), says it is ready, and when told to go fetches
     `new_ids` from `threads` threads. Reports the 403s it met and what each thread got."""
-    from pipeline.spotify.errors import CapabilityForbidden
+    from pipeline.errors import CapabilityForbidden
     from shared.db import make_engine
 
     engine = make_engine(settings, pool_size=threads)
@@ -142,7 +143,7 @@ def capability_follower(settings, ids, new_ids, threads: int, ready, go, results
         if response.status_code == 403:
             met_403.append(response.request.url.path)
 
-    client = SpotifyClient.from_settings(settings, engine=engine,
+    client = build_client(settings, engine=engine,
                                          http=make_http_client(settings, event_hooks={"response": [on_response]}))
     client.get_tracks(ids)
     client.get_audio_features(ids)

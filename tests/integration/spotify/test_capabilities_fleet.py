@@ -10,9 +10,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, Capabilities, PostgresCapabilityRows
-from pipeline.spotify import SpotifyClient
-from pipeline.spotify.errors import CapabilityForbidden
+from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, Capabilities
+from pipeline.errors import CapabilityForbidden
+from pipeline.store.capabilities import PostgresCapabilityRows
+from pipeline.wiring import build_client
 from shared.keys import RedisKeys
 from shared.redis_conn import connect
 from shared.settings import Rate
@@ -35,7 +36,7 @@ def test_a_403_one_process_learns_is_obeyed_by_another_process_at_its_next_call(
     follower.start()
     try:
         assert ready.wait(60), "the follower process did not start"
-        client = SpotifyClient.from_settings(settings, engine=clean_db)
+        client = build_client(settings, engine=clean_db)
         client.get_tracks(warm)
         client.get_audio_features(warm)
 

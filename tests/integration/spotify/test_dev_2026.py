@@ -4,8 +4,8 @@ once, records it, fetches tracks one by one and never calls a forbidden endpoint
 import pytest
 from sqlalchemy import select
 
-from pipeline.spotify import SpotifyClient
-from pipeline.spotify.errors import CapabilityForbidden
+from pipeline.errors import CapabilityForbidden
+from pipeline.wiring import build_client
 from shared.db import transaction
 from shared.models import SpotifyCapability
 from shared.settings import Rate
@@ -18,7 +18,7 @@ def test_dev_2026_learns_its_capabilities_and_falls_back(settings, clean_db, sta
     emulator = start_emulator(tier="dev-2026", rate_limit=None)
     settings = pointed_at(settings, emulator, spotify_rate_limit=Rate(10_000, 1))
     ids = emulator.ids(500)
-    client = SpotifyClient.from_settings(settings, engine=clean_db)
+    client = build_client(settings, engine=clean_db)
 
     tracks = client.get_tracks(ids)
     assert list(tracks) == ids and all(t is not None and t.id == i for i, t in tracks.items())
@@ -32,7 +32,7 @@ def test_dev_2026_learns_its_capabilities_and_falls_back(settings, clean_db, sta
     with pytest.raises(CapabilityForbidden):
         client.get_audio_features(ids[:10])
     # And a new process (a fresh client) knows it from the table.
-    fresh = SpotifyClient.from_settings(settings, engine=clean_db)
+    fresh = build_client(settings, engine=clean_db)
     fresh.get_tracks(ids[:5])
     with pytest.raises(CapabilityForbidden):
         fresh.get_audio_features(ids[:5])

@@ -10,9 +10,9 @@ import time
 import pytest
 import redis
 
+from pipeline.errors import RateLimited, RedisUnavailable
 from pipeline.ratecontrol.limiter import RedisLimiter
 from pipeline.ratecontrol.penalty_box import RedisPenaltyBox
-from pipeline.spotify.errors import LimiterUnavailable, RateLimited
 from shared.keys import RedisKeys
 from shared.settings import Rate
 
@@ -68,9 +68,9 @@ def test_the_limiter_and_the_box_work_again_after_a_redis_restart(private_redis)
     box.check()
 
     private_redis.stop()
-    with pytest.raises(LimiterUnavailable):
+    with pytest.raises(RedisUnavailable):
         limiter.acquire()
-    with pytest.raises(LimiterUnavailable):
+    with pytest.raises(RedisUnavailable):
         box.check()
 
     private_redis.start()  # empty: no data, no scripts

@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 
 from cli import main
-from pipeline.connections import load_tokens
-from pipeline.spotify import SpotifyClient
-from pipeline.spotify.errors import InvalidGrant
+from pipeline.errors import InvalidGrant
+from pipeline.store.connections import load_tokens
+from pipeline.wiring import build_client
 from shared.crypto import TokenCipher
 from shared.db import transaction
 from shared.models import SpotifyConnection, User
@@ -41,7 +41,7 @@ def test_connect_stores_the_user_and_encrypted_tokens(settings, clean_db, start_
         assert session.get(User, "user-1") is not None
     assert tokens.access_token not in row.access_token and tokens.refresh_token not in row.refresh_token
     assert emulator.stats()["tokens"]["authorization_code"][settings.spotify_client_id] == {"alice": 1}
-    page = SpotifyClient.from_settings(settings, engine=clean_db).for_user("user-1").saved_tracks(0, 50)
+    page = build_client(settings, engine=clean_db).for_user("user-1").saved_tracks(0, 50)
     assert len(page.items) == 50 and page.total == 500
 
 
@@ -78,13 +78,13 @@ def test_twenty_threads_in_three_processes_refresh_once_and_a_revoked_grant_need
 
     # The user revokes the app: the next call learns it, marks the connection, and stops asking.
     emulator.post("/_emulator/revoke", {"user": "bob", "client_id": client_id})
-    client = SpotifyClient.from_settings(settings, engine=clean_db)
+    client = build_client(settings, engine=clean_db)
     with pytest.raises(InvalidGrant) as caught:
         client.for_user("user-2").saved_tracks(0, 50)
-    assert caught.value.permanent
+    assert not caught.value.transient
     assert load_tokens(clean_db, cipher, "user-2").status == "needs_reauth"
     token_requests, api_requests = emulator.requests("/api/token"), emulator.api_requests()
-    for fresh in (client, SpotifyClient.from_settings(settings, engine=clean_db)):
+    for fresh in (client, build_client(settings, engine=clean_db)):
         for _ in range(3):
             with pytest.raises(InvalidGrant):
                 fresh.for_user("user-2").me()

@@ -1,21 +1,28 @@
 """The actors on a StubBroker with a real ledger and a fake Spotify client: what each failure
-does to the job row and to its message."""
+does to the job row and to its message. Each job runs through the actor Dramatiq declared from the
+job-type registry (and, in the first test, through a Dramatiq worker consuming the queue)."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name
 from dramatiq.message import Message
+from dramatiq.worker import Worker
 from sqlalchemy import text
 
-from pipeline import jobs, producers, songs
-from pipeline.capabilities import POPULARITY, Capabilities, CapabilityState, InMemoryCapabilityRows
-from pipeline.spotify.errors import CapabilityForbidden, InvalidGrant, RateLimited, ServerError
+from pipeline import producers
+from pipeline.capabilities import POPULARITY, Capabilities, InMemoryCapabilityRows
+from pipeline.errors import CapabilityForbidden, InvalidGrant, PipelineError, RateLimited, ServerError
+from pipeline.spotify.client import TrackFetch
 from pipeline.spotify.models import Page, SavedTrack, Track
-from shared.db import transaction
+from pipeline.store import freshness, ledger, songs
+from pipeline.store.capabilities import CapabilityState
+from shared.clock import utc_now
 from workers import actors
-from workers.middleware import JobSender, LeaseKeeper, WorkerEnv
+from workers.leases import LeaseKeeper
+from workers.sender import JobSender
+from workers.setup import WorkerEnv, install_env
 
 IDS = [f"{i:022d}" for i in range(50)]
 
@@ -38,6 +45,12 @@ class FakeSpotify:
         self.calls.append((name, n))
         if self.errors:
             raise self.errors.pop(0)
+
+    def fetch_tracks(self, ids):
+        try:
+            return TrackFetch(self.get_tracks(ids))
+        except PipelineError as exc:
+            return TrackFetch({}, exc)
 
     def get_tracks(self, ids):
         self._call("tracks", len(ids))
@@ -76,15 +89,16 @@ def world(settings, clean_db):
 
 def enqueue(env, ids=IDS):
     producers.enqueue_track_sync(env.engine, env.send, iter(ids), force=False, track_ttl_s=86400)
-    return jobs.list_jobs(env.engine)[0]
+    return ledger.list_jobs(env.engine)[0]
 
 
 def run(job_type, job_id, env):
-    from workers.middleware import run_job
-
-    run_job(job_id, job_type, lambda e, j: getattr(actors.sync, {
-        "track_sync": "sync_tracks", "user_library": "sync_library", "popularity_update": "update_popularity"}[job_type])(
-        e.context, j), env=env)
+    """What a worker thread does with a message for `job_id`: call the declared actor."""
+    install_env(env)
+    try:
+        env.send.broker.get_actor(job_type).fn(job_id)
+    finally:
+        install_env(None)
 
 
 def messages(broker, queue):
@@ -107,7 +121,7 @@ def add_user(engine, user_id):
 
 def library_job(engine, user_id):
     """A new incremental (not --full) library job for the user: its id."""
-    [job_id] = jobs.create_jobs(engine, [jobs.NewJob("user_library", {"full": False}, user_id=user_id)])
+    [job_id] = ledger.create_jobs(engine, [ledger.NewJob("user_library", {"full": False}, user_id=user_id)])
     return job_id
 
 
@@ -127,7 +141,7 @@ def test_a_track_sync_fetches_upserts_and_completes_with_what_it_wrote(world):
     job = enqueue(env)
     assert [m.args for m in messages(broker, "tracks")] == [(job.id,)]
     run("track_sync", job.id, env)
-    done = jobs.get_job(engine, job.id)
+    done = ledger.get_job(engine, job.id)
     assert done.status == "completed"
     assert done.result == {"requested": 50, "skipped_fresh": 0, "audio_features": "synced", "fetched": 50,
                            "upserted": 50, "inserted": 50, "not_found": [], "features_written": 50}
@@ -140,12 +154,11 @@ def test_a_track_sync_fetches_upserts_and_completes_with_what_it_wrote(world):
 
 def test_a_job_does_not_ask_again_for_ids_spotify_answered_null_for_within_the_ttl(world):
     _, _, spotify, env, engine = world
-    with transaction(engine) as session:
-        songs.remember_unknown(session, IDS[:10], jobs.db_now(engine))
-    [job_id] = jobs.create_jobs(engine, [jobs.NewJob("track_sync", {"ids": IDS})])  # made before it was known
+    songs.write_tracks(engine, [], IDS[:10], ledger.db_now(engine))  # Spotify answered null for them
+    [job_id] = ledger.create_jobs(engine, [ledger.NewJob("track_sync", {"ids": IDS})])  # made before it was known
     run("track_sync", job_id, env)
     assert spotify.calls == [("tracks", 40), ("audio_features", 40)]
-    assert jobs.get_job(engine, job_id).result["skipped_fresh"] == 10
+    assert ledger.get_job(engine, job_id).result["skipped_fresh"] == 10
 
 
 def test_a_rate_limit_parks_the_job_with_a_delayed_message_and_keeps_its_retries(world):
@@ -153,20 +166,20 @@ def test_a_rate_limit_parks_the_job_with_a_delayed_message_and_keeps_its_retries
     job = enqueue(env)
     spotify.errors = [RateLimited(120)]
     run("track_sync", job.id, env)
-    parked = jobs.get_job(engine, job.id)
+    parked = ledger.get_job(engine, job.id)
     assert (parked.status, parked.retry_count, parked.error_class) == ("pending", 0, "RateLimited")
-    wait = parked.not_before - jobs.db_now(engine)
+    wait = parked.not_before - ledger.db_now(engine)
     assert timedelta(seconds=115) < wait <= timedelta(seconds=126)
     [message] = delayed(broker, "tracks")
     assert message.args == (job.id,) and 119_000 <= message.options["eta"] - message.message_timestamp <= 126_000
     # The message comes back too early (a duplicate): it is sent again for the deadline.
     run("track_sync", job.id, env)
-    assert len(delayed(broker, "tracks")) == 2 and jobs.get_job(engine, job.id).status == "pending"
+    assert len(delayed(broker, "tracks")) == 2 and ledger.get_job(engine, job.id).status == "pending"
     # The deadline passes: it runs and completes.
     with engine.begin() as conn:
         conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = "notBefore" - interval \'1 hour\''))
     run("track_sync", job.id, env)
-    assert jobs.get_job(engine, job.id).status == "completed"
+    assert ledger.get_job(engine, job.id).status == "completed"
 
 
 def test_a_job_parked_between_tracks_and_features_asks_only_for_the_features_next_time(world):
@@ -175,12 +188,12 @@ def test_a_job_parked_between_tracks_and_features_asks_only_for_the_features_nex
     real = spotify.get_audio_features
     spotify.get_audio_features = lambda ids: (_ for _ in ()).throw(RateLimited(5))
     run("track_sync", job.id, env)
-    assert jobs.get_job(engine, job.id).status == "pending"
+    assert ledger.get_job(engine, job.id).status == "pending"
     assert tuple(songs_count(engine)) == (50, 0)  # the tracks are written already
     spotify.get_audio_features = real
     release_parked_jobs(engine)
     run("track_sync", job.id, env)
-    done = jobs.get_job(engine, job.id)
+    done = ledger.get_job(engine, job.id)
     assert (done.status, done.result["skipped_fresh"], done.result["features_written"]) == ("completed", 50, 50)
     assert spotify.calls == [("tracks", 50), ("audio_features", 50)]
     assert tuple(songs_count(engine)) == (50, 50)
@@ -193,11 +206,11 @@ def test_transient_errors_retry_with_backoff_then_fail_with_the_error(world):
     spotify.errors = [ServerError("HTTP 503")] * 3
     for expected_retries in (1, 2):
         run("track_sync", job.id, env)
-        row = jobs.get_job(engine, job.id)
+        row = ledger.get_job(engine, job.id)
         assert (row.status, row.retry_count, row.error_class) == ("pending", expected_retries, "ServerError")
         release_parked_jobs(engine)
     run("track_sync", job.id, env)
-    failed = jobs.get_job(engine, job.id)
+    failed = ledger.get_job(engine, job.id)
     assert (failed.status, failed.error_class, failed.error) == ("failed", "ServerError", "HTTP 503 (gave up after 2 retries)")
     assert len(delayed(broker, "tracks")) == 2
 
@@ -207,7 +220,7 @@ def test_a_permanent_error_fails_at_once(world):
     job = enqueue(env)
     spotify.errors = [InvalidGrant("Refresh token revoked")]
     run("track_sync", job.id, env)
-    failed = jobs.get_job(engine, job.id)
+    failed = ledger.get_job(engine, job.id)
     assert (failed.status, failed.retry_count, failed.error_class) == ("failed", 0, "InvalidGrant")
 
 
@@ -216,7 +229,7 @@ def test_without_audio_features_the_songs_are_written_and_the_reason_kept(world)
     spotify.features = False
     job = enqueue(env)
     run("track_sync", job.id, env)
-    done = jobs.get_job(engine, job.id)
+    done = ledger.get_job(engine, job.id)
     assert (done.status, done.result["audio_features"], done.result["audio_features_reason"]) == (
         "completed", "unavailable", "403 Forbidden")
     assert tuple(songs_count(engine)) == (50, 0)
@@ -225,7 +238,7 @@ def test_without_audio_features_the_songs_are_written_and_the_reason_kept(world)
 def test_a_job_leased_to_a_live_worker_is_not_run_twice(world):
     broker, _, spotify, env, engine = world
     job = enqueue(env)
-    jobs.claim(engine, job.id, 60)  # another worker has it
+    ledger.claim(engine, job.id, 60, max_retries=5)  # another worker has it
     run("track_sync", job.id, env)
     assert spotify.calls == [] and len(delayed(broker, "tracks")) == 1
 
@@ -233,11 +246,11 @@ def test_a_job_leased_to_a_live_worker_is_not_run_twice(world):
 def test_popularity_update_records_history_or_why_it_is_unavailable(world):
     _, _, spotify, env, engine = world
     enqueue(env)
-    run("track_sync", jobs.list_jobs(engine)[0].id, env)
+    run("track_sync", ledger.list_jobs(engine)[0].id, env)
     result = producers.enqueue_popularity_update(engine, env.send, older_than_s=0, limit=50)
-    [job_id] = [j.id for j in jobs.list_jobs(engine, job_type="popularity_update")]
+    [job_id] = [j.id for j in ledger.list_jobs(engine, job_type="popularity_update")]
     run("popularity_update", job_id, env)
-    assert jobs.get_job(engine, job_id).result == {"requested": 50, "updated": 50, "not_found": []}
+    assert ledger.get_job(engine, job_id).result == {"requested": 50, "updated": 50, "not_found": []}
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM song_popularity_history")).scalar() == 50
 
@@ -245,9 +258,9 @@ def test_popularity_update_records_history_or_why_it_is_unavailable(world):
     spotify.capabilities = Capabilities(InMemoryCapabilityRows(), "dev-2026-client")
     calls = len(spotify.calls)
     producers.enqueue_popularity_update(engine, env.send, older_than_s=0, limit=50)
-    job_id = jobs.list_jobs(engine, job_type="popularity_update", status="pending")[0].id
+    job_id = ledger.list_jobs(engine, job_type="popularity_update", status="pending")[0].id
     run("popularity_update", job_id, env)
-    done = jobs.get_job(engine, job_id)
+    done = ledger.get_job(engine, job_id)
     assert done.status == "completed" and done.result["popularity"] == "unavailable"
     assert done.result["reason"] == "tracks come without popularity"
     assert spotify.calls[calls:] == [("tracks", 1)]  # one probe, not fifty
@@ -269,7 +282,7 @@ def test_popularity_jobs_waiting_on_another_callers_probe_leave_their_songs_for_
         conn.execute(text('UPDATE songs SET "lastPopularityUpdate" = "lastPopularityUpdate" - interval \'2 hours\''))
     two_hours_old = last_popularity_updates(engine)
     rows = InMemoryCapabilityRows()
-    an_hour_ago = datetime.utcnow() - timedelta(hours=1)
+    an_hour_ago = utc_now() - timedelta(hours=1)
     rows.save("client", CapabilityState(POPULARITY, False, "tracks come without popularity", an_hour_ago - timedelta(days=1),
                                         an_hour_ago))
     spotify.capabilities = Capabilities(rows, "client")
@@ -278,9 +291,9 @@ def test_popularity_jobs_waiting_on_another_callers_probe_leave_their_songs_for_
 
     def refresh():
         producers.enqueue_popularity_update(engine, env.send, older_than_s=3600, limit=1000)
-        [job] = jobs.list_jobs(engine, job_type="popularity_update", status="pending")
+        [job] = ledger.list_jobs(engine, job_type="popularity_update", status="pending")
         run("popularity_update", job.id, env)
-        return jobs.get_job(engine, job.id)
+        return ledger.get_job(engine, job.id)
 
     waiting = refresh()
     assert (waiting.status, waiting.result["popularity"], waiting.result["updated"]) == ("completed", "rechecking", 0)
@@ -313,18 +326,18 @@ def test_a_library_sync_checkpoints_every_page_and_stops_at_known_tracks(world, 
 
     spotify.saved_tracks = flaky_pages  # the third page fails once
     run("user_library", job_id, env)
-    row = jobs.get_job(engine, job_id)
+    row = ledger.get_job(engine, job_id)
     assert (row.status, row.result["next_offset"], row.result["pages"]) == ("pending", 100, 2)
     release_parked_jobs(engine)
     run("user_library", job_id, env)
-    done = jobs.get_job(engine, job_id)
+    done = ledger.get_job(engine, job_id)
     assert (done.status, done.result["pages"], done.result["tracks"], done.result["new_links"]) == ("completed", 3, 120, 120)
     assert [c for c in spotify.calls if c[0] == "saved_tracks"] == [("saved_tracks", 0), ("saved_tracks", 50),
                                                                     ("saved_tracks", 100)]
     # Again: the first page holds known tracks, so one page is read.
     again = library_job(engine, "u1")
     run("user_library", again, env)
-    assert jobs.get_job(engine, again).result["pages"] == 1
+    assert ledger.get_job(engine, again).result["pages"] == 1
     assert saved_tracks_of(engine, "u1") == 120
 
 
@@ -342,12 +355,12 @@ def test_a_library_run_cut_short_after_its_last_page_reads_no_page_again(world, 
 
     spotify.get_audio_features = limited_on_the_last_page
     run("user_library", job_id, env)
-    parked = jobs.get_job(engine, job_id)
+    parked = ledger.get_job(engine, job_id)
     assert (parked.status, parked.retry_count, parked.result["next_offset"], parked.result["pages"]) == (
         "pending", 0, None, 2)
     release_parked_jobs(engine)
     run("user_library", job_id, env)
-    done = jobs.get_job(engine, job_id)
+    done = ledger.get_job(engine, job_id)
     assert (done.status, done.result["pages"], done.result["tracks"]) == ("completed", 2, 60)
     assert [c for c in spotify.calls if c[0] == "saved_tracks"] == [("saved_tracks", 0), ("saved_tracks", 50)]
 
@@ -366,19 +379,19 @@ def test_after_a_library_sync_that_failed_part_way_the_next_one_reads_to_the_end
 
     spotify.saved_tracks = revoked_after_the_first_page
     run("user_library", failed, env)
-    assert (jobs.get_job(engine, failed).status, jobs.get_job(engine, failed).result["pages"]) == ("failed", 1)
+    assert (ledger.get_job(engine, failed).status, ledger.get_job(engine, failed).result["pages"]) == ("failed", 1)
 
     # Reconnected: page one holds only known tracks, yet pages two and three were never read.
     spotify.saved_tracks = real_pages
     again = library_job(engine, "u1")
     run("user_library", again, env)
-    done = jobs.get_job(engine, again)
+    done = ledger.get_job(engine, again)
     assert (done.status, done.result["pages"], done.result["full"]) == ("completed", 3, True)
     assert saved_tracks_of(engine, "u1") == 150
     # That one finished: the next stops at the first known page again.
     third = library_job(engine, "u1")
     run("user_library", third, env)
-    assert jobs.get_job(engine, third).result["pages"] == 1
+    assert ledger.get_job(engine, third).result["pages"] == 1
 
 
 def one_by_one_client(spotify_api):
@@ -435,7 +448,7 @@ def test_a_429_part_way_through_one_by_one_tracks_keeps_what_was_fetched(world):
     env.client, clock = one_by_one_client(rate_limited_on_the_20th_request(asked))
     job = enqueue(env)
     run("track_sync", job.id, env)
-    parked = jobs.get_job(engine, job.id)
+    parked = ledger.get_job(engine, job.id)
     assert (parked.status, parked.retry_count, parked.error_class) == ("pending", 0, "RateLimited")
     assert asked == IDS[:20]
     with engine.connect() as conn:
@@ -445,7 +458,7 @@ def test_a_429_part_way_through_one_by_one_tracks_keeps_what_was_fetched(world):
     clock[0] += 61  # the penalty box opens, and so does the job
     release_parked_jobs(engine)
     run("track_sync", job.id, env)
-    done = jobs.get_job(engine, job.id)
+    done = ledger.get_job(engine, job.id)
     assert asked[20:] == IDS[19:] and len(asked[20:]) == 31
     assert (done.status, done.result["skipped_fresh"], done.result["fetched"], done.result["audio_features"]) == (
         "completed", 19, 31, "unavailable")
@@ -460,14 +473,30 @@ def test_ids_answered_404_before_a_429_part_way_are_not_asked_again(world):
     env.client, clock = one_by_one_client(rate_limited_on_the_20th_request(asked, missing={IDS[5], IDS[6]}))
     job = enqueue(env)
     run("track_sync", job.id, env)
-    assert jobs.get_job(engine, job.id).error_class == "RateLimited" and asked == IDS[:20]
-    with transaction(engine) as session:
-        assert set(songs.unknown_since(session, IDS)) == {IDS[5], IDS[6]}
+    assert ledger.get_job(engine, job.id).error_class == "RateLimited" and asked == IDS[:20]
+    assert {i for i, f in freshness.freshness(engine, IDS, 86400).items() if f.track_fresh and not f.song_exists} == {
+        IDS[5], IDS[6]}  # remembered as unknown
 
     clock[0] += 61
     release_parked_jobs(engine)
     run("track_sync", job.id, env)
-    done = jobs.get_job(engine, job.id)
+    done = ledger.get_job(engine, job.id)
     assert asked[20:] == IDS[19:]  # not IDS[5] or IDS[6] again
     assert (done.status, done.result["skipped_fresh"], done.result["fetched"]) == ("completed", 19, 31)
     assert tuple(songs_count(engine)) == (48, 0)
+
+
+def test_a_dramatiq_worker_consuming_the_queue_runs_the_job_through_its_declared_actor(world):
+    broker, _, spotify, env, engine = world
+    job = enqueue(env)
+    install_env(env)
+    worker = Worker(broker, worker_timeout=50, worker_threads=1)
+    worker.start()
+    try:
+        broker.join("tracks", timeout=30_000)
+        worker.join()
+    finally:
+        worker.stop()
+        install_env(None)
+    assert ledger.get_job(engine, job.id).status == "completed"
+    assert tuple(songs_count(engine)) == (50, 50) and spotify.calls == [("tracks", 50), ("audio_features", 50)]

@@ -1,10 +1,10 @@
 """Mapping Spotify's objects to song rows: JSON and the client's dataclasses alike, values fitted
 to the columns' precision and checks, and what a tier leaves out left empty."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from pipeline.songs import features_row, merge_rows, track_row, utc_naive
+from pipeline.mapping import features_row, merge_rows, track_row, utc_naive
 from pipeline.spotify.models import AudioFeatures, Track
 
 AT = datetime(2026, 11, 22, 12, 0, 0)
@@ -61,5 +61,5 @@ def test_without_features_asked_for_nothing_is_marked_synced():
 
 def test_timestamps_become_naive_utc():
     assert utc_naive("2026-01-02T03:04:05Z") == datetime(2026, 1, 2, 3, 4, 5)
-    assert utc_naive(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == datetime(2026, 1, 2, 3, 4, 5)
+    assert utc_naive(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == datetime(2026, 1, 2, 3, 4, 5)
     assert utc_naive(None) is None

@@ -8,9 +8,9 @@ import fakeredis
 import httpx
 import pytest
 
+from pipeline import errors
 from pipeline.auth.app_token import AppToken
 from pipeline.auth.token_endpoint import TokenEndpoint
-from pipeline.spotify import errors
 from shared.crypto import TokenCipher, generate_key
 from shared.keys import RedisKeys
 
@@ -95,7 +95,7 @@ def test_bad_credentials_are_a_permanent_error(httpx_mock):
     httpx_mock.add_response(status_code=400, json={"error": "invalid_client", "error_description": "Invalid client"})
     with pytest.raises(errors.InvalidClient) as caught:
         make(fakeredis.FakeServer()).token()
-    assert caught.value.permanent
+    assert not caught.value.transient
 
 
 def test_a_429_from_the_token_endpoint_is_not_retried_and_keeps_its_retry_after(httpx_mock):

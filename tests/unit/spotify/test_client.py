@@ -7,8 +7,8 @@ import httpx
 import pytest
 from loguru import logger
 
+from pipeline import errors
 from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, POPULARITY
-from pipeline.spotify import errors
 from tests.unit.spotify.conftest import API, make_ids, track_json
 
 FORBIDDEN = {"error": {"status": 403, "message": "Forbidden"}}
@@ -85,7 +85,7 @@ def test_retries_are_bounded_in_attempts(fakes, httpx_mock):
     httpx_mock.add_response(status_code=500, is_reusable=True)
     with pytest.raises(errors.ServerError) as caught:
         fakes.client().get_track(make_ids(1)[0])
-    assert not caught.value.permanent
+    assert caught.value.transient
     assert len(httpx_mock.get_requests()) == 4 and sum(fakes.slept) <= 8
 
 
@@ -102,7 +102,7 @@ def test_timeouts_and_connection_errors_are_retried_then_translated(fakes, httpx
     httpx_mock.add_exception(exception, is_reusable=True)
     with pytest.raises(errors.NetworkError) as caught:
         fakes.client().get_track(make_ids(1)[0])
-    assert isinstance(caught.value.__cause__, httpx.HTTPError) and not caught.value.permanent
+    assert isinstance(caught.value.__cause__, httpx.HTTPError) and caught.value.transient
     assert len(httpx_mock.get_requests()) == 4
 
 
@@ -181,7 +181,7 @@ def test_a_403_on_audio_features_raises_a_documented_error_and_stops_the_calls(f
     for _ in range(3):
         with pytest.raises(errors.CapabilityForbidden) as caught:
             client.get_audio_features(make_ids(5))
-        assert caught.value.capability == AUDIO_FEATURES and caught.value.permanent
+        assert caught.value.capability == AUDIO_FEATURES and not caught.value.transient
         assert caught.value.recheck_after is not None
     assert len(httpx_mock.get_requests()) == 1
 
@@ -213,7 +213,7 @@ def test_a_next_url_off_the_api_base_is_refused_and_gets_no_token(fakes, httpx_m
     with pytest.raises(errors.ForeignUrl) as caught:
         client.next_page(client.saved_tracks(offset=0, limit=2))
     assert caught.value.host == httpx.URL(next_url).host and caught.value.host in str(caught.value)
-    assert caught.value.permanent and "token-1" not in str(caught.value)
+    assert not caught.value.transient and "token-1" not in str(caught.value)
     assert len(httpx_mock.get_requests()) == 1  # pytest-httpx would refuse the foreign request anyway
 
 
@@ -308,9 +308,9 @@ def test_tracks_fetched_one_by_one_before_a_failure_come_with_the_error(fakes, h
         return httpx.Response(200, json=track_json(singles[-1]))
 
     httpx_mock.add_callback(answer, is_reusable=True)
-    with pytest.raises((errors.RateLimited, errors.ServerError)) as caught:
-        fakes.client().get_tracks(ids)
-    partial = caught.value.partial
+    fetched = fakes.client().fetch_tracks(ids)
+    assert isinstance(fetched.stopped_by, (errors.RateLimited, errors.ServerError))
+    partial = fetched.found
     assert list(partial) == ids[:19] and partial[ids[2]] is None
     assert all(partial[i].id == i for i in ids[:19] if i != ids[2])
 
@@ -329,6 +329,7 @@ def test_a_limiter_refusal_part_way_carries_what_was_fetched(fakes, httpx_mock):
             raise errors.RateLimited(2.5, "local_budget") from None
 
     fakes.limiter.acquire = acquire
-    with pytest.raises(errors.RateLimited) as caught:
+    fetched = fakes.client().fetch_tracks(ids)
+    assert fetched.stopped_by.reason == "local_budget" and list(fetched.found) == ids[:2]
+    with pytest.raises(errors.RateLimited):  # get_tracks raises what stopped it
         fakes.client().get_tracks(ids)
-    assert caught.value.reason == "local_budget" and list(caught.value.partial) == ids[:2]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.spotify.errors import InvalidId
+from pipeline.errors import InvalidId
 from pipeline.spotify.ids import batches, normalize_track_id, normalize_track_ids
 
 ID = "4uLU6hMCjMI75M1A2tKUQC"
@@ -28,7 +28,7 @@ def test_anything_else_is_an_error_that_names_the_input(raw):
     with pytest.raises(InvalidId) as caught:
         normalize_track_id(raw)
     assert repr(raw) in str(caught.value)
-    assert caught.value.permanent and isinstance(caught.value, ValueError)
+    assert not caught.value.transient and isinstance(caught.value, ValueError)
 
 
 def test_a_list_is_normalised_in_order_without_duplicates():

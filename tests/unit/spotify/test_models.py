@@ -1,7 +1,11 @@
-"""Typed results tolerate what an access tier leaves out."""
+"""Typed results tolerate what an access tier leaves out, and refuse a track without what Spotify
+always sends."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+import pytest
+
+from pipeline.errors import MalformedResponse
 from pipeline.spotify.models import AudioFeatures, Page, SavedTrack, SpotifyUser, Track
 
 FULL = {
@@ -27,9 +31,25 @@ def test_a_dev_2026_track_reads_none_for_what_is_left_out():
     assert (track.popularity, track.preview_url, track.isrc) == (None, None, "USUM71703861")
 
 
-def test_a_bare_object_does_not_raise():
-    track = Track.from_json({"id": "x"})
-    assert (track.name, track.artists, track.album, track.duration_ms, track.popularity) == ("", (), None, None, None)
+@pytest.mark.parametrize(("broken", "named"), [
+    ({"id": "x"}, "'name'"),
+    ({**FULL, "name": None}, "'name'"),
+    ({**FULL, "artists": "Rick"}, "'artists'"),
+    ({**FULL, "artists": [{"id": "a"}]}, "'artists'"),
+    ({**FULL, "album": None}, "'album'"),
+    ({**FULL, "duration_ms": "213573"}, "'duration_ms'"),
+    ({**FULL, "id": 7}, "'id'"),
+])
+def test_an_object_lacking_what_spotify_always_sends_is_malformed(broken, named):
+    with pytest.raises(MalformedResponse) as caught:
+        Track.from_json(broken)
+    assert named in str(caught.value) and caught.value.transient
+
+
+def test_fields_a_tier_leaves_out_read_none():
+    reduced = {k: v for k, v in FULL.items() if k not in ("popularity", "preview_url", "external_ids", "explicit")}
+    track = Track.from_json(reduced)
+    assert (track.popularity, track.preview_url, track.isrc, track.explicit) == (None, None, None, None)
 
 
 def test_audio_features_and_user_and_page():
@@ -39,7 +59,7 @@ def test_audio_features_and_user_and_page():
     assert (user.country, user.email, user.account_id) == (None, None, "acc")
     page = Page.from_json({"items": [{"added_at": "2026-01-02T03:04:05Z", "track": FULL}], "offset": 50, "limit": 50,
                            "total": 51, "next": None, "previous": "p", "href": "h"}, SavedTrack.from_json)
-    assert page.items[0].added_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert page.items[0].added_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert (page.next_offset, page.total) == (None, 51)
 
 

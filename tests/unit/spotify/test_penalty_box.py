@@ -5,8 +5,8 @@ import time
 import fakeredis
 import pytest
 
+from pipeline.errors import RateLimited, RedisUnavailable
 from pipeline.ratecontrol.penalty_box import InMemoryPenaltyBox, RedisPenaltyBox
-from pipeline.spotify.errors import LimiterUnavailable, RateLimited
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -82,7 +82,7 @@ def test_redis_down_with_nothing_known_is_a_transient_error():
     server = fakeredis.FakeServer()
     box = RedisPenaltyBox(fakeredis.FakeRedis(server=server), "test:penalty:down")
     server.connected = False
-    with pytest.raises(LimiterUnavailable):
+    with pytest.raises(RedisUnavailable):
         box.check()
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline.spotify import errors
+from pipeline import errors
 from pipeline.spotify.responses import (
     api_error,
     api_result,
@@ -32,13 +32,13 @@ def test_a_success_returns_the_json_object():
 def test_a_success_with_an_unreadable_body_is_malformed_and_transient(payload):
     with pytest.raises(errors.MalformedResponse) as caught:
         api_result(200, {}, payload, "/tracks", DEFAULT)
-    assert not caught.value.permanent
+    assert caught.value.transient
 
 
 def test_429_with_retry_after_is_rate_limited_for_that_long():
     error = decide(429, body({"error": {"status": 429, "message": "API rate limit exceeded"}}), {"retry-after": "7"})
     assert isinstance(error, errors.RateLimited)
-    assert (error.retry_after_s, error.reason, error.permanent) == (7.0, "rate_limit", False)
+    assert (error.retry_after_s, error.reason, error.transient) == (7.0, "rate_limit", True)
 
 
 def test_429_quota_exceeded_is_told_apart():
@@ -74,7 +74,7 @@ def test_retry_after_parsing():
 ])
 def test_each_status_maps_to_one_error(status, cls, permanent):
     error = decide(status, body({"error": {"status": status, "message": "the message"}}))
-    assert type(error) is cls and error.permanent is permanent and error.message.endswith("the message")
+    assert type(error) is cls and error.transient is not permanent and error.message.endswith("the message")
 
 
 def test_403_names_the_endpoint_and_keeps_the_message():
@@ -95,7 +95,7 @@ def test_token_success_and_errors():
     assert token(200, body({"access_token": "a", "expires_in": 3600}))["access_token"] == "a"
     with pytest.raises(errors.InvalidGrant) as caught:
         token(400, body({"error": "invalid_grant", "error_description": "Refresh token revoked"}))
-    assert caught.value.permanent and "Refresh token revoked" in str(caught.value)
+    assert not caught.value.transient and "Refresh token revoked" in str(caught.value)
     with pytest.raises(errors.InvalidClient):
         token(400, body({"error": "invalid_client", "error_description": "Invalid client"}))
     with pytest.raises(errors.AuthError):

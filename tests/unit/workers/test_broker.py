@@ -5,16 +5,20 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.message import Message
 
+from shared.jobtypes import JOB_TYPES
 from shared.settings import Settings
 from workers.actors import declare_actors
-from workers.broker import HEARTBEAT_TIMEOUT_MS, ROUTES, build_broker
-from workers.middleware import MAX_DELAY_S, JobSender
+from workers.broker import HEARTBEAT_TIMEOUT_MS, build_broker
+from workers.sender import MAX_DELAY_S, JobSender
 
 
 def test_each_job_type_has_its_queue_and_library_syncs_come_first():
     broker = StubBroker()
     declared = declare_actors(broker)
-    assert {name: (a.queue_name, a.priority) for name, a in declared.items()} == ROUTES
+    assert {name: (a.queue_name, a.priority, a.options["time_limit"]) for name, a in declared.items()} == {
+        "track_sync": ("tracks", 20, 600_000), "user_library": ("library", 0, 3_600_000),
+        "popularity_update": ("popularity", 10, 600_000)}
+    assert [a.fn.__name__ for a in declared.values()] == [t.name for t in JOB_TYPES]
     assert declared["user_library"].priority < declared["popularity_update"].priority < declared["track_sync"].priority
     assert {q for q in broker.get_declared_queues() if not q.endswith(".DQ")} == {"library", "popularity", "tracks"}
 

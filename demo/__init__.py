@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from pipeline.store import ledger, songs
 from shared import migrate
 from shared import services as embedded
 from shared.crypto import generate_key
@@ -87,7 +88,7 @@ def run(settings: Settings, echo: Echo, plan: DemoPlan = DemoPlan()) -> None:
         echo(f"database migrated to {migrate.current(database_url)}")
         engine = make_engine(settings)
         stack.callback(engine.dispose)
-        since = _db_now(engine)
+        since = ledger.db_now(engine)
         cli = _Cli(settings)
 
         cli.run("connect", "--user", DEMO_USER, *(["--open-with-http"] if emulator_url else []), echo=echo)
@@ -169,12 +170,7 @@ def _seed_existing_songs(engine: Engine, emulator_url: str, plan: DemoPlan, echo
     response = httpx.get(f"{emulator_url}/_emulator/ids",
                          params={"count": plan.existing_songs, "offset": plan.tracks}, timeout=30)
     response.raise_for_status()
-    with engine.begin() as conn:
-        added = conn.execute(text("""
-            INSERT INTO songs (title, artist, "spotifyId")
-            SELECT 'Existing song ' || n, 'The existing application', sid
-            FROM unnest(CAST(:ids AS text[])) WITH ORDINALITY AS t(sid, n)
-            ON CONFLICT ("spotifyId") DO NOTHING"""), {"ids": response.json()["ids"]}).rowcount
+    added = songs.add_placeholder_songs(engine, response.json()["ids"], "The existing application")
     if added:
         echo(f"  {added} songs of the existing application added (Spotify ids, no Spotify data yet)")
 
@@ -186,9 +182,7 @@ def _backfill_ids(engine: Engine, emulator_url: str | None, plan: DemoPlan, stac
         response.raise_for_status()
         ids = response.json()["ids"]
     else:
-        with engine.connect() as conn:
-            ids = list(conn.execute(text('SELECT "spotifyId" FROM songs WHERE "spotifyId" IS NOT NULL LIMIT :n'),
-                                    {"n": plan.tracks}).scalars())
+        ids = songs.known_spotify_ids(engine, plan.tracks)
     if not ids:
         return None
     handle = tempfile.NamedTemporaryFile("w", prefix="demo-ids-", suffix=".txt", delete=False)
@@ -252,23 +246,10 @@ def _stop(process: subprocess.Popen) -> None:
 # --- watching and reporting ---------------------------------------------------------------------
 
 
-def _db_now(engine: Engine):
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT (now() AT TIME ZONE 'utc')::timestamp")).scalar()
-
-
 def _progress(engine: Engine, metrics_url: str, since, previous: Progress | None) -> Progress:
-    with engine.connect() as conn:
-        row = conn.execute(text("""
-            SELECT count(*),
-                   count(*) FILTER (WHERE status IN ('completed', 'failed')),
-                   count(*) FILTER (WHERE status = 'failed'),
-                   count(*) FILTER (WHERE status = 'pending' AND "notBefore" > (now() AT TIME ZONE 'utc'))
-            FROM spotify_sync_jobs WHERE "createdAt" >= :since"""), {"since": since}).one()
-        synced = conn.execute(text('SELECT count(*) FROM songs WHERE "spotifyLastSync" >= :since'),
-                              {"since": since}).scalar()
-    progress = Progress(jobs_total=row[0], jobs_finished=row[1], jobs_failed=row[2], parked=row[3],
-                        songs_synced=synced)
+    jobs = ledger.jobs_since(engine, since)
+    progress = Progress(jobs_total=jobs.total, jobs_finished=jobs.finished, jobs_failed=jobs.failed,
+                        parked=jobs.parked, songs_synced=songs.songs_written(engine, since).synced_since)
     # Requests and 429s come from the workers' own metrics, so they mean the same against Spotify.
     counters = _scrape(metrics_url)
     if counters is not None:
@@ -328,12 +309,9 @@ def _watch(engine: Engine, metrics_url: str, since, started: float, workers: sub
 
 def _summary(engine: Engine, emulator_url: str | None, since, progress: Progress, elapsed_s: float,
              echo: Echo) -> None:
-    with engine.connect() as conn:
-        written = conn.execute(text('SELECT count(*) FROM songs WHERE "updatedAt" >= :since'), {"since": since}).scalar()
-        total = conn.execute(text("SELECT count(*) FROM songs")).scalar()
-        sample = conn.execute(text("""
-            SELECT title, artist, "spotifyPopularity", danceability, energy, tempo, "spotifyId"
-            FROM songs WHERE "spotifyLastSync" IS NOT NULL ORDER BY md5("spotifyId") LIMIT 8""")).all()
+    counted = songs.songs_written(engine, since)
+    written, total = counted.written_since, counted.total
+    sample = songs.sample_enriched(engine, 8)
     echo("")
     echo("summary")
     echo(f"  jobs          {progress.jobs_finished:,} finished ({progress.jobs_failed:,} failed)")

@@ -1,4 +1,8 @@
-"""Builds a SpotifyClient from the settings: the real boundaries (Redis, Postgres, httpx)."""
+"""Builds a SpotifyClient from the settings: the real boundaries (Redis, Postgres, httpx).
+
+The composition root of the domain: it alone imports the client, the auth flows, the rate
+control and the store together, so none of those packages imports another's wiring.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pipeline.auth.user_token import UserToken
 from pipeline.capabilities import Capabilities, InMemoryCapabilityRows
 from pipeline.ratecontrol.limiter import RedisLimiter
 from pipeline.ratecontrol.penalty_box import RedisPenaltyBox
+from pipeline.spotify.client import SpotifyClient
 from pipeline.spotify.http import shared_http_client
 from shared.crypto import TokenCipher
 from shared.keys import RedisKeys
@@ -22,7 +27,9 @@ def token_endpoint(settings: Settings, http) -> TokenEndpoint:
                          retry_budget_s=settings.retry_budget_s, retry_after_default_s=settings.retry_after_default_s)
 
 
-def build_client(cls, settings: Settings, redis=None, engine=None, *, http=None):
+def build_client(settings: Settings, redis=None, engine=None, *, http=None) -> SpotifyClient:
+    """One per process: the fleet's budget and penalty box (Redis), the shared app token, the
+    capabilities (Postgres rows, Redis version), user tokens (with an engine and token keys)."""
     client_id, _ = settings.require_client_credentials()
     redis = redis if redis is not None else connect(settings)
     http = http if http is not None else shared_http_client(settings)
@@ -40,7 +47,7 @@ def build_client(cls, settings: Settings, redis=None, engine=None, *, http=None)
     if engine is not None and cipher is not None:
         def user_tokens(user_id: str) -> UserToken:
             return UserToken(engine, cipher, endpoint, user_id)
-    return cls(
+    return SpotifyClient(
         http=http,
         api_base_url=settings.spotify_api_base_url,
         limiter=RedisLimiter(redis, keys.rate_bucket(client_id), settings.spotify_rate_limit),

@@ -1,7 +1,7 @@
-"""The storage of users' Spotify connections: tokens go in encrypted and come out decrypted.
+"""Users' Spotify connections: tokens go in encrypted and come out decrypted.
 
 This is the only module that reads or writes token columns; nothing above it sees ciphertext,
-and nothing below it (the table) ever sees plaintext.
+and nothing below it (the table) ever sees plaintext. Times are the database's clock (UTC).
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, Table, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
+from pipeline.store.db import NOW_SQL, transaction
 from shared.crypto import TokenCipher
-from shared.db import transaction
-from shared.models import SpotifyConnection
+from shared.models import SpotifyConnection, User
 
 if TYPE_CHECKING:
     from pipeline.auth.token_endpoint import TokenGrant
@@ -41,7 +41,9 @@ class UserTokens:
 
 
 def save_connection(engine: Engine, cipher: TokenCipher, tokens: UserTokens) -> None:
-    """Insert or replace the user's connection (a new authorisation resets status and authorizedAt)."""
+    """Insert or replace the user's connection (a new authorisation resets status and
+    authorizedAt); the application's users row is created when missing (nothing else of it is
+    touched)."""
     values = {
         "userId": tokens.user_id,
         "spotifyUserId": tokens.spotify_user_id,
@@ -52,32 +54,42 @@ def save_connection(engine: Engine, cipher: TokenCipher, tokens: UserTokens) -> 
         "authorizedAt": tokens.authorized_at,
         "status": tokens.status,
     }
-    statement = insert(SpotifyConnection.__table__).values(values)
+    statement = insert(CONNECTIONS).values(values)
     statement = statement.on_conflict_do_update(
         index_elements=["userId"],
-        set_={**{k: statement.excluded[k] for k in values if k != "userId"}, "updatedAt": datetime.utcnow()},
+        set_={**{k: statement.excluded[k] for k in values if k != "userId"}, "updatedAt": NOW_SQL},
     )
-    with transaction(engine) as session:
-        session.execute(statement)
+    with transaction(engine) as conn:
+        conn.execute(insert(cast(Table, User.__table__)).values(id=tokens.user_id).on_conflict_do_nothing(index_elements=["id"]))
+        conn.execute(statement)
+
+
+CONNECTIONS = cast(Table, SpotifyConnection.__table__)
 
 
 def load_tokens(engine: Engine, cipher: TokenCipher, user_id: str) -> UserTokens | None:
-    with transaction(engine) as session:
-        row = session.scalars(select(SpotifyConnection).where(SpotifyConnection.user_id == user_id)).one_or_none()
-        return decrypt_row(cipher, row) if row else None
+    with transaction(engine) as conn:
+        row = conn.execute(select(CONNECTIONS).where(CONNECTIONS.c.userId == user_id)).first()
+    return decrypt_row(cipher, row) if row else None
 
 
-def decrypt_row(cipher: TokenCipher, row: SpotifyConnection) -> UserTokens:
+def decrypt_row(cipher: TokenCipher, row: Any) -> UserTokens:
+    m = row._mapping
     return UserTokens(
-        user_id=row.user_id,
-        spotify_user_id=row.spotify_user_id,
-        access_token=cipher.decrypt(row.access_token),
-        refresh_token=cipher.decrypt(row.refresh_token) if row.refresh_token else None,
-        expires_at=row.token_expires_at,
-        scopes=tuple(row.scopes.split()),
-        authorized_at=row.authorized_at,
-        status=row.status,
+        user_id=m["userId"],
+        spotify_user_id=m["spotifyUserId"],
+        access_token=cipher.decrypt(m["accessToken"]),
+        refresh_token=cipher.decrypt(m["refreshToken"]) if m["refreshToken"] else None,
+        expires_at=m["tokenExpiresAt"],
+        scopes=tuple(m["scopes"].split()),
+        authorized_at=m["authorizedAt"],
+        status=m["status"],
     )
+
+
+def db_now(engine: Engine) -> datetime:
+    with transaction(engine) as conn:
+        return conn.execute(select(NOW_SQL)).scalar_one()
 
 
 def rotate_keys(engine: Engine, cipher: TokenCipher, batch_size: int = 500) -> int:
@@ -89,26 +101,21 @@ def rotate_keys(engine: Engine, cipher: TokenCipher, batch_size: int = 500) -> i
     """
     rewritten = 0
     after = ""
+    columns = ("accessToken", "refreshToken")
     while True:
-        with transaction(engine) as session:
-            rows = session.scalars(
-                select(SpotifyConnection)
-                .where(SpotifyConnection.id > after)
-                .order_by(SpotifyConnection.id)
-                .limit(batch_size)
-                .with_for_update()
+        with transaction(engine) as conn:
+            rows = conn.execute(
+                select(CONNECTIONS.c.id, *(CONNECTIONS.c[c] for c in columns))
+                .where(CONNECTIONS.c.id > after).order_by(CONNECTIONS.c.id).limit(batch_size).with_for_update()
             ).all()
             if not rows:
                 return rewritten
             for row in rows:
-                stale = [c for c in ("access_token", "refresh_token")
-                         if getattr(row, c) and not cipher.is_current(getattr(row, c))]
+                m = row._mapping
+                stale = [c for c in columns if m[c] and not cipher.is_current(m[c])]
                 if stale:
-                    session.execute(
-                        update(SpotifyConnection)
-                        .where(SpotifyConnection.id == row.id)
-                        .values({getattr(SpotifyConnection, c): cipher.rotate(getattr(row, c)) for c in stale})
-                    )
+                    conn.execute(update(CONNECTIONS).where(CONNECTIONS.c.id == m["id"])
+                                 .values({c: cipher.rotate(m[c]) for c in stale}))
                     rewritten += 1
             after = rows[-1].id
 
@@ -120,7 +127,6 @@ def refresh_under_lock(
     *,
     needs_refresh: Callable[[UserTokens], bool],
     refresh: Callable[[str | None], TokenGrant | None],
-    now: Callable[[], datetime] = datetime.utcnow,
     lock_timeout_s: int = 30,
 ) -> UserTokens | None:
     """Refresh the user's tokens once however many workers ask at the same time.
@@ -132,26 +138,22 @@ def refresh_under_lock(
     token is used, and the old refresh token is kept when none comes back. `refresh` returning
     None means the grant is gone (invalid_grant): the row is marked needs_reauth.
     Returns None when the user has no connection; a connection that is not active is
-    returned untouched.
+    returned untouched. A lock not had within `lock_timeout_s` raises StoreConflict.
     """
-    with transaction(engine) as session:
+    with transaction(engine) as conn:
         # Bounded: a worker stuck behind a hung refresh gives up instead of holding its thread.
-        session.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_s)}s'"))
-        row = session.scalars(
-            select(SpotifyConnection).where(SpotifyConnection.user_id == user_id).with_for_update()
-        ).one_or_none()
+        conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_s)}s'"))
+        row = conn.execute(select(CONNECTIONS).where(CONNECTIONS.c.userId == user_id).with_for_update()).first()
         if row is None:
             return None
         current = decrypt_row(cipher, row)
         if current.status != "active" or not needs_refresh(current):
             return current
         grant = refresh(current.refresh_token)
-        stamp = now()
+        stamp = conn.execute(select(NOW_SQL)).scalar_one()
+        this_row = CONNECTIONS.c.id == row._mapping["id"]
         if grant is None:
-            session.execute(
-                update(SpotifyConnection).where(SpotifyConnection.id == row.id)
-                .values(status="needs_reauth", updated_at=stamp)
-            )
+            conn.execute(update(CONNECTIONS).where(this_row).values(status="needs_reauth", updatedAt=stamp))
             return replace(current, status="needs_reauth")
         refreshed = replace(
             current,
@@ -160,21 +162,17 @@ def refresh_under_lock(
             expires_at=stamp + timedelta(seconds=grant.expires_in_s),
             scopes=grant.scopes if grant.scopes is not None else current.scopes,
         )
-        session.execute(
-            update(SpotifyConnection).where(SpotifyConnection.id == row.id).values(
-                access_token=cipher.encrypt(refreshed.access_token),
-                refresh_token=cipher.encrypt(refreshed.refresh_token) if refreshed.refresh_token else None,
-                token_expires_at=refreshed.expires_at,
-                scopes=" ".join(refreshed.scopes),
-                updated_at=stamp,
-            )
-        )
+        conn.execute(update(CONNECTIONS).where(this_row).values(
+            accessToken=cipher.encrypt(refreshed.access_token),
+            refreshToken=cipher.encrypt(refreshed.refresh_token) if refreshed.refresh_token else None,
+            tokenExpiresAt=refreshed.expires_at,
+            scopes=" ".join(refreshed.scopes),
+            updatedAt=stamp,
+        ))
     return refreshed
 
 
 def mark_needs_reauth(engine: Engine, user_id: str) -> None:
-    with transaction(engine) as session:
-        session.execute(
-            update(SpotifyConnection).where(SpotifyConnection.user_id == user_id)
-            .values(status="needs_reauth", updated_at=datetime.utcnow())
-        )
+    with transaction(engine) as conn:
+        conn.execute(update(CONNECTIONS).where(CONNECTIONS.c.userId == user_id)
+                     .values(status="needs_reauth", updatedAt=NOW_SQL))

@@ -1,0 +1,125 @@
+"""Spotify objects -> songs rows: pure functions, no I/O (pipeline/store/songs.py writes them).
+
+`track_row`, `features_row` and `merge_rows` take Spotify's JSON objects or the client's
+dataclasses alike, and fill only what the object holds: a value Spotify left out is None, and the
+upsert keeps what the row had (a stored value is never overwritten by an absent one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+# Song columns a track_sync writes, with their PostgreSQL types (the store's upsert binds them).
+SONG_COLUMNS: dict[str, str] = {
+    "spotifyId": "text",
+    "title": "text",
+    "artist": "text",
+    "album": "text",
+    "duration": "int",
+    "spotifyPopularity": "int",
+    "spotifyPreviewUrl": "text",
+    "spotifyExternalUrl": "text",
+    "spotifyLastSync": "timestamp",
+    "lastPopularityUpdate": "timestamp",
+    "danceability": "numeric",
+    "energy": "numeric",
+    "valence": "numeric",
+    "acousticness": "numeric",
+    "instrumentalness": "numeric",
+    "speechiness": "numeric",
+    "liveness": "numeric",
+    "tempo": "numeric",
+    "loudness": "numeric",
+    "audioFeaturesSynced": "boolean",
+}
+UNIT_FEATURES = ("danceability", "energy", "valence", "acousticness", "instrumentalness", "speechiness", "liveness")
+FEATURE_COLUMNS = (*UNIT_FEATURES, "tempo", "loudness")
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """A field of a JSON object or of a dataclass."""
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _decimal(value: Any, places: str, low: float, high: float) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        number = min(max(float(value), low), high)
+    except (TypeError, ValueError):
+        return None
+    return Decimal(str(number)).quantize(Decimal(places), rounding=ROUND_HALF_UP)
+
+
+def utc_naive(moment: datetime | str | None) -> datetime | None:
+    """An aware datetime or an ISO-8601 string ('2026-01-02T03:04:05Z') -> naive UTC."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def track_row(track: Any, synced_at: datetime) -> dict[str, Any]:
+    """A Spotify Track -> the songs columns it fills. Popularity is None when the app's tier
+    leaves it out; the upsert then keeps what the row had."""
+    artists = [_get(a, "name") for a in (_get(track, "artists") or [])]
+    duration_ms = _get(track, "duration_ms")
+    if duration_ms is not None and duration_ms < 0:  # a duration cannot be negative: unknown
+        duration_ms = None
+    popularity = _get(track, "popularity")
+    if popularity is not None:
+        popularity = min(max(int(popularity), 0), 100)
+    external_url = _get(track, "external_url") or _get(_get(track, "external_urls"), "spotify")
+    return {
+        "spotifyId": _get(track, "id"),
+        "title": _get(track, "name") or None,
+        "artist": ", ".join(a for a in artists if a) or None,
+        "album": _get(_get(track, "album"), "name"),
+        "duration": round(duration_ms / 1000) if duration_ms is not None else None,
+        "spotifyPopularity": popularity,
+        "spotifyPreviewUrl": _get(track, "preview_url"),
+        "spotifyExternalUrl": external_url,
+        "spotifyLastSync": synced_at,
+        "lastPopularityUpdate": synced_at if popularity is not None else None,
+    }
+
+
+def features_row(features: Any) -> dict[str, Any]:
+    """Spotify AudioFeatures -> the songs columns. Values are clamped to what the columns'
+    check constraints and precision allow (0..1 for the unit features)."""
+    row: dict[str, Any] = {name: _decimal(_get(features, name), "0.01", 0.0, 1.0) for name in UNIT_FEATURES}
+    row["tempo"] = _decimal(_get(features, "tempo"), "0.01", 0.0, 9999.99)
+    row["loudness"] = _decimal(_get(features, "loudness"), "0.01", -999.99, 999.99)
+    row["audioFeaturesSynced"] = True
+    return row
+
+
+def merge_rows(tracks: Iterable[Any], features: Mapping[str, Any] | None, synced_at: datetime,
+               *, features_checked: bool = False) -> list[dict[str, Any]]:
+    """Song rows for these tracks (None entries skipped), with their audio features when given.
+
+    `features` maps a track id to its AudioFeatures or None (Spotify has no analysis for it).
+    `features_checked` says the app asked for features: a track Spotify has none for is then
+    marked synced too, so it is not asked for again."""
+    rows: dict[str, dict[str, Any]] = {}
+    for track in tracks:
+        if track is None or not _get(track, "id"):
+            continue
+        row = track_row(track, synced_at)
+        found = (features or {}).get(row["spotifyId"])
+        if found is not None:
+            row.update(features_row(found))
+        elif features_checked:
+            row["audioFeaturesSynced"] = True
+        rows[row["spotifyId"]] = row  # a duplicate id in one batch: the last one wins
+    return list(rows.values())

@@ -1,0 +1,675 @@
+"""The job ledger: every statement on `spotify_sync_jobs` and `spotify_backfills`. Every unit of
+work is a row before its message is sent (docs/architecture.md, decision 1).
+
+A job's life, every step a compare-and-set on its row (one UPDATE ... WHERE <expected state>):
+
+    pending ──claim──> running ──complete──> completed
+       ^                  │  └──fail──────> failed
+       └──park / retry────┘
+                 (notBefore set; park keeps retryCount, retry adds one)
+
+- `claim` takes a pending job whose notBefore has passed, or a running one whose lease ran out
+  (its worker died: that counts as a retry). It bumps `attempts`, the run's fencing token: every
+  later transition of that run names it, so a run that lost its lease can no longer write.
+- A worker is lost when its running job's lease ran out (`LEASE_RAN_OUT`, the one definition):
+  `claim` takes such a job over and the reconciler takes it back, both through `_TAKE_OVER`, which
+  charges the run to the job's retries and fails it (WorkerLost) once they are spent.
+- Times come from PostgreSQL (one clock for every host, `pipeline/store/db.py`), stored as UTC
+  without a time zone like the seed's columns.
+- Nothing here sends messages: callers send one after the row says so (row first, then message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+
+from pipeline.errors import ProducerBusy, StoreConflict
+from pipeline.store.db import NOW, NOW_SQL, seconds_ago, seconds_from_now, transaction, translated
+from pipeline.store.freshness import track_work_due
+from shared.jobtypes import JOB_TYPE_NAMES
+from shared.models import JOB_STATUSES, SpotifyBackfill, SpotifySyncJob
+
+JOBS = cast(Table, SpotifySyncJob.__table__)
+BACKFILLS = cast(Table, SpotifyBackfill.__table__)
+FINISHED = ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    job_type: str
+    status: str
+    payload: dict
+    user_id: str | None
+    backfill_id: str | None
+    retry_count: int
+    attempts: int
+    lease_until: datetime | None
+    not_before: datetime | None
+    enqueued_at: datetime | None
+    error_class: str | None
+    error: str | None
+    result: dict | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        m = row._mapping
+        return cls(
+            id=m["id"], job_type=m["jobType"], status=m["status"], payload=m["payload"] or {},
+            user_id=m["userId"], backfill_id=m["backfillId"], retry_count=m["retryCount"],
+            attempts=m["attempts"], lease_until=m["leaseUntil"], not_before=m["notBefore"],
+            enqueued_at=m["enqueuedAt"], error_class=m["errorClass"], error=m["error"],
+            result=m["result"], started_at=m["startedAt"], completed_at=m["completedAt"],
+            created_at=m["createdAt"], updated_at=m["updatedAt"],
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker holding a message for a job may do.
+
+    Exactly one of: `job` (it is yours, run it), `wait_until` (not yet: parked or leased to
+    another worker; send the message again for then), or neither (finished or gone, or failed
+    just now as `gave_up`: drop the message).
+    """
+
+    job: Job | None = None
+    wait_until: datetime | None = None
+    db_now: datetime | None = None
+    gave_up: Job | None = None  # its worker was lost once too often: the claim failed it (WorkerLost)
+
+    @property
+    def finished(self) -> bool:
+        return self.job is None and self.wait_until is None
+
+
+@dataclass(frozen=True)
+class NewJob:
+    job_type: str
+    payload: dict
+    user_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.job_type not in JOB_TYPE_NAMES:
+            raise ValueError(f"job type must be one of {', '.join(JOB_TYPE_NAMES)}, got {self.job_type!r}")
+
+
+# --- creating -----------------------------------------------------------------------------------
+
+
+def create_backfill(engine: Engine, job_type: str, description: str, *, force: bool = False) -> str:
+    with transaction(engine) as conn:
+        return conn.execute(
+            insert(BACKFILLS)
+            .values({"jobType": job_type, "description": description, "force": force})
+            .returning(BACKFILLS.c.id)
+        ).scalar_one()
+
+
+def mark_backfill_enqueued(engine: Engine, backfill_id: str) -> None:
+    with transaction(engine) as conn:
+        conn.execute(
+            update(BACKFILLS)
+            .where(BACKFILLS.c.id == backfill_id)
+            .values({"state": "enqueued", "enqueuedAt": NOW_SQL, "updatedAt": NOW_SQL})
+        )
+
+
+def create_jobs(engine: Engine, jobs: Sequence[NewJob], *, backfill_id: str | None = None) -> list[str]:
+    """Insert the rows in one multi-row statement and commit; returns their ids in order."""
+    if not jobs:
+        return []
+    with transaction(engine) as conn:
+        return _insert_jobs(conn, jobs, backfill_id)
+
+
+def _insert_jobs(conn: Connection, jobs: Sequence[NewJob], backfill_id: str | None) -> list[str]:
+    now = conn.execute(select(NOW_SQL)).scalar_one()
+    rows = [
+        {"jobType": j.job_type, "payload": j.payload, "userId": j.user_id, "backfillId": backfill_id,
+         "enqueuedAt": now}
+        for j in jobs
+    ]
+    # executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues").
+    return list(conn.execute(insert(JOBS).returning(JOBS.c.id, sort_by_parameter_order=True), rows).scalars())
+
+
+# --- the lost-worker rule -----------------------------------------------------------------------
+
+WORKER_LOST = "WorkerLost"
+
+
+def lease_ran_out(j: str = "j") -> str:
+    """SQL: the job (alias `j`) is running but its lease ran out, so its worker was lost (killed,
+    out of memory, a host gone, or cut off from the database longer than JOB_LEASE). The one
+    definition: `claim` takes such a job over, the reconciler takes it back."""
+    return f"({j}.status = 'running' AND {j}.\"leaseUntil\" < {NOW})"
+
+
+def _charge_lost_worker(j: str, running_status: str) -> str:
+    """SQL SET clauses for taking over a job whose worker was lost: that run counts as a retry,
+    and once the retries (:max_retries) are spent the job fails with WorkerLost. `running_status`
+    is what the job becomes otherwise ('running' for a claim, 'pending' for the reconciler)."""
+    spent = f'{j}."retryCount" + 1 > :max_retries'
+    return f"""
+        status = CASE WHEN {spent} THEN 'failed' ELSE '{running_status}' END,
+        "completedAt" = CASE WHEN {spent} THEN {NOW} END,
+        "retryCount" = {j}."retryCount" + 1,
+        "errorClass" = '{WORKER_LOST}',
+        error = 'its worker stopped before finishing (the lease ran out)'"""
+
+
+# --- a run's transitions (workers) --------------------------------------------------------------
+
+_LEASE = seconds_from_now("lease_s")
+
+_CLAIM_PENDING = text(f"""
+    UPDATE spotify_sync_jobs j SET status = 'running', "leaseUntil" = {_LEASE}, "notBefore" = NULL,
+        attempts = j.attempts + 1, "startedAt" = coalesce(j."startedAt", {NOW}), "updatedAt" = {NOW}
+    WHERE j.id = :id AND j.status = 'pending' AND (j."notBefore" IS NULL OR j."notBefore" <= {NOW})
+    RETURNING j.*""")
+
+_TAKE_OVER = text(f"""
+    UPDATE spotify_sync_jobs j SET {_charge_lost_worker("j", "running")},
+        "leaseUntil" = CASE WHEN j."retryCount" + 1 > :max_retries THEN NULL ELSE {_LEASE} END,
+        "notBefore" = NULL, attempts = j.attempts + 1, "updatedAt" = {NOW}
+    WHERE j.id = :id AND {lease_ran_out("j")}
+    RETURNING j.*""")
+
+
+def claim(engine: Engine, job_id: str, lease_s: int, *, max_retries: int) -> Claim:
+    """Take the job for `lease_s` seconds, if it is runnable now: pending and due, or running
+    with its worker lost (charged to its retries; past `max_retries` the job fails instead and
+    `Claim.gave_up` holds it). See `Claim`."""
+    params = {"id": job_id, "lease_s": lease_s, "max_retries": max_retries}
+    with transaction(engine) as conn:
+        row = conn.execute(_CLAIM_PENDING, params).first() or conn.execute(_TAKE_OVER, params).first()
+        if row is not None:
+            job = Job.from_row(row)
+            return Claim(gave_up=job) if job.status == "failed" else Claim(job=job)
+        current = conn.execute(
+            select(JOBS.c.status, JOBS.c.notBefore, JOBS.c.leaseUntil, NOW_SQL).where(JOBS.c.id == job_id)
+        ).first()
+    if current is None or current.status in FINISHED:
+        return Claim()
+    db_now = current[3]
+    wait_until = current.notBefore if current.status == "pending" else current.leaseUntil
+    return Claim(wait_until=wait_until or db_now, db_now=db_now)
+
+
+def _this_run(job: Job, status: str = "running"):
+    """The row, if it is still this run's (status and fencing token unchanged)."""
+    return (JOBS.c.id == job.id) & (JOBS.c.status == status) & (JOBS.c.attempts == job.attempts)
+
+
+def _run_update(engine: Engine, job: Job, values: dict) -> bool:
+    with transaction(engine) as conn:
+        return _update_run(conn, job, values)
+
+
+def _update_run(conn: Connection, job: Job, values: dict) -> bool:
+    done = conn.execute(
+        update(JOBS).where(_this_run(job)).values({**values, "updatedAt": NOW_SQL}).returning(JOBS.c.id)
+    ).first()
+    return done is not None
+
+
+def _lease_values(lease_s: int, checkpoint: dict | None) -> dict[str, Any]:
+    """A renewed lease, and the checkpoint merged into `result` when there is one."""
+    values: dict[str, Any] = {"leaseUntil": text(seconds_from_now("lease_s")).bindparams(lease_s=lease_s)}
+    if checkpoint is not None:
+        values["result"] = func.coalesce(JOBS.c.result, text("'{}'::jsonb")).op("||")(
+            bindparam("checkpoint", checkpoint, type_=JSONB)
+        )
+    return values
+
+
+def renew_lease(engine: Engine, job: Job, lease_s: int, *, checkpoint: dict | None = None) -> bool:
+    """Extend the lease (a long job calls this as it progresses), saving a checkpoint in `result`.
+
+    False: the lease was lost (another worker took the job over, or an operator cancelled it);
+    the caller should stop."""
+    return _run_update(engine, job, _lease_values(lease_s, checkpoint))
+
+
+def save_checkpoint(conn: Connection, job: Job, lease_s: int, checkpoint: dict) -> bool:
+    """`renew_lease` inside another store function's transaction, so that a page's rows and the
+    checkpoint saying it was done commit together (pipeline/store/songs.py). False: the lease
+    was lost (the caller rolls back and stops)."""
+    return _update_run(conn, job, _lease_values(lease_s, checkpoint))
+
+
+def renew_leases(engine: Engine, runs: Sequence[Job], lease_s: int) -> set[str]:
+    """Extend the leases of these runs in one statement; returns the ids still held (a missing
+    one was taken over or cancelled)."""
+    if not runs:
+        return set()
+    with transaction(engine) as conn:
+        held = conn.execute(
+            text(
+                f'UPDATE spotify_sync_jobs j SET "leaseUntil" = {_LEASE} '
+                "FROM unnest(CAST(:ids AS text[]), CAST(:attempts AS int[])) AS r(id, attempts) "
+                "WHERE j.id = r.id AND j.attempts = r.attempts AND j.status = 'running' RETURNING j.id"
+            ),
+            {"lease_s": lease_s, "ids": [r.id for r in runs], "attempts": [r.attempts for r in runs]},
+        ).scalars()
+        return set(held)
+
+
+def complete(engine: Engine, job: Job, result: dict) -> bool:
+    return _run_update(
+        engine, job,
+        {"status": "completed", "completedAt": NOW_SQL, "leaseUntil": None, "notBefore": None, "result": result,
+         "error": None, "errorClass": None},
+    )
+
+
+def fail(engine: Engine, job: Job, error_class: str, message: str, *, result: dict | None = None) -> bool:
+    values = {"status": "failed", "completedAt": NOW_SQL, "leaseUntil": None, "notBefore": None,
+              "errorClass": error_class, "error": message[:2000]}
+    if result is not None:
+        values["result"] = result
+    return _run_update(engine, job, values)
+
+
+def park(engine: Engine, job: Job, not_before: datetime, error_class: str, message: str,
+         *, count_retry: bool = False) -> bool:
+    """Back to pending until `not_before` (a rate limit: count_retry False; a backoff: True).
+    The error stays on the row so an operator sees why it waits."""
+    values: dict[str, Any] = {"status": "pending", "leaseUntil": None, "notBefore": not_before,
+                              "enqueuedAt": NOW_SQL, "errorClass": error_class, "error": message[:2000]}
+    if count_retry:
+        values["retryCount"] = JOBS.c.retryCount + 1
+    return _run_update(engine, job, values)
+
+
+def last_finished(engine: Engine, job: Job) -> str | None:
+    """How the latest earlier finished job of this type for this job's user ended: completed,
+    failed (cancelled included), or None when there was none."""
+    with transaction(engine) as conn:
+        return conn.execute(
+            select(JOBS.c.status)
+            .where(JOBS.c.jobType == job.job_type, JOBS.c.userId == job.user_id, JOBS.c.id != job.id,
+                   JOBS.c.status.in_(FINISHED))
+            .order_by(JOBS.c.completedAt.desc().nulls_last())
+            .limit(1)
+        ).scalar()
+
+
+def db_now(engine: Engine) -> datetime:
+    """The database's clock (UTC), the one every host's jobs are timed by."""
+    with transaction(engine) as conn:
+        return conn.execute(select(NOW_SQL)).scalar_one()
+
+
+# --- operators ----------------------------------------------------------------------------------
+
+
+def get_job(engine: Engine, job_id: str) -> Job | None:
+    """By id, or by an unambiguous id prefix (at least 6 characters)."""
+    with transaction(engine) as conn:
+        row = conn.execute(select(JOBS).where(JOBS.c.id == job_id)).first()
+        if row is None and len(job_id) >= 6:
+            rows = conn.execute(select(JOBS).where(JOBS.c.id.startswith(job_id, autoescape=True)).limit(2)).all()
+            row = rows[0] if len(rows) == 1 else None
+        return Job.from_row(row) if row else None
+
+
+def list_jobs(engine: Engine, *, status: str | None = None, job_type: str | None = None,
+              backfill_id: str | None = None, user_id: str | None = None, limit: int = 50) -> list[Job]:
+    query = select(JOBS).order_by(JOBS.c.createdAt.desc(), JOBS.c.id).limit(limit)
+    if status:
+        query = query.where(JOBS.c.status == status)
+    if job_type:
+        query = query.where(JOBS.c.jobType == job_type)
+    if backfill_id:
+        query = query.where(JOBS.c.backfillId == backfill_id)
+    if user_id:
+        query = query.where(JOBS.c.userId == user_id)
+    with transaction(engine) as conn:
+        return [Job.from_row(r) for r in conn.execute(query)]
+
+
+def counts(engine: Engine, *, backfill_id: str | None = None) -> dict[str, dict[str, int]]:
+    """{job_type: {status: n}} (every status present, zeros included); `parked` counts pending
+    jobs with a notBefore still ahead."""
+    query = select(
+        JOBS.c.jobType, JOBS.c.status,
+        func.count(),
+        func.count().filter((JOBS.c.status == "pending") & (JOBS.c.notBefore > NOW_SQL)),
+    ).group_by(JOBS.c.jobType, JOBS.c.status)
+    if backfill_id:
+        query = query.where(JOBS.c.backfillId == backfill_id)
+    found: dict[str, dict[str, int]] = {}
+    with transaction(engine) as conn:
+        for job_type, status, n, parked in conn.execute(query):
+            by_status = found.setdefault(job_type, {s: 0 for s in (*JOB_STATUSES, "parked")})
+            by_status[status] = n
+            by_status["parked"] += parked
+    return found
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    id: str
+    job_type: str
+    description: str | None
+    state: str
+    total_ids: int
+    skipped_ids: int
+    total_jobs: int
+    by_status: dict[str, int]
+    created_at: datetime
+
+    @property
+    def finished_jobs(self) -> int:
+        return self.by_status.get("completed", 0) + self.by_status.get("failed", 0)
+
+    @property
+    def done(self) -> bool:
+        return self.state == "enqueued" and self.finished_jobs >= self.total_jobs
+
+
+def backfill_progress(engine: Engine, backfill_id: str) -> BackfillProgress | None:
+    with transaction(engine) as conn:
+        row = conn.execute(select(BACKFILLS).where(BACKFILLS.c.id == backfill_id)).first()
+    if row is None:
+        return None
+    by_type = counts(engine, backfill_id=backfill_id)
+    by_status = by_type.get(row.jobType, {s: 0 for s in (*JOB_STATUSES, "parked")})
+    return BackfillProgress(
+        id=row.id, job_type=row.jobType, description=row.description, state=row.state,
+        total_ids=row.totalIds, skipped_ids=row.skippedIds, total_jobs=row.totalJobs,
+        by_status=by_status, created_at=row.createdAt,
+    )
+
+
+def recent_backfills(engine: Engine, limit: int = 5) -> list[BackfillProgress]:
+    with transaction(engine) as conn:
+        ids = conn.execute(
+            select(BACKFILLS.c.id).order_by(BACKFILLS.c.createdAt.desc()).limit(limit)
+        ).scalars().all()
+    return [p for p in (backfill_progress(engine, i) for i in ids) if p]
+
+
+def cancel(engine: Engine, job_ids: Iterable[str]) -> list[str]:
+    """Pending or running jobs become failed with errorClass 'Cancelled' (a running one's worker
+    finds its lease gone and stops writing). Returns the ids cancelled."""
+    with transaction(engine) as conn:
+        return list(conn.execute(
+            update(JOBS)
+            .where(JOBS.c.id.in_(list(job_ids)), JOBS.c.status.in_(("pending", "running")))
+            .values({"status": "failed", "errorClass": "Cancelled", "error": "cancelled by an operator",
+                     "completedAt": NOW_SQL, "leaseUntil": None, "notBefore": None, "updatedAt": NOW_SQL})
+            .returning(JOBS.c.id)
+        ).scalars())
+
+
+def reset_for_retry(engine: Engine, job_ids: Iterable[str]) -> list[tuple[str, str]]:
+    """Failed jobs go back to pending with a fresh retry budget. Returns (id, jobType) to send."""
+    with transaction(engine) as conn:
+        return [tuple(r) for r in conn.execute(
+            update(JOBS)
+            .where(JOBS.c.id.in_(list(job_ids)), JOBS.c.status == "failed")
+            .values({"status": "pending", "retryCount": 0, "error": None, "errorClass": None,
+                     "completedAt": None, "notBefore": None, "leaseUntil": None, "enqueuedAt": NOW_SQL,
+                     "updatedAt": NOW_SQL})
+            .returning(JOBS.c.id, JOBS.c.jobType)
+        )]
+
+
+def failed_job_ids(engine: Engine, *, job_type: str | None = None, backfill_id: str | None = None,
+                   limit: int = 10_000) -> list[str]:
+    query = select(JOBS.c.id).where(JOBS.c.status == "failed").limit(limit)
+    if job_type:
+        query = query.where(JOBS.c.jobType == job_type)
+    if backfill_id:
+        query = query.where(JOBS.c.backfillId == backfill_id)
+    with transaction(engine) as conn:
+        return list(conn.execute(query).scalars())
+
+
+# --- producers: backfills of many jobs ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What a producer made: a backfill of `jobs` jobs for `total_ids` ids, `skipped_ids` of them
+    left out (duplicates, or fresh)."""
+
+    backfill_id: str | None
+    total_ids: int
+    skipped_ids: int
+    jobs: int
+
+    def summary(self) -> str:
+        return (f"{self.jobs} job(s) enqueued for {self.total_ids - self.skipped_ids} id(s)"
+                f" ({self.skipped_ids} skipped: duplicate or fresh)"
+                + (f", backfill {self.backfill_id}" if self.backfill_id else ""))
+
+
+def create_track_backfill(engine: Engine, ids: Iterable[str], *, description: str, force: bool, ttl_s: int,
+                          per_job: int, on_read: Callable[[int], None] = lambda n: None) -> Enqueued:
+    """A track_sync backfill for a stream of ids, in bounded memory, committed in one transaction:
+    the ids go into a temporary table with COPY, and one INSERT ... SELECT drops duplicates and
+    what needs no work (songs.track_work_due, the freshness rule) and cuts the rest into jobs of
+    `per_job` ids in input order. `on_read(n)` is called every 100,000 ids read. Nothing is left
+    behind when the stream raises (the backfill row included) or holds no id."""
+    total = 0
+    with translated():
+        raw = engine.raw_connection()
+        try:
+            with raw.cursor() as cursor:  # type: ignore[attr-defined]  # psycopg's cursor is a context manager
+                cursor.execute(
+                    "INSERT INTO spotify_backfills (\"jobType\", description, force) VALUES ('track_sync', %s, %s) "
+                    "RETURNING id", (description, force))
+                backfill_id = cursor.fetchone()[0]
+                cursor.execute("CREATE TEMP TABLE backfill_ids (pos bigserial, id text NOT NULL) ON COMMIT DROP")
+                with cursor.copy("COPY backfill_ids (id) FROM STDIN") as copy:
+                    for spotify_id in ids:
+                        copy.write_row((spotify_id,))
+                        total += 1
+                        if total % 100_000 == 0:
+                            on_read(total)
+                if total == 0:  # nothing to do: leave no empty backfill behind
+                    raw.rollback()
+                    return Enqueued(None, 0, 0, 0)
+                due = track_work_due("unique_ids.id", ttl_param="%(ttl)s")
+                cursor.execute(
+                    f"""
+                    INSERT INTO spotify_sync_jobs ("jobType", payload, "backfillId", "enqueuedAt")
+                    SELECT 'track_sync', jsonb_build_object('ids', jsonb_agg(id ORDER BY pos), 'force', %(force)s),
+                           %(backfill)s, {NOW}
+                    FROM (
+                        SELECT id, pos, (row_number() OVER (ORDER BY pos) - 1) / %(per_job)s AS chunk
+                        FROM (SELECT DISTINCT ON (id) id, pos FROM backfill_ids ORDER BY id, pos) AS unique_ids
+                        WHERE %(force)s OR {due}
+                    ) AS wanted
+                    GROUP BY chunk
+                    ORDER BY chunk
+                    """,
+                    {"force": force, "backfill": backfill_id, "per_job": per_job, "ttl": ttl_s},
+                )
+                job_count = cursor.rowcount
+                cursor.execute(
+                    f"""
+                    UPDATE spotify_backfills SET "totalIds" = %(total)s, "totalJobs" = %(jobs)s,
+                        "skippedIds" = %(total)s - (SELECT coalesce(sum(jsonb_array_length(payload->'ids')), 0)
+                                                    FROM spotify_sync_jobs WHERE "backfillId" = %(backfill)s),
+                        "updatedAt" = {NOW}
+                    WHERE id = %(backfill)s
+                    RETURNING "skippedIds"
+                    """,
+                    {"total": total, "jobs": job_count, "backfill": backfill_id},
+                )
+                skipped = cursor.fetchone()[0]
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            raw.close()
+    return Enqueued(backfill_id, total, skipped, job_count)
+
+
+def create_job_group(engine: Engine, new_jobs: Sequence[NewJob], description: str) -> Enqueued:
+    """A small group of jobs (a library sweep, a popularity refresh) under one backfill row, all
+    committed together. The caller sends their messages (`pending_job_ids`)."""
+    if not new_jobs:
+        return Enqueued(None, 0, 0, 0)
+    total_ids = sum(len(j.payload.get("ids", [])) or 1 for j in new_jobs)
+    with transaction(engine) as conn:
+        backfill_id = conn.execute(
+            insert(BACKFILLS).values({"jobType": new_jobs[0].job_type, "description": description,
+                                      "totalIds": total_ids, "totalJobs": len(new_jobs)})
+            .returning(BACKFILLS.c.id)
+        ).scalar_one()
+        _insert_jobs(conn, new_jobs, backfill_id)
+    return Enqueued(backfill_id, total_ids, 0, len(new_jobs))
+
+
+def pending_job_ids(engine: Engine, backfill_id: str, *, after: str, limit: int) -> list[str]:
+    """The backfill's pending job ids after `after`, in id order (keyset paging for the sends)."""
+    with transaction(engine) as conn:
+        return list(conn.execute(
+            text('SELECT id FROM spotify_sync_jobs WHERE "backfillId" = :b AND id > :after '
+                 "AND status = 'pending' ORDER BY id LIMIT :n"),
+            {"b": backfill_id, "after": after, "n": limit},
+        ).scalars())
+
+
+@contextmanager
+def producer_turn(engine: Engine, job_type: str, *, timeout_s: float) -> Iterator[None]:
+    """Producers of one job type take turns: a transaction-level advisory lock, held for the
+    block, waited for at most `timeout_s` (then ProducerBusy). The block's own statements run in
+    transactions of their own, so what it commits is seen by the next producer at once."""
+    with transaction(engine) as conn:
+        conn.execute(text("SELECT set_config('lock_timeout', :ms, true)"),
+                     {"ms": f"{max(1, int(timeout_s * 1000))}ms"})
+        try:
+            with translated():
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                             {"key": f"spotify-sync producer: {job_type}"})
+        except StoreConflict:
+            raise ProducerBusy(f"another {job_type} producer is running (waited {timeout_s:g}s for it); "
+                               "try again when it has finished") from None
+        yield
+
+
+def library_candidates(engine: Engine, user_ids: Sequence[str] | None) -> dict[str, bool]:
+    """{user id: has an unfinished library job} for the users with an active connection (all of
+    them, or those of `user_ids`)."""
+    query = (
+        'SELECT c."userId", EXISTS (SELECT 1 FROM spotify_sync_jobs j WHERE j."userId" = c."userId" '
+        "AND j.\"jobType\" = 'user_library' AND j.status IN ('pending', 'running')) AS busy "
+        "FROM spotify_connections c WHERE c.status = 'active'"
+    )
+    params: dict[str, Any] = {}
+    if user_ids is not None:
+        query += ' AND c."userId" = ANY(:users)'
+        params["users"] = list(user_ids)
+    with transaction(engine) as conn:
+        return {user: busy for user, busy in conn.execute(text(query + ' ORDER BY c."userId"'), params)}
+
+
+def stalest_popularity(engine: Engine, *, older_than_s: int, limit: int) -> list[str]:
+    """Spotify ids of the `limit` songs whose popularity is older than `older_than_s` (never
+    refreshed first), leaving out songs an unfinished popularity job already covers."""
+    with transaction(engine) as conn:
+        return list(conn.execute(
+            text(
+                'SELECT "spotifyId" FROM songs WHERE "spotifyId" IS NOT NULL AND ("lastPopularityUpdate" IS NULL '
+                f'OR "lastPopularityUpdate" < {seconds_ago("age")}) '
+                "AND NOT EXISTS (SELECT 1 FROM spotify_sync_jobs j WHERE j.\"jobType\" = 'popularity_update' "
+                "AND j.status IN ('pending', 'running') AND j.payload->'ids' ? songs.\"spotifyId\") "
+                'ORDER BY "lastPopularityUpdate" ASC NULLS FIRST LIMIT :limit'
+            ),
+            {"age": older_than_s, "limit": limit},
+        ).scalars())
+
+
+# --- the reconciler -----------------------------------------------------------------------------
+
+
+def take_back_lost(engine: Engine, *, max_retries: int, limit: int) -> list[tuple[str, str, str]]:
+    """Jobs whose worker was lost go back to pending (or fail, retries spent): the same rule as a
+    claim's take-over. Rows locked by another host are skipped. Returns (id, jobType, status)."""
+    with transaction(engine) as conn:
+        return [tuple(r) for r in conn.execute(
+            text(f"""
+                WITH lost AS (
+                    SELECT id FROM spotify_sync_jobs j WHERE {lease_ran_out("j")}
+                    ORDER BY "leaseUntil" LIMIT :n FOR UPDATE SKIP LOCKED)
+                UPDATE spotify_sync_jobs j SET {_charge_lost_worker("j", "pending")},
+                    "leaseUntil" = NULL, "notBefore" = NULL, "enqueuedAt" = {NOW}, "updatedAt" = {NOW}
+                FROM lost WHERE j.id = lost.id
+                RETURNING j.id, j."jobType", j.status"""),
+            {"n": limit, "max_retries": max_retries},
+        )]
+
+
+def pending_sent_before(engine: Engine, moment: datetime, *, after: str, limit: int) -> list[str]:
+    """Ids of pending jobs whose last message was sent before `moment`, after `after` in id order."""
+    with transaction(engine) as conn:
+        return list(conn.execute(
+            text('SELECT id FROM spotify_sync_jobs WHERE status = \'pending\' AND id > :after '
+                 'AND coalesce("enqueuedAt", "createdAt") < :moment ORDER BY id LIMIT :n'),
+            {"after": after, "moment": moment, "n": limit},
+        ).scalars())
+
+
+def mark_resent(engine: Engine, job_ids: Sequence[str], sent_before: datetime) -> list[tuple[str, str, float]]:
+    """Move `enqueuedAt` of these pending jobs to now, if it is still before `sent_before` (a
+    compare-and-set: of several hosts, one wins each job). Returns (id, jobType, seconds until
+    it may run) of the jobs this call moved: the caller sends their messages."""
+    if not job_ids:
+        return []
+    with transaction(engine) as conn:
+        return [(r[0], r[1], float(r[2] or 0)) for r in conn.execute(
+            text(f"""
+                UPDATE spotify_sync_jobs SET "enqueuedAt" = {NOW}, "updatedAt" = {NOW}
+                WHERE id = ANY(:ids) AND status = 'pending' AND coalesce("enqueuedAt", "createdAt") < :before
+                RETURNING id, "jobType", greatest(0, extract(epoch FROM "notBefore" - {NOW}))"""),
+            {"ids": list(job_ids), "before": sent_before},
+        )]
+
+
+def close_abandoned_backfills(engine: Engine, created_before: datetime) -> None:
+    """A producer that died while sending left its backfill 'enqueuing'; once its jobs are re-sent
+    (the reconciler) its progress counts them as enqueued."""
+    with transaction(engine) as conn:
+        conn.execute(
+            text(f"""UPDATE spotify_backfills SET state = 'enqueued', "enqueuedAt" = {NOW}, "updatedAt" = {NOW}
+                     WHERE state = 'enqueuing' AND "createdAt" < :before"""),
+            {"before": created_before},
+        )
+
+
+@dataclass(frozen=True)
+class JobsSince:
+    total: int
+    finished: int
+    failed: int
+    parked: int  # pending with a notBefore still ahead
+
+
+def jobs_since(engine: Engine, since: datetime) -> JobsSince:
+    """How the jobs created since `since` stand (the demo's progress line)."""
+    with transaction(engine) as conn:
+        row = conn.execute(text(f"""
+            SELECT count(*), count(*) FILTER (WHERE status IN ('completed', 'failed')),
+                   count(*) FILTER (WHERE status = 'failed'),
+                   count(*) FILTER (WHERE status = 'pending' AND "notBefore" > {NOW})
+            FROM spotify_sync_jobs WHERE "createdAt" >= :since"""), {"since": since}).one()
+    return JobsSince(*row)

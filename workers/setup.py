@@ -1,0 +1,117 @@
+"""What every worker process sets up: `WorkerSetup` (Dramatiq middleware), in each worker process
+after it boots, builds the process's `WorkerEnv`: logging (loguru, with Dramatiq's own stdlib
+logging routed into it), the settings, one engine, one Redis client, one Spotify client, the
+audio-features coalescer and the lease keeper. Nothing is built before the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware
+from loguru import logger
+
+from pipeline.batching import Coalescer
+from pipeline.sync import Context
+from shared.settings import Settings
+from workers.leases import LeaseKeeper
+from workers.sender import JobSender
+
+
+@dataclass
+class WorkerEnv:
+    """Everything a job run needs in this process."""
+
+    settings: Settings
+    engine: Any
+    client: Any
+    send: Callable[..., None]
+    leases: LeaseKeeper
+    redis: Any = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def context(self) -> Context:
+        return Context(self.engine, self.client, self.settings.track_ttl_s, self.settings.job_lease_s,
+                       audio_features=self.extras.get("audio_features"))
+
+    @classmethod
+    def build(cls, settings: Settings, broker: dramatiq.Broker) -> WorkerEnv:
+        from pipeline.wiring import build_client
+        from shared.db import make_engine
+        from shared.redis_conn import connect
+
+        engine = make_engine(settings, pool_size=8, max_overflow=8)
+        redis = connect(settings)
+        client = build_client(settings, redis, engine)
+        leases = LeaseKeeper(engine, settings.job_lease_s)
+        leases.start()
+        # Jobs carry 50 tracks; /audio-features takes 100: the process's threads pair up.
+        features = Coalescer(client.get_audio_features, size=100)
+        return cls(settings, engine, client, JobSender(broker), leases, redis, extras={"audio_features": features})
+
+    def close(self) -> None:
+        self.leases.stop()
+        self.engine.dispose()
+
+
+_env: WorkerEnv | None = None
+_env_lock = threading.Lock()
+
+
+def install_env(env: WorkerEnv | None) -> None:
+    """Set this process's environment (WorkerSetup does; tests hand in one of fakes)."""
+    global _env
+    _env = env
+
+
+def current_env() -> WorkerEnv:
+    if _env is None:
+        raise RuntimeError("no worker environment in this process: is WorkerSetup among the broker's middleware?")
+    return _env
+
+
+class _InterceptHandler(logging.Handler):
+    """Dramatiq, pika and redis log through the standard library: send their lines to loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+
+
+def route_stdlib_logging(level: str) -> None:
+    logging.basicConfig(handlers=[_InterceptHandler()], level=level, force=True)
+    # A line per HTTP request is the Spotify client's to write (it does, at DEBUG, without tokens).
+    for noisy in ("httpx", "httpcore", "pika"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+class WorkerSetup(Middleware):
+    """Sets up each worker process after it boots; closes what it opened when it stops."""
+
+    def __init__(self, settings: Settings, *, build: Callable[[Settings, dramatiq.Broker], WorkerEnv] = WorkerEnv.build):
+        self.settings = settings
+        self._build = build
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        from shared.logging import setup_logging
+
+        setup_logging(self.settings)
+        route_stdlib_logging(self.settings.log_level)
+        with _env_lock:
+            if _env is None:
+                install_env(self._build(self.settings, broker))
+        logger.info("worker process ready", queues=sorted(broker.get_declared_queues()))
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker) -> None:
+        env = _env
+        if env is not None:
+            env.close()
