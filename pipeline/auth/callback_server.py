@@ -18,7 +18,7 @@ import ipaddress
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from shared.settings import parse_redirect_uri
@@ -60,7 +60,7 @@ class CallbackServer:
         self._server = server_class((host, parts.port or 80), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="oauth-callback", daemon=True)
 
-    def __enter__(self) -> CallbackServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -94,7 +94,7 @@ def _handler_for(owner: CallbackServer, request_timeout_s: float) -> type[BaseHT
     class Handler(BaseHTTPRequestHandler):
         timeout = request_timeout_s  # StreamRequestHandler applies it to the connection's socket
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:  # http.server's naming
             url = urlsplit(self.path)
             if url.path != owner.path:
                 self._answer(404, "Not found.")
@@ -112,7 +112,7 @@ def _handler_for(owner: CallbackServer, request_timeout_s: float) -> type[BaseHT
             self.wfile.write(body)
             self.close_connection = True
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # the request line holds the authorisation code: never log it
 
     return Handler
