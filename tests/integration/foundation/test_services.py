@@ -109,3 +109,15 @@ def test_a_state_file_from_before_identities_were_recorded_is_not_trusted(tmp_pa
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_data_folder_of_an_older_postgresql_is_one_clear_line_and_left_as_it_is(tmp_path):
+    (tmp_path / "pgdata").mkdir()
+    (tmp_path / "pgdata" / "PG_VERSION").write_text("16\n")  # what pgserver's PostgreSQL 16 left
+    up = cli(tmp_path, "up")
+    assert up.returncode == 1
+    assert up.stderr.splitlines() == [(
+        f"spotify-sync: {tmp_path / 'pgdata'} holds a PostgreSQL 16 cluster, and the embedded PostgreSQL is 18: "
+        "dump what you need from it with PostgreSQL 16's pg_dump, then remove the folder")]
+    assert [p.name for p in (tmp_path / "pgdata").iterdir()] == ["PG_VERSION"]
+    assert not (tmp_path / services.STATE_FILE).exists()
