@@ -134,6 +134,7 @@ def up(state_dir: Path) -> dict[str, Any]:
 
     redis_socket = state_dir / "redis.sock"
     redis_pidfile = state_dir / "redis.pid"
+    redis_pidfile.unlink(missing_ok=True)  # a killed redis-server leaves its PID behind: never read that one
     subprocess.run(
         [redis_server, "--port", "0", "--unixsocket", str(redis_socket), "--unixsocketperm", "700",
          "--daemonize", "yes", "--pidfile", str(redis_pidfile), "--dir", str(state_dir),
