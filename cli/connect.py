@@ -20,8 +20,8 @@ def connect(ctx: click.Context, user_id: str, open_with_http: bool, scopes: tupl
             emulated_user: str | None, timeout_s: int) -> None:
     """Connect USER's Spotify account: authorisation code with PKCE, tokens stored encrypted.
 
-    Prints the URL to open; a one-shot server on SPOTIFY_REDIRECT_URI (a 127.0.0.1 address)
-    receives the redirect.
+    Prints the URL to open; a server on SPOTIFY_REDIRECT_URI (http on 127.0.0.1 or [::1]) waits for the
+    redirect that carries this flow's state, ignoring (400) any other request.
     """
     import httpx
 
@@ -41,7 +41,9 @@ def connect(ctx: click.Context, user_id: str, open_with_http: bool, scopes: tupl
     url = authorize_url(settings.spotify_accounts_base_url, client_id, settings.spotify_redirect_uri, state,
                         pkce.challenge, scopes, extra)
     try:
-        server = CallbackServer(settings.spotify_redirect_uri)
+        server = CallbackServer(settings.spotify_redirect_uri, expected_state=state)
+    except ValueError as exc:
+        raise UsageProblem(f"SPOTIFY_REDIRECT_URI: expected {exc}") from None
     except OSError as exc:
         raise UsageProblem(f"cannot listen on {settings.spotify_redirect_uri}: {exc.strerror}") from None
     with server, httpx.Client(timeout=30) as http:
@@ -54,10 +56,8 @@ def connect(ctx: click.Context, user_id: str, open_with_http: bool, scopes: tupl
         params = server.wait(timeout_s)
     if params is None:
         raise WorkFailed(f"no redirect came back within {timeout_s}s")
-    if params.get("state") != state:
-        raise WorkFailed("the redirect's state does not match: not connecting")
-    if "code" not in params:
-        raise WorkFailed(f"Spotify refused: {params.get('error', 'no code')}")
+    if "code" not in params:  # the server accepts only a redirect with our state and a code or an error
+        raise WorkFailed(f"Spotify refused: {params['error']}")
     with database(settings) as engine, redis_client(settings) as redis:
         try:
             grant = exchange_code(token_endpoint(settings, shared_http_client(settings)), params["code"], pkce.verifier,

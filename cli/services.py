@@ -38,14 +38,19 @@ def services_status(ctx: click.Context) -> None:
         click.echo("no embedded services recorded")
         return
     for name, info in found.items():
-        click.echo(f"{name:<8} pid {info['pid']}  {'running' if info['running'] else 'stopped'}  {info['url']}")
+        click.echo(f"{name:<8} pid {info['pid']}  {info['state']}  {info['url']}")
 
 
 @services.command("down")
 @click.pass_context
 def services_down(ctx: click.Context) -> None:
-    """Stop the embedded services by PID."""
+    """Stop the embedded services `services up` started (checked by command line and start time)."""
     from shared import services as embedded
 
-    stopped = embedded.down(settings_of(ctx).state_dir)
-    click.echo("stopped " + ", ".join(stopped) if stopped else "nothing was running")
+    state_dir = settings_of(ctx).state_dir
+    report = embedded.down(state_dir)
+    if report.stopped or not report.refused:
+        click.echo("stopped " + ", ".join(report.stopped) if report.stopped else "nothing was running")
+    if report.refused:
+        raise WorkFailed(f"not signalling {' or '.join(report.refused)}: that PID now belongs to another process, "
+                         f"not the one `services up` started; removed the stale {state_dir / embedded.STATE_FILE}")

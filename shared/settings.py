@@ -94,12 +94,31 @@ def _url(*schemes: str) -> Callable[[str], str]:
 
 
 def parse_redirect_uri(raw: str) -> str:
+    """An OAuth redirect URI: https on any host, or http on a loopback address (127.0.0.0/8 or [::1]).
+
+    Spotify accepts plain http only for loopback IP literals, and the CLI's callback server listens on the
+    URI's host: an http URI on 0.0.0.0, a LAN address or a name would expose the code to the network.
+    """
     parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when it is read)
+    except ValueError:
+        raise ValueError("an http(s) URL with a numeric port, such as http://127.0.0.1:8888/callback") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("an http(s) URL such as http://127.0.0.1:8888/callback")
     if parts.hostname == "localhost":
         # Spotify refuses 'localhost' redirect URIs since November 2025.
         raise ValueError("a loopback address like http://127.0.0.1:8888/callback (Spotify refuses 'localhost')")
+    if parts.scheme == "http":
+        import ipaddress
+
+        try:
+            loopback = ipaddress.ip_address(parts.hostname).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError("https, or http on a loopback address (127.0.0.1 or [::1]) such as "
+                             "http://127.0.0.1:8888/callback")
     return raw
 
 
