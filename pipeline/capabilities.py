@@ -186,7 +186,7 @@ class Capabilities:
             # Held here even when another process wins the Redis claim: then our threads need
             # not ask Redis again until that claim would have run out.
             self._probes[capability] = (state.recheck_after, now + self._probe_ttl_s)
-        won = self._ask_redis(lambda r: r.set(self._keys.capability_probe(self.client_id, capability), "1",
+        won = self._ask_redis(lambda r: r.set(self._probe_key(capability), "1",
                                               nx=True, px=max(1, int(self._probe_ttl_s * 1000))))
         return True if won is _NO_REDIS else bool(won)  # without Redis: one probe per process
 
@@ -195,7 +195,7 @@ class Capabilities:
     def forbid(self, capability: str, reason: str) -> CapabilityState:
         """Record that the app may not use `capability` (once: a standing record is kept as it is)."""
         current = self.state(capability)
-        if self._known_forbidden(current):
+        if current is not None and self._known_forbidden(current):
             return current
         now = self._now()
         return self._save(CapabilityState(capability, False, reason, now, now + self._recheck))
@@ -223,7 +223,7 @@ class Capabilities:
             pipe = r.pipeline(transaction=True)
             # Never a value used before, even after Redis lost the key (see the module docstring).
             pipe.set(self._version_key, uuid.uuid4().hex)
-            pipe.delete(self._keys.capability_probe(self.client_id, capability))
+            pipe.delete(self._probe_key(capability))
             pipe.execute()
 
         # Tried even while reads pause (writes are rare); if lost, the others read the table on
@@ -231,6 +231,10 @@ class Capabilities:
         self._ask_redis(bump, even_if_paused=True)
 
     # --- Redis ---
+
+    def _probe_key(self, capability: str) -> str:
+        assert self._keys is not None, "asked for a Redis key without Redis"  # _ask_redis calls only with Redis
+        return self._keys.capability_probe(self.client_id, capability)
 
     def _read_version(self) -> object:
         return self._ask_redis(lambda r: r.get(self._version_key))

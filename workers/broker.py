@@ -98,7 +98,7 @@ def queue_depths(broker: dramatiq.Broker) -> list[QueueDepth]:
     depths = []
     for queue in QUEUES:
         try:
-            counts = broker.get_queue_message_counts(queue)  # RabbitMQ: (ready, delayed, dead)
+            counts = broker.get_queue_message_counts(queue)  # type: ignore[attr-defined]  # RabbitMQ: (ready, delayed, dead)
             depths.append(QueueDepth(queue, counts[0], counts[1], None, counts[2]))
         except Exception:  # noqa: BLE001 - a status display must not crash on a broker hiccup
             depths.append(QueueDepth(queue, None, None, None, None))

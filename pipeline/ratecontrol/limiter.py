@@ -31,11 +31,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import cast
 
 import redis
 from pyrate_limiter import Rate as PyrateRate
 from pyrate_limiter import RateItem
-from pyrate_limiter.abstracts import AbstractBucket
+from pyrate_limiter.abstracts import AbstractBucket, Decision
 from pyrate_limiter.buckets import InMemoryBucket, RedisBucket
 from pyrate_limiter.buckets.redis_bucket import LuaScript
 
@@ -61,20 +62,22 @@ class FleetRedisBucket(RedisBucket):
     """RedisBucket on Redis's clock that survives a lost script cache and a failed leak, with
     the clock-to-insert race closed (see the module docstring)."""
 
+    # pyrate-limiter types its Redis client and results as sync-or-async; ours is the sync client.
+
     def now(self) -> int:
-        return server_time_ms(self.redis)
+        return server_time_ms(cast(redis.Redis, self.redis))
 
     def put(self, item: RateItem) -> bool:
         try:
-            return super().put(item)
+            return cast(bool, super().put(item))
         except redis.exceptions.NoScriptError:
             # Redis restarted or SCRIPT FLUSH ran: load the script again and retry once.
-            self.script_hash = self.redis.script_load(PUT_ITEM)
-            return super().put(item)
+            self.script_hash = cast(str, self.redis.script_load(PUT_ITEM))
+            return cast(bool, super().put(item))
 
     def leak(self, current_timestamp: int | None = None) -> int:
         try:
-            return super().leak(current_timestamp)
+            return cast(int, super().leak(current_timestamp))
         except redis.exceptions.RedisError:
             return 0  # housekeeping only: the admit script counts by window, not by size
 
@@ -110,7 +113,7 @@ class BudgetLimiter:
                 # The clock is read inside the lock: a timestamp taken before waiting for it would
                 # record the request earlier than it is sent (see the margin in the docstring).
                 now_ms = self._clock_ms()
-                decision = self.bucket.put_decision(RateItem(self._name, now_ms, weight=1))
+                decision = cast(Decision, self.bucket.put_decision(RateItem(self._name, now_ms, weight=1)))
                 self._puts += 1
                 if self._puts % _LEAK_EVERY == 0:
                     self.bucket.leak(now_ms)

@@ -181,7 +181,7 @@ class SpotifyClient:
             for batch in batches(wanted, TRACKS_PER_REQUEST):
                 try:
                     mapped = self._request("/tracks", "/tracks", {"ids": ",".join(batch)}, batch_size=len(batch),
-                                           parse=lambda p, b=batch: _by_position(b, p, "tracks", Track.from_json))
+                                           parse=_positional(batch, "tracks", Track.from_json))
                 except Forbidden as exc:
                     self._learn_forbidden(BATCH_TRACKS, "GET /tracks?ids=", exc)
                     logger.warning("batch /tracks is forbidden for this app: fetching tracks one by one")
@@ -202,13 +202,14 @@ class SpotifyClient:
         wanted = normalize_track_ids(ids)
         if not self.capabilities.allowed(AUDIO_FEATURES):
             state = self.capabilities.state(AUDIO_FEATURES)
-            raise CapabilityForbidden(AUDIO_FEATURES, "/audio-features", state.recheck_after, state.reason or "")
+            raise CapabilityForbidden(AUDIO_FEATURES, "/audio-features", state.recheck_after if state else None,
+                                      (state.reason if state else None) or "")
         found: dict[str, AudioFeatures | None] = {}
         for batch in batches(wanted, AUDIO_FEATURES_PER_REQUEST):
             try:
                 mapped = self._request(
                     "/audio-features", "/audio-features", {"ids": ",".join(batch)}, batch_size=len(batch),
-                    parse=lambda p, b=batch: _by_position(b, p, "audio_features", AudioFeatures.from_json))
+                    parse=_positional(batch, "audio_features", AudioFeatures.from_json))
             except Forbidden as exc:
                 state = self._learn_forbidden(AUDIO_FEATURES, "GET /audio-features", exc)
                 raise CapabilityForbidden(AUDIO_FEATURES, "/audio-features", state.recheck_after,
@@ -228,7 +229,7 @@ class SpotifyClient:
         payload = self._request("/me/tracks", "/me/tracks", {"limit": limit, "offset": offset}, batch_size=limit)
         return Page.from_json(payload, SavedTrack.from_json)
 
-    def next_page(self, page: Page[T], item: Callable[[dict], T] | None = None) -> Page[T] | None:
+    def next_page(self, page: Page[Any], item: Callable[[dict], Any] | None = None) -> Page[Any] | None:
         """The page after `page`, following its `next` URL verbatim; None at the end.
         Raises ForeignUrl, sending nothing, when `next` is not under the API base URL."""
         if page.next is None:
@@ -336,6 +337,11 @@ class SpotifyClient:
             self.capabilities.allow(POPULARITY)
         else:
             self.capabilities.forbid(POPULARITY, "tracks come without popularity (the access tier leaves it out)")
+
+
+def _positional(asked: list[str], key: str, parse: Callable[[dict], Any]) -> Callable[[dict], dict[str, Any]]:
+    """The parser of a batch answer for the ids `asked` (see `_by_position`)."""
+    return lambda payload: _by_position(asked, payload, key, parse)
 
 
 def _by_position(asked: list[str], payload: dict, key: str, parse: Callable[[dict], Any]) -> dict[str, Any]:

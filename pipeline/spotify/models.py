@@ -34,6 +34,10 @@ def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _required(data: dict, key: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = data.get(key)
     if not isinstance(value, kind) or isinstance(value, bool):
@@ -122,8 +126,8 @@ class Track:
         album = _required(data, "album", dict, "track")
         _required(album, "name", str, "track's album")
         _required(data, "duration_ms", int, "track")
-        external_ids = data.get("external_ids") if isinstance(data.get("external_ids"), dict) else {}
-        external_urls = data.get("external_urls") if isinstance(data.get("external_urls"), dict) else {}
+        external_ids = _dict(data.get("external_ids"))
+        external_urls = _dict(data.get("external_urls"))
         explicit = data.get("explicit")
         return cls(
             id=track_id,
@@ -214,7 +218,7 @@ class Page(Generic[T]):
 
     @classmethod
     def from_json(cls, data: dict, item: Callable[[dict], T]) -> Page[T]:
-        items = data.get("items") if isinstance(data.get("items"), list) else []
+        items = data["items"] if isinstance(data.get("items"), list) else []
         return cls(
             items=tuple(item(i) for i in items if isinstance(i, dict)),
             offset=_opt_int(data.get("offset")) or 0,

@@ -83,7 +83,8 @@ def test_under_dev_2026_popularity_update_records_unavailable_and_does_not_fail(
     env = run_env(settings, emulator)
     ids = emulator.ids(100)
     with clean_db.begin() as conn:
-        conn.execute(text('INSERT INTO songs ("spotifyId", title, artist) SELECT i, \'t\', \'a\' FROM unnest(CAST(:ids AS text[])) i'),
+        conn.execute(text('INSERT INTO songs ("spotifyId", title, artist) '
+                          "SELECT i, 't', 'a' FROM unnest(CAST(:ids AS text[])) i"),
                      {"ids": ids})
     out = cli_ok(env, "enqueue", "popularity-update", "--older-than", "1h", "--limit", "100")
     assert "2 popularity job(s) enqueued for 100 song(s)" in out

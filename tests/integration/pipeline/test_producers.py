@@ -32,7 +32,8 @@ class Outbox:
     def __call__(self, job_type, job_id):
         if len(self.sent) % 500 == 0:
             with self.engine.connect() as conn:  # another connection: sees only committed rows
-                assert conn.execute(text("SELECT status FROM spotify_sync_jobs WHERE id = :i"), {"i": job_id}).scalar() == "pending"
+                status = conn.execute(text("SELECT status FROM spotify_sync_jobs WHERE id = :i"), {"i": job_id}).scalar()
+                assert status == "pending"
         self.sent.append((job_type, job_id))
 
 
