@@ -20,9 +20,12 @@ import re
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Record
 
 from shared.settings import Settings
 
@@ -97,7 +100,7 @@ def _mask_value(value: Any) -> Any:
     return value
 
 
-def _patch(record: dict) -> None:
+def _patch(record: Record) -> None:
     record["message"] = mask(record["message"])
     record["extra"] = _mask_value(record["extra"])
     if record["exception"] is not None:
@@ -125,7 +128,7 @@ def _text_sink(message) -> None:
     sys.stderr.write(mask(str(message)))
 
 
-def _text_format(record: dict) -> str:
+def _text_format(record: Record) -> str:
     # The message and extras are made printable here, not in the patcher: JSON lines keep them
     # as they are. The traceback ({exception}) is ours and keeps its newlines.
     extras = " ".join(f"{k}={v}" for k, v in record["extra"].items() if v is not None and k != "error")

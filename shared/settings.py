@@ -302,8 +302,10 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata["secret"]:
                 found.extend(value if isinstance(value, tuple) else [value] if value else [])
-            elif isinstance(value, str) and "://" in value and urlsplit(value).password:
-                found.append(urlsplit(value).password)
+            elif isinstance(value, str) and "://" in value:
+                password = urlsplit(value).password
+                if password:
+                    found.append(password)
         return found
 
     def __repr__(self) -> str:  # never print a secret by accident
