@@ -5,17 +5,20 @@ command opens and closes."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 
-from shared.settings import Settings, SettingsError
+from shared.settings import Settings, SettingsError, without_password
 
 
 class FriendlyGroup(click.Group):
-    """Turns the project's expected errors into one line on stderr and the right exit code."""
+    """Turns the project's expected errors into one line on stderr and the right exit code:
+    2 for bad usage or settings, 1 for work that failed or a service that did not answer."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except SettingsError as exc:
@@ -24,6 +27,52 @@ class FriendlyGroup(click.Group):
             fail(str(exc), code=2)
         except WorkFailed as exc:
             fail(str(exc), code=1)
+        except Exception as exc:
+            problem = service_problem(exc, ctx.obj if isinstance(ctx.obj, Settings) else None)
+            if problem is None:
+                raise  # a bug: its traceback is what its reader needs
+            fail(problem, code=1)
+
+
+def service_problem(exc: BaseException, settings: Settings | None) -> str | None:
+    """One line naming the service that did not answer (or refused) and its URL without its
+    password, or None when `exc` is not about a service.
+
+    The pipeline's own types first; the drivers' until every path translates its errors
+    (pipeline/errors.py)."""
+    import dramatiq.errors
+    import psycopg
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    from pipeline.errors import RedisUnavailable, StoreError, StoreUnavailable
+
+    def where(attribute: str, service: str) -> str:
+        url = getattr(settings, attribute, None) if settings else None
+        return f"{service} at {without_password(url)}" if url else service
+
+    postgres, redis_ = where("database_url", "PostgreSQL"), where("redis_url", "Redis")
+    if isinstance(exc, StoreUnavailable):
+        return f"{postgres} did not answer: {_first_line(exc.__cause__ or exc)}"
+    if isinstance(exc, StoreError):
+        return f"{postgres}: {_first_line(exc)}"
+    if isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, psycopg.OperationalError)):
+        return f"{postgres} did not answer: {_first_line(getattr(exc, 'orig', None) or exc)}"
+    if isinstance(exc, (RedisUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return f"{redis_} did not answer: {_first_line(exc)}"
+    if isinstance(exc, dramatiq.errors.ConnectionError):
+        broker_url = settings.broker_url if settings else None
+        broker = where("broker_url", "RabbitMQ") if broker_url and broker_url.startswith("amqp") else redis_
+        return f"{broker} did not answer: {_first_line(exc)}"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The exception's first line, secrets masked and control characters escaped."""
+    from shared.logging import mask, printable
+
+    lines = str(exc).strip().splitlines()
+    return printable(mask(lines[0][:300])) if lines else type(exc).__name__
 
 
 class UsageProblem(Exception):
@@ -44,7 +93,7 @@ def settings_of(ctx: click.Context) -> Settings:
 
 
 @contextmanager
-def database(settings: Settings, **engine_options):
+def database(settings: Settings, **engine_options: Any) -> Iterator[Any]:
     """An engine for the length of one command, disposed on the way out, errors included."""
     from shared.db import make_engine
 
@@ -56,7 +105,7 @@ def database(settings: Settings, **engine_options):
 
 
 @contextmanager
-def redis_client(settings: Settings):
+def redis_client(settings: Settings) -> Iterator[Any]:
     """A Redis client for the length of one command, closed on the way out."""
     from shared.redis_conn import connect
 
@@ -68,7 +117,7 @@ def redis_client(settings: Settings):
 
 
 @contextmanager
-def job_sender(settings: Settings):
+def job_sender(settings: Settings) -> Iterator[Any]:
     """The broker and the sender of job messages (the CLI only sends; workers consume), the
     broker closed on the way out."""
     from workers.actors import declare_actors
@@ -77,7 +126,20 @@ def job_sender(settings: Settings):
 
     broker = build_broker(settings)
     try:
+        _check_reachable(broker)
         declare_actors(broker)
         yield broker, JobSender(broker)
     finally:
         broker.close()
+
+
+def _check_reachable(broker: Any) -> None:
+    """Ask the broker before any work is done, so that a broker that does not answer stops the
+    command before a producer writes rows it then cannot send (and before a backfill is left
+    half-made). Its errors are the drivers' (redis, dramatiq): FriendlyGroup names the service."""
+    from dramatiq.brokers.redis import RedisBroker
+
+    if isinstance(broker, RedisBroker):
+        broker.client.ping()
+    else:  # RabbitMQ: the connection is opened on first use; open it now
+        broker.connection  # noqa: B018
