@@ -88,6 +88,34 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def echo_json(document: Any, *, indent: int | None = None) -> None:
+    """One JSON document on stdout, for scripts: keys in the order the code builds them,
+    datetimes ISO-8601 in UTC (the database's naive timestamps are UTC), dataclasses as objects,
+    and every non-ASCII or control character escaped (no raw ESC reaches a terminal)."""
+    import json
+
+    click.echo(json.dumps(document, default=_json_default, indent=indent))
+
+
+def _json_default(value: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+    from datetime import UTC, datetime
+
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def echo_line(line: str) -> None:
+    """A line of a table for a person: control characters escaped (shared.logging.printable),
+    so a value from Spotify or a file cannot forge lines or repaint the terminal."""
+    from shared.logging import printable
+
+    click.echo(printable(line))
+
+
 def settings_of(ctx: click.Context) -> Settings:
     return ctx.find_root().obj
 
