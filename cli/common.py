@@ -41,6 +41,7 @@ def service_problem(exc: BaseException, settings: Settings | None) -> str | None
     The pipeline's own types first; the drivers' until every path translates its errors
     (pipeline/errors.py)."""
     import dramatiq.errors
+    import pika.exceptions
     import psycopg
     import redis.exceptions
     import sqlalchemy.exc
@@ -60,7 +61,7 @@ def service_problem(exc: BaseException, settings: Settings | None) -> str | None
         return f"{postgres} did not answer: {_first_line(getattr(exc, 'orig', None) or exc)}"
     if isinstance(exc, (RedisUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return f"{redis_} did not answer: {_first_line(exc)}"
-    if isinstance(exc, dramatiq.errors.ConnectionError):
+    if isinstance(exc, (dramatiq.errors.ConnectionError, pika.exceptions.AMQPConnectionError)):
         broker_url = settings.broker_url if settings else None
         broker = where("broker_url", "RabbitMQ") if broker_url and broker_url.startswith("amqp") else redis_
         return f"{broker} did not answer: {_first_line(exc)}"
@@ -71,7 +72,8 @@ def _first_line(exc: BaseException) -> str:
     """The exception's first line, secrets masked and control characters escaped."""
     from shared.logging import mask, printable
 
-    lines = str(exc).strip().splitlines()
+    # Some (pika's) keep their message in their first argument and have an empty str().
+    lines = (str(exc) or (str(exc.args[0]) if exc.args else "")).strip().splitlines()
     return printable(mask(lines[0][:300])) if lines else type(exc).__name__
 
 

@@ -133,3 +133,19 @@ def test_an_ids_file_that_is_not_there_is_one_line_and_exit_2(settings, clean_db
     assert result.returncode == 2
     assert one_line(result) == f"spotify-sync: --ids-file {tmp_path / 'missing.txt'}: No such file or directory"
     assert backfill_states(clean_db) == []
+
+
+def test_an_unreachable_rabbitmq_is_one_line_naming_it_exit_1_and_no_rows_are_written(settings, clean_db):
+    port = free_port()
+    result = run(settings, "enqueue", "track-sync", ID, BROKER_URL=f"amqp://guest:rabbit-secret-pw@127.0.0.1:{port}/%2F")
+    assert result.returncode == 1, result.stderr.decode()
+    line = one_line(result)
+    assert line.startswith(f"spotify-sync: RabbitMQ at amqp://guest:***@127.0.0.1:{port}/%2F did not answer"), line
+    assert "rabbit-secret-pw" not in line
+    assert jobs.list_jobs(clean_db) == [] and backfill_states(clean_db) == []
+
+
+def test_a_reachable_rabbitmq_takes_the_messages(settings, clean_db, rabbitmq_url):
+    result = run(settings, "enqueue", "track-sync", ID, "--quiet", BROKER_URL=rabbitmq_url)
+    assert result.returncode == 0, result.stderr.decode()
+    assert len(jobs.list_jobs(clean_db)) == 1
