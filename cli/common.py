@@ -61,7 +61,9 @@ def service_problem(exc: BaseException, settings: Settings | None) -> str | None
         return f"{postgres} did not answer: {_first_line(getattr(exc, 'orig', None) or exc)}"
     if isinstance(exc, (RedisUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return f"{redis_} did not answer: {_first_line(exc)}"
-    if isinstance(exc, (dramatiq.errors.ConnectionError, pika.exceptions.AMQPConnectionError)):
+    # dramatiq 2.2 renamed ConnectionError (the old name warns); 2.0 and 2.1 have only the old one.
+    broker_error = getattr(dramatiq.errors, "BrokerConnectionError", None) or dramatiq.errors.ConnectionError
+    if isinstance(exc, (broker_error, pika.exceptions.AMQPConnectionError)):
         broker_url = settings.broker_url if settings else None
         broker = where("broker_url", "RabbitMQ") if broker_url and broker_url.startswith("amqp") else redis_
         return f"{broker} did not answer: {_first_line(exc)}"
@@ -86,7 +88,11 @@ class WorkFailed(Exception):
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(f"spotify-sync: {message}", err=True)
+    """One line on stderr and exit `code`; control characters in the message (a value echoed
+    back from input) are escaped."""
+    from shared.logging import printable
+
+    click.echo(f"spotify-sync: {printable(message)}", err=True)
     sys.exit(code)
 
 
