@@ -121,7 +121,7 @@ def run(quick: bool) -> list[Figure]:
     }
     measured: dict[str, list[float]] = {name: [] for name in methods}
     with fresh_database() as database_url:
-        engine = make_engine(database_url, pool_size=WORKER_THREADS)  # as workers/middleware.py
+        engine = make_engine(database_url, pool_size=WORKER_THREADS)  # as workers/setup.py
         try:
             for _ in range(rounds):
                 for name, measure in methods.items():

@@ -6,7 +6,9 @@ import os
 
 import click
 
-from cli.common import UsageProblem, WorkFailed, database, settings_of
+from cli.common import UsageProblem, database, settings_of
+
+SHOWN_DATABASES = 10  # of those PUBLIC may connect to
 
 
 @click.group()
@@ -73,14 +75,14 @@ def db_create_reader(ctx: click.Context, role: str, password_env: str | None) ->
 
     It may SELECT songs, saved-track links and popularity history, and nothing else: no tokens
     (spotify_connections), no jobs, no users. Safe to run again; run it after `db upgrade` so new
-    reader tables are granted. Needs a user with CREATEROLE.
+    reader tables are granted. Needs a user with CREATEROLE that owns the tables (no superuser).
     """
-
-    from pipeline.readers import ReaderError, check_role_name, create_reader
+    from pipeline.errors import InputError
+    from pipeline.store.readers import check_role_name, create_reader
 
     try:
         check_role_name(role)
-    except ReaderError as exc:
+    except InputError as exc:
         raise UsageProblem(str(exc)) from None
     password = None
     if password_env:
@@ -90,10 +92,20 @@ def db_create_reader(ctx: click.Context, role: str, password_env: str | None) ->
     with database(settings_of(ctx), pool_size=1) as engine:
         try:
             done = create_reader(engine, role, password)
-        except ReaderError as exc:
-            raise WorkFailed(str(exc)) from None
+        except InputError as exc:
+            raise UsageProblem(str(exc)) from None
     click.echo(f"role {done.role} {'created' if done.created else 'refreshed'}"
                f"{', password set' if done.password_set else ''}")
     click.echo(f"  SELECT on: {', '.join(done.granted) or 'nothing yet'}")
     if done.missing:
         click.echo(f"  not there yet (run again after `db upgrade`): {', '.join(done.missing)}")
+    if done.other_databases_revoked:
+        click.echo(f"  CONNECT and TEMPORARY revoked on: {', '.join(done.other_databases_revoked)}")
+    if done.other_databases_not_revoked:
+        click.echo(f"  could not revoke its CONNECT/TEMPORARY (not their owner) on: "
+                   f"{', '.join(done.other_databases_not_revoked)}", err=True)
+    if done.public_can_connect:
+        shown, more = done.public_can_connect[:SHOWN_DATABASES], len(done.public_can_connect) - SHOWN_DATABASES
+        click.echo(f"  every role (PUBLIC) may connect to: {', '.join(shown)}"
+                   + (f" and {more} more" if more > 0 else "")
+                   + " (REVOKE CONNECT ON DATABASE ... FROM PUBLIC closes one)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 import click
 
 from cli.common import UsageProblem, WorkFailed, database, job_sender, settings_of
@@ -23,11 +25,12 @@ def enqueue() -> None:
 
 @enqueue.command(BY_NAME["track_sync"].cli_label)
 @click.argument("ids", nargs=-1)
-@click.option("--ids-file", type=click.File("r"), help="One id, URI or URL per line; '-' reads stdin.")
+@click.option("--ids-file", metavar="FILE", help="One id, URI or URL per line (UTF-8); '-' reads stdin.")
 @click.option("--force", is_flag=True, help="Fetch ids synced within TRACK_TTL too.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @click.pass_context
-def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file, force: bool, quiet: bool) -> None:
+def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file: str | None, force: bool,
+                       quiet: bool) -> None:
     """Sync tracks: IDS as arguments and/or --ids-file, in jobs of 50.
 
     Ids fresh in the cache (synced within TRACK_TTL), ids Spotify answered null for within
@@ -35,6 +38,7 @@ def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file, force
     Bad lines are reported with their line numbers and the good ones are enqueued; the exit code
     is then 1. With no usable id at all: exit 2.
     """
+    from contextlib import ExitStack
     from itertools import chain
 
     from pipeline.idfile import IdReader
@@ -44,15 +48,19 @@ def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file, force
         raise UsageProblem("give track ids as arguments or with --ids-file FILE (or - for stdin)")
     settings = settings_of(ctx)
     readers = [IdReader(ids, label="argument")] if ids else []
-    if ids_file is not None:
-        readers.append(IdReader(ids_file, label=f"{getattr(ids_file, 'name', 'stdin')} line"))
-    with database(settings) as engine, job_sender(settings) as (_, send):
+    with ExitStack() as stack:
+        if ids_file is not None:
+            stream, name = _open_ids_file(ids_file)
+            stack.enter_context(stream)
+            readers.append(IdReader(stream, label=f"{name} line"))
+        engine = stack.enter_context(database(settings))
+        _, send = stack.enter_context(job_sender(settings))
         result = produce(engine, send, chain.from_iterable(readers), force=force, track_ttl_s=settings.track_ttl_s,
                          description="track-sync" + (" --force" if force else ""), progress=_progress(quiet))
     bad = [line for reader in readers for line in reader.bad]
     bad_count = sum(reader.bad_count for reader in readers)
     for line in bad:
-        click.echo(f"spotify-sync: {line.where}: not a Spotify track id, URI or URL: {line.text!r}", err=True)
+        click.echo(f"spotify-sync: {line.where}: {line.reason}: {line.text!r}", err=True)
     if bad_count > len(bad):
         click.echo(f"spotify-sync: ... and {bad_count - len(bad)} more bad line(s)", err=True)
     if result.total_ids == 0:
@@ -60,6 +68,22 @@ def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file, force
     click.echo(result.summary())
     if bad_count:
         raise WorkFailed(f"{bad_count} bad line(s) skipped; the {result.total_ids:,} good id(s) were enqueued")
+
+
+def _open_ids_file(path: str) -> tuple[BinaryIO, str]:
+    """The ids file opened in binary (IdReader decodes each line: a bad byte is one bad line),
+    and the name to report lines by. '-' is stdin, left open on the way out."""
+    import os
+    import sys
+
+    if path == "-":
+        if sys.stdin is None or not hasattr(sys.stdin, "buffer"):
+            raise UsageProblem("--ids-file -: there is no standard input to read (it is closed)")
+        return os.fdopen(os.dup(sys.stdin.fileno()), "rb"), "<stdin>"
+    try:
+        return open(path, "rb"), path  # closed by the caller's ExitStack
+    except OSError as exc:
+        raise UsageProblem(f"--ids-file {path}: {exc.strerror or exc}") from None
 
 
 @enqueue.command(BY_NAME["user_library"].cli_label)

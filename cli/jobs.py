@@ -3,13 +3,17 @@ cancel, reconcile."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from cli.common import UsageProblem, WorkFailed, database, job_sender, settings_of
+from cli.common import UsageProblem, WorkFailed, database, echo_json, echo_line, job_sender, settings_of
 from shared.jobtypes import JOB_TYPE_NAMES
 
+JSON_HELP = "Print one JSON document (datetimes ISO-8601, UTC) instead of the table."
 
-def _job_line(job) -> str:
+
+def _job_line(job: Any) -> str:
     size = len(job.payload.get("ids", [])) if isinstance(job.payload, dict) else 0
     what = f"{size} ids" if size else (f"user {job.user_id}" if job.user_id else "")
     extra = f"  {job.error_class}: {job.error}" if job.error_class else ""
@@ -30,32 +34,38 @@ def jobs() -> None:
 @click.option("--backfill", "backfill_id", help="Only the jobs of this backfill.")
 @click.option("--user", "user_id", help="Only this user's jobs.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP + " An array of job objects, as `jobs show` prints.")
 @click.pass_context
-def jobs_list(ctx: click.Context, status, job_type, backfill_id, user_id, limit: int) -> None:
+def jobs_list(ctx: click.Context, status: str | None, job_type: str | None, backfill_id: str | None,
+              user_id: str | None, limit: int, as_json: bool) -> None:
     """The newest jobs first."""
     from pipeline.store import ledger
 
     with database(settings_of(ctx)) as engine:
-        for job in ledger.list_jobs(engine, status=status, job_type=job_type, backfill_id=backfill_id,
-                                    user_id=user_id, limit=limit):
-            click.echo(_job_line(job))
+        found = ledger.list_jobs(engine, status=status, job_type=job_type, backfill_id=backfill_id,
+                                 user_id=user_id, limit=limit)
+    if as_json:
+        echo_json(found)
+        return
+    for job in found:
+        echo_line(_job_line(job))
 
 
 @jobs.command("show")
 @click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as one line of JSON (the default is indented).")
 @click.pass_context
-def jobs_show(ctx: click.Context, job_id: str) -> None:
-    """Everything the ledger knows of JOB_ID (an unambiguous prefix of at least 6 characters will do)."""
-    import json
-    from dataclasses import asdict
-
+def jobs_show(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Everything the ledger knows of JOB_ID (an unambiguous prefix of at least 6 characters will do),
+    as a JSON object: the keys of `jobs list --json`."""
     from pipeline.store import ledger
+    from shared.logging import printable
 
     with database(settings_of(ctx)) as engine:
         job = ledger.get_job(engine, job_id)
     if job is None:
-        raise UsageProblem(f"no job {job_id!r}")
-    click.echo(json.dumps(asdict(job), indent=2, default=str))
+        raise UsageProblem(f"no job {printable(job_id)!r}")
+    echo_json(job, indent=None if as_json else 2)  # for a person: indented, but the same document
 
 
 @jobs.command("retry")

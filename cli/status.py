@@ -1,69 +1,115 @@
-"""`spotify-sync status`: queues, jobs, backfills, penalty box, rate budget and capabilities."""
+"""`spotify-sync status`: queues, jobs, backfills, penalty box, rate budget and capabilities, as
+lines for a person or (`--json`) one JSON document for a script."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from cli.common import database, job_sender, redis_client, settings_of
+from cli.common import UsageProblem, database, echo_json, echo_line, job_sender, redis_client, settings_of
 from shared.jobtypes import JOB_TYPE_NAMES
 
+JOB_COUNTS = ("pending", "parked", "running", "completed", "failed")
 
-def _status_lines(settings, engine, broker, redis) -> list[str]:
-    from pipeline.status import snapshot
+
+def _queues(broker: Any) -> tuple[list[Any], str | None]:
+    """The broker's queue depths, or why it did not answer (the rest of the status still shows)."""
     from workers.broker import queue_depths
 
-    snap = snapshot(settings, engine, redis)
-    lines = ["queues (ready / delayed / in flight / dead):"]
     try:
-        for depth in queue_depths(broker):
-            shown = " / ".join("?" if n is None else f"{n:,}" for n in (depth.ready, depth.delayed, depth.in_flight,
-                                                                          depth.dead))
-            lines.append(f"  {depth.queue:<11} {shown}")
+        return queue_depths(broker), None
     except Exception as exc:  # noqa: BLE001 - show the rest
-        lines.append(f"  broker did not answer: {exc.__class__.__name__}")
+        return [], f"broker did not answer: {exc.__class__.__name__}"
+
+
+def _status_document(settings: Any, engine: Any, broker: Any, redis: Any) -> dict[str, Any]:
+    """What `status --json` prints. Keys (stable): queues, jobs, backfills, penalty_box, budget,
+    capabilities, problems; penalty_box and budget are null when there is no client id or no
+    Redis to ask."""
+    from pipeline.status import snapshot
+
+    snap = snapshot(settings, engine, redis)
+    depths, broker_problem = _queues(broker)
+    problems = ([broker_problem] if broker_problem else []) + list(snap.problems)
+    penalty = None if snap.penalty_s is None else {
+        "client_id": snap.client_id, "blocked_for_s": snap.penalty_s, "reason": snap.penalty_reason}
+    budget = None if snap.rate_used is None else {
+        "client_id": snap.client_id, "used": snap.rate_used, "limit": snap.rate_limit}
+    return {
+        "queues": depths,
+        "jobs": {t: {c: snap.counts.get(t, {}).get(c, 0) for c in JOB_COUNTS} for t in JOB_TYPE_NAMES},
+        "backfills": [{"id": b.id, "job_type": b.job_type, "description": b.description, "state": b.state,
+                       "total_ids": b.total_ids, "skipped_ids": b.skipped_ids, "total_jobs": b.total_jobs,
+                       "finished_jobs": b.finished_jobs, "by_status": b.by_status, "created_at": b.created_at}
+                      for b in snap.backfills],
+        "penalty_box": penalty,
+        "budget": budget,
+        "capabilities": snap.capabilities,
+        "problems": problems,
+    }
+
+
+def _status_lines(document: dict[str, Any]) -> list[str]:
+    """The same document, as lines for a person (made printable when echoed)."""
+    lines = ["queues (ready / delayed / in flight / dead):"]
+    for depth in document["queues"]:
+        shown = " / ".join("?" if n is None else f"{n:,}" for n in (depth.ready, depth.delayed, depth.in_flight,
+                                                                      depth.dead))
+        lines.append(f"  {depth.queue:<11} {shown}")
     lines.append("jobs (pending [parked] / running / completed / failed):")
-    for job_type in JOB_TYPE_NAMES:
-        c = snap.counts.get(job_type, {})
-        lines.append(f"  {job_type:<17} {c.get('pending', 0):,} [{c.get('parked', 0):,}] / {c.get('running', 0):,} / "
-                     f"{c.get('completed', 0):,} / {c.get('failed', 0):,}")
-    if snap.backfills:
+    for job_type, c in document["jobs"].items():
+        lines.append(f"  {job_type:<17} {c['pending']:,} [{c['parked']:,}] / {c['running']:,} / "
+                     f"{c['completed']:,} / {c['failed']:,}")
+    if document["backfills"]:
         lines.append("recent backfills:")
-        for b in snap.backfills:
-            lines.append(f"  {b.id}  {b.job_type:<17} {b.finished_jobs:,}/{b.total_jobs:,} jobs done "
-                         f"({b.by_status.get('failed', 0):,} failed)  {b.state}  {b.description or ''}")
-    if snap.client_id:
-        lines.append(f"client id {snap.client_id}:")
-        if snap.penalty_s is not None:
-            lines.append("  penalty box: " + (f"blocked for {snap.penalty_s:.0f}s more ({snap.penalty_reason})"
-                                              if snap.penalty_s > 0 else "open"))
-        if snap.rate_used is not None:
-            lines.append(f"  rate budget: {snap.rate_used} used of {snap.rate_limit}")
-        for cap in snap.capabilities:
-            lines.append(f"  capability {cap.capability}: " + ("allowed" if cap.allowed else
-                         f"forbidden ({cap.reason}); looked at again after {cap.recheck_after:%Y-%m-%d %H:%M}"))
-    lines.extend(f"  ! {problem}" for problem in snap.problems)
+        for b in document["backfills"]:
+            lines.append(f"  {b['id']}  {b['job_type']:<17} {b['finished_jobs']:,}/{b['total_jobs']:,} jobs done "
+                         f"({b['by_status'].get('failed', 0):,} failed)  {b['state']}  {b['description'] or ''}")
+    penalty, budget = document["penalty_box"], document["budget"]
+    client_id = (penalty or budget or {}).get("client_id")
+    if client_id or document["capabilities"]:
+        lines.append(f"client id {client_id}:")
+    if penalty:
+        lines.append("  penalty box: " + (f"blocked for {penalty['blocked_for_s']:.0f}s more ({penalty['reason']})"
+                                          if penalty["blocked_for_s"] > 0 else "open"))
+    if budget:
+        lines.append(f"  rate budget: {budget['used']} used of {budget['limit']}")
+    for cap in document["capabilities"]:
+        lines.append(f"  capability {cap.capability}: " + ("allowed" if cap.allowed else
+                     f"forbidden ({cap.reason}); looked at again after {cap.recheck_after:%Y-%m-%d %H:%M}"))
+    lines.extend(f"  ! {problem}" for problem in document["problems"])
     return lines
 
 
 @click.command("status")
 @click.option("--watch", is_flag=True, help="Refresh until interrupted.")
-@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.2, 3600), help="Seconds between refreshes.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.2, 3600),
+              help="Seconds between refreshes.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document (queues, jobs, backfills, penalty_box, budget, capabilities, problems).")
 @click.pass_context
-def status(ctx: click.Context, watch: bool, interval: float) -> None:
+def status(ctx: click.Context, watch: bool, interval: float, as_json: bool) -> None:
     """Queue depths, jobs by status, recent backfills, the penalty box, the rate budget and
     what the app may call."""
     import time
     from contextlib import nullcontext
 
+    if as_json and watch:
+        raise UsageProblem("--json prints one document: use it without --watch (run it again to refresh)")
     settings = settings_of(ctx)
     with database(settings, pool_size=1) as engine, job_sender(settings) as (broker, _), \
             (redis_client(settings) if settings.redis_url else nullcontext()) as redis:
         try:
             while True:
-                lines = _status_lines(settings, engine, broker, redis)
+                document = _status_document(settings, engine, broker, redis)
+                if as_json:
+                    echo_json(document)
+                    return
                 if watch:
                     click.clear()
-                click.echo("\n".join(lines))
+                for line in _status_lines(document):
+                    echo_line(line)
                 if not watch:
                     return
                 time.sleep(interval)

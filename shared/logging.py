@@ -6,6 +6,11 @@ The mask works in two ways, because a secret can reach a log line by either:
 - by shape: bearer headers, `access_token=...`, `"refresh_token": "..."`, Basic credentials and
   the like are masked even when nobody registered the value.
 It applies to the message, to bound extras and to exception text.
+
+Text lines are also made printable (`printable()`): a message or extra holding a newline, a
+carriage return or an escape sequence (a Spotify error body, an id from a file) would otherwise
+write a second, forged log line or repaint the operator's terminal. The CLI's tables use the
+same function. JSON lines need nothing: JSON escapes control characters itself.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ import re
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Record
 
 from shared.settings import Settings
 
@@ -55,6 +63,24 @@ def register_secret(value: str | None) -> None:
         _registered_pattern = re.compile("|".join(map(re.escape, longest_first)))
 
 
+# C0 controls but tab, DEL, C1 controls (0x9b is a one-byte CSI), and the Unicode line and
+# paragraph separators some viewers break lines on.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r"}.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100
+                                                        else f"\\u{ord(char):04x}")
+
+
+def printable(text: object) -> str:
+    """`text` as one line fit for a terminal or a text log: newlines, carriage returns, escape
+    sequences and other control characters shown as `\\n`, `\\r`, `\\x1b`...; tab and every
+    printable character (any script) kept as they are."""
+    return _UNPRINTABLE.sub(_escape, str(text))
+
+
 def mask(text: str) -> str:
     pattern = _registered_pattern
     if pattern is not None:
@@ -74,11 +100,11 @@ def _mask_value(value: Any) -> Any:
     return value
 
 
-def _patch(record: dict) -> None:
+def _patch(record: Record) -> None:
     record["message"] = mask(record["message"])
     record["extra"] = _mask_value(record["extra"])
     if record["exception"] is not None:
-        exc_type, exc, tb = record["exception"]
+        exc_type, exc, _tb = record["exception"]
         # The traceback's own text is masked by the sink; the exception's message here.
         record["extra"]["error"] = mask(f"{exc_type.__name__}: {exc}") if exc_type else None
 
@@ -102,11 +128,14 @@ def _text_sink(message) -> None:
     sys.stderr.write(mask(str(message)))
 
 
-def _text_format(record: dict) -> str:
+def _text_format(record: Record) -> str:
+    # The message and extras are made printable here, not in the patcher: JSON lines keep them
+    # as they are. The traceback ({exception}) is ours and keeps its newlines.
     extras = " ".join(f"{k}={v}" for k, v in record["extra"].items() if v is not None and k != "error")
     tail = f" | {extras}" if extras else ""
-    return ("{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name} | {message}"
-            + tail.replace("{", "{{").replace("}", "}}") + "\n{exception}")
+    line = printable(record["message"]) + printable(tail)
+    return ("{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name} | "
+            + line.replace("{", "{{").replace("}", "}}") + "\n{exception}")
 
 
 def setup_logging(settings: Settings) -> None:

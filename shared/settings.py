@@ -40,54 +40,84 @@ class Rate:
 # --- parsers: each takes the raw string and returns the value or raises ValueError(expected) ---
 
 _DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+# ASCII digits only: `\d`, int() and str.isdigit() also take '²' or '١٠', which no operator means.
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([smhd]?)\s*$")
+_DECIMAL = re.compile(r"^(?:[0-9]{1,9}(?:\.[0-9]*)?|\.[0-9]+)$")
+
+# Upper bounds: a value past them is a typo, and would overflow a PostgreSQL interval or a timer later.
+MAX_DURATION_S = 10 * 366 * 86400  # ten years
+MAX_SECONDS = 3600.0  # timeouts and retry budgets: an hour
+MAX_RATE_REQUESTS = 1_000_000
 
 
-def parse_duration_s(raw: str) -> int:
-    """'90' / '90s' / '15m' / '24h' / '2d' -> seconds."""
+def parse_duration_s(raw: str, *, minimum: int = 0) -> int:
+    """'90' / '90s' / '15m' / '24h' / '2d' -> seconds, from `minimum` to ten years."""
+    expected = "a duration" + (" above zero" if minimum > 0 else "") + " like 30s, 15m, 24h or 2d"
     match = _DURATION.match(raw)
     if not match:
-        raise ValueError("a duration like 30s, 15m, 24h or 2d")
-    return int(match.group(1)) * _DURATION_UNITS_S[match.group(2) or "s"]
+        raise ValueError(expected)
+    seconds = int(match.group(1)) * _DURATION_UNITS_S[match.group(2) or "s"]
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{expected}, at most {MAX_DURATION_S // 86400}d")
+    if seconds < minimum:
+        raise ValueError(expected)
+    return seconds
+
+
+def parse_positive_duration_s(raw: str) -> int:
+    """A duration where zero makes no sense (a lease, a wait after a 429, a recheck period)."""
+    return parse_duration_s(raw, minimum=1)
 
 
 def parse_rate(raw: str) -> Rate:
     """'100/60s' / '100/1m' / '50/10' -> Rate."""
     expected = "a rate like 100/60s (requests per window)"
     requests, sep, window = raw.partition("/")
-    if not sep or not requests.strip().isdigit():
+    if not sep or not re.fullmatch(r"[0-9]{1,9}", requests.strip()):
         raise ValueError(expected)
     try:
         per_s = parse_duration_s(window)
     except ValueError:
         raise ValueError(expected) from None
-    if int(requests) < 1 or per_s < 1:
-        raise ValueError(expected + ", both numbers above zero")
+    if not 1 <= int(requests) <= MAX_RATE_REQUESTS or per_s < 1:
+        raise ValueError(expected + f", both numbers above zero, at most {MAX_RATE_REQUESTS:,} requests")
     return Rate(int(requests), per_s)
 
 
 def parse_positive_float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("a number of seconds above zero, like 10 or 2.5") from None
-    if value <= 0:
-        raise ValueError("a number of seconds above zero, like 10 or 2.5")
+    """'10' / '2.5' -> seconds above zero, at most an hour (no nan, inf, exponents or '1_0')."""
+    expected = f"a number of seconds above zero, like 10 or 2.5, at most {MAX_SECONDS:.0f}"
+    if not _DECIMAL.match(raw.strip()):
+        raise ValueError(expected)
+    value = float(raw)
+    if not 0 < value <= MAX_SECONDS:
+        raise ValueError(expected)
     return value
 
 
-def parse_count(raw: str) -> int:
-    """'5' -> 5 (a whole number, zero or more)."""
-    if not raw.strip().isdigit():
-        raise ValueError("a whole number, zero or more")
+def parse_count(raw: str, *, maximum: int = 1_000_000) -> int:
+    """'5' -> 5 (a whole number in ASCII digits, from zero to `maximum`)."""
+    expected = f"a whole number from 0 to {maximum:,}"
+    if not re.fullmatch(r"[0-9]{1,9}", raw.strip()) or int(raw) > maximum:
+        raise ValueError(expected)
     return int(raw)
+
+
+def parse_retries(raw: str) -> int:
+    return parse_count(raw, maximum=100)
 
 
 def _url(*schemes: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
+        expected = f"a URL starting with {' or '.join(s + '://' for s in schemes)}"
         parts = urlsplit(raw)
         if parts.scheme not in schemes or not (parts.netloc or parts.query or parts.path):
-            raise ValueError(f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
+            raise ValueError(expected)
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError:
+            port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+            raise ValueError(f"{expected} (port {port!r} is not a number from 1 to 65535)") from None
         return raw.rstrip("/") if parts.scheme.startswith("http") else raw
 
     return parse
@@ -184,22 +214,22 @@ class Settings:
     spotify_rate_limit: Rate = _setting("SPOTIFY_RATE_LIMIT", parse_rate, default=Rate(100, 60))
     spotify_token_keys: tuple[str, ...] = _setting("SPOTIFY_TOKEN_KEYS", parse_token_keys, secret=True, default=())
     # A 429 without a usable Retry-After (missing, 0, empty body) is taken to mean this long.
-    retry_after_default_s: int = _setting("SPOTIFY_RETRY_AFTER_DEFAULT", parse_duration_s, default=30)
+    retry_after_default_s: int = _setting("SPOTIFY_RETRY_AFTER_DEFAULT", parse_positive_duration_s, default=30)
     # Transient faults are retried inside a call for at most this long (never a Retry-After).
     retry_budget_s: float = _setting("SPOTIFY_RETRY_BUDGET", parse_positive_float, default=8.0)
     connect_timeout_s: float = _setting("SPOTIFY_CONNECT_TIMEOUT", parse_positive_float, default=5.0)
     read_timeout_s: float = _setting("SPOTIFY_READ_TIMEOUT", parse_positive_float, default=10.0)
-    capability_recheck_s: int = _setting("SPOTIFY_CAPABILITY_RECHECK", parse_duration_s, default=86400)
+    capability_recheck_s: int = _setting("SPOTIFY_CAPABILITY_RECHECK", parse_positive_duration_s, default=86400)
 
     # Cache TTLs, the seed's figures: track data a day, popularity an hour.
     track_ttl_s: int = _setting("TRACK_TTL", parse_duration_s, default=86400)
     popularity_ttl_s: int = _setting("POPULARITY_TTL", parse_duration_s, default=3600)
 
-    # The job ledger (pipeline/jobs.py): a running job's lease is renewed every third of it while
+    # The job ledger (pipeline/store/ledger.py): a running job's lease is renewed every third of it while
     # it runs; a lease that runs out means its worker died, and another worker takes the job over.
-    job_lease_s: int = _setting("JOB_LEASE", parse_duration_s, default=20)
+    job_lease_s: int = _setting("JOB_LEASE", parse_positive_duration_s, default=20)
     # Transient failures of a job (not rate limits, which park it) before it fails for good.
-    job_max_retries: int = _setting("JOB_MAX_RETRIES", parse_count, default=5)
+    job_max_retries: int = _setting("JOB_MAX_RETRIES", parse_retries, default=5)
 
     log_level: str = _setting("LOG_LEVEL", _log_level, default="INFO")
     log_format: str = _setting("LOG_FORMAT", _choice("text", "json"), default="text")
@@ -291,8 +321,10 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata["secret"]:
                 found.extend(value if isinstance(value, tuple) else [value] if value else [])
-            elif isinstance(value, str) and "://" in value and urlsplit(value).password:
-                found.append(urlsplit(value).password)
+            elif isinstance(value, str) and "://" in value:
+                password = urlsplit(value).password
+                if password:
+                    found.append(password)
         return found
 
     def __repr__(self) -> str:  # never print a secret by accident

@@ -18,7 +18,7 @@ OTHER = "0000000000000000000001"
 def run(settings, *args, input=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "DATABASE_URL", "REDIS_"))}
     env.update(settings.as_environ())
-    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, input=input, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], check=False, env=env, input=input, capture_output=True,
                           text=True, timeout=60, cwd=ROOT)
 
 
@@ -85,3 +85,93 @@ def test_a_producer_kept_waiting_by_another_says_so_in_one_line_and_exits_1(sett
     assert result.stderr.strip() == ("spotify-sync: another popularity_update producer is running (waited 0.2s "
                                      "for it); try again when it has finished")
     assert ledger.list_jobs(clean_db) == []
+
+
+FORGED = "bad id\x1b[31m\n2026-12-01 10:00:00.000 | INFO    | workers.actors | job completed\r\x9b2J"
+
+
+def failed_with_a_forged_error(engine, job_id):
+    """The ledger as a worker leaves it after Spotify answered with a hostile error body."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text("""UPDATE spotify_sync_jobs SET status = 'failed', "errorClass" = 'BadRequest',
+                             error = :error WHERE id = :id"""), {"error": FORGED, "id": job_id})
+
+
+def test_jobs_list_and_status_show_control_characters_escaped(settings, clean_db):
+    from sqlalchemy import text
+
+    run(settings, "enqueue", "track-sync", ID, "--quiet")
+    [job] = ledger.list_jobs(clean_db)
+    failed_with_a_forged_error(clean_db, job.id)
+    with clean_db.begin() as conn:
+        conn.execute(text("UPDATE spotify_backfills SET description = :d"), {"d": FORGED})
+    listed = run(settings, "jobs", "list")
+    assert listed.returncode == 0, listed.stderr
+    [line] = listed.stdout.splitlines()
+    assert "BadRequest: bad id\\x1b[31m\\n2026-12-01 10:00:00.000 | INFO" in line and line.endswith("\\r\\x9b2J")
+    status = run(settings, "status")
+    assert status.returncode == 0, status.stderr
+    assert not any(c in status.stdout for c in "\x1b\r\x9b")
+    [backfill_line] = [x for x in status.stdout.splitlines() if job.backfill_id in x]
+    assert backfill_line.endswith("bad id\\x1b[31m\\n2026-12-01 10:00:00.000 | INFO    | workers.actors | "
+                                  "job completed\\r\\x9b2J")
+
+
+def test_jobs_list_and_show_print_json_documents(settings, clean_db):
+    import json
+    from datetime import datetime
+
+    run(settings, "enqueue", "track-sync", ID, "--quiet")
+    run(settings, "enqueue", "track-sync", OTHER, "--quiet")
+    newest, older = ledger.list_jobs(clean_db)
+    failed_with_a_forged_error(clean_db, older.id)
+
+    listed = run(settings, "jobs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    document = json.loads(listed.stdout)
+    assert [j["id"] for j in document] == [newest.id, older.id]
+    assert list(document[0]) == JOB_KEYS  # stable keys, in a stable order
+    assert document[1]["error"] == FORGED and document[1]["status"] == "failed"
+    assert document[0]["payload"] == {"ids": [OTHER], "force": False}
+    created = datetime.fromisoformat(document[0]["created_at"])
+    assert created.tzinfo is not None and created.replace(tzinfo=None) == newest.created_at
+    assert "\x1b" not in listed.stdout and "\n" not in listed.stdout.strip()
+
+    assert json.loads(run(settings, "jobs", "list", "--json", "--status", "running").stdout) == []
+    shown = run(settings, "jobs", "show", older.id[:8], "--json")
+    assert shown.returncode == 0, shown.stderr
+    one = json.loads(shown.stdout)
+    assert one == document[1]
+
+
+JOB_KEYS = ["id", "job_type", "status", "payload", "user_id", "backfill_id", "retry_count", "attempts",
+            "lease_until", "not_before", "enqueued_at", "error_class", "error", "result", "started_at",
+            "completed_at", "created_at", "updated_at"]
+
+
+def test_status_prints_one_json_document(settings, clean_db):
+    import json
+    from datetime import datetime
+
+    run(settings, "enqueue", "track-sync", ID, "--quiet")
+    [job] = ledger.list_jobs(clean_db)
+    result = run(settings, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert list(document) == ["queues", "jobs", "backfills", "penalty_box", "budget", "capabilities", "problems"]
+    assert {q["queue"]: q for q in document["queues"]}["tracks"] == {
+        "queue": "tracks", "ready": 1, "delayed": 0, "in_flight": 0, "dead": 0}
+    assert document["jobs"]["track_sync"] == {"pending": 1, "parked": 0, "running": 0, "completed": 0, "failed": 0}
+    [backfill] = document["backfills"]
+    assert backfill["id"] == job.backfill_id and backfill["total_jobs"] == 1 and backfill["finished_jobs"] == 0
+    assert datetime.fromisoformat(backfill["created_at"]).tzinfo is not None
+    assert document["penalty_box"] == {"client_id": settings.spotify_client_id, "blocked_for_s": 0.0, "reason": None}
+    assert document["budget"] == {"client_id": settings.spotify_client_id, "used": 0, "limit": "100/60s"}
+    assert document["capabilities"] == [] and document["problems"] == []
+
+
+def test_json_and_watch_do_not_mix(settings, clean_db):
+    result = run(settings, "status", "--json", "--watch")
+    assert result.returncode == 2 and "--json" in result.stderr

@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from pipeline.readers import PRIVATE_TABLES, READER_TABLES, ReaderError, create_reader, drop_reader
+from pipeline.errors import InputError
+from pipeline.store.readers import PRIVATE_TABLES, READER_TABLES, create_reader, drop_reader
 
 PROJECT = Path(__file__).parents[3]
 
@@ -135,7 +136,7 @@ def test_running_again_converges_on_the_contract(engine, database_url, reader_ro
 
 
 def test_a_bad_role_name_is_refused_before_any_sql(engine):
-    with pytest.raises(ReaderError, match="role name"):
+    with pytest.raises(InputError, match="role name"):
         create_reader(engine, 'x"; DROP TABLE songs; --')
 
 
@@ -145,18 +146,18 @@ def test_the_command_takes_the_password_from_the_named_variable_and_never_prints
     env = {**os.environ, "DATABASE_URL": database_url, "READER_TEST_PASSWORD": password}
     command = [sys.executable, "-m", "cli", "db", "create-reader", "--role", role]
     try:
-        first = subprocess.run([*command, "--password-env", "READER_TEST_PASSWORD"], env=env, cwd=PROJECT,
+        first = subprocess.run([*command, "--password-env", "READER_TEST_PASSWORD"], check=False, env=env, cwd=PROJECT,
                                capture_output=True, text=True, timeout=60)
         assert first.returncode == 0, first.stderr
         assert f"role {role} created, password set" in first.stdout
         assert password not in first.stdout + first.stderr
-        again = subprocess.run(command, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=60)
+        again = subprocess.run(command, check=False, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=60)
         assert again.returncode == 0 and f"role {role} refreshed" in again.stdout
 
-        unset = subprocess.run([*command, "--password-env", "NO_SUCH_VARIABLE_FOR_READERS"], env=env,
+        unset = subprocess.run([*command, "--password-env", "NO_SUCH_VARIABLE_FOR_READERS"], check=False, env=env,
                                cwd=PROJECT, capture_output=True, text=True, timeout=60)
         assert unset.returncode == 2 and "NO_SUCH_VARIABLE_FOR_READERS" in unset.stderr
-        bad = subprocess.run([*command[:-1], "Robert'); DROP"], env=env, cwd=PROJECT,
+        bad = subprocess.run([*command[:-1], "Robert'); DROP"], check=False, env=env, cwd=PROJECT,
                              capture_output=True, text=True, timeout=60)
         assert bad.returncode == 2 and "role name" in bad.stderr
     finally:

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from pipeline.connections import load_tokens
+from pipeline.store.connections import load_tokens
 from shared.crypto import TokenCipher
 from tests.integration.spotify.conftest import pointed_at, settings_env
 

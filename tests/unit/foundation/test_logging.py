@@ -65,3 +65,27 @@ def test_the_registry_of_masked_values_keeps_the_newest(monkeypatch):
         project_logging.register_secret(f"token-number-{n}")
     assert list(project_logging._registered) == ["token-number-2", "token-number-3", "token-number-4"]
     assert project_logging.mask("a token-number-4 b token-number-0") == "a *** b token-number-0"
+
+
+FORGED = "not found\x1b[31m\n2026-12-01 10:00:00.000 | INFO    | workers.actors | job completed\r\x9b2J\x07"
+
+
+def test_a_forged_line_in_a_message_or_an_extra_stays_on_its_own_line(captured):
+    out = captured("text", lambda: logger.bind(error=None, body=FORGED).warning(f"Spotify said {FORGED}"))
+    lines = out.splitlines()
+    assert len(lines) == 1, lines
+    assert "\x1b" not in out and "\r" not in out and "\x9b" not in out and "\x07" not in out
+    assert "Spotify said not found\\x1b[31m\\n2026-12-01 10:00:00.000 | INFO" in lines[0]
+    assert "body=not found\\x1b[31m\\n" in lines[0]
+
+
+def test_printable_escapes_control_characters_and_keeps_the_rest():
+    printable = project_logging.printable
+    assert printable("a\tb é ✓ {x}") == "a\tb é ✓ {x}"
+    assert printable("a\nb\rc\x00d\x1be\x7ff\x85g\u2028h") == "a\\nb\\rc\\x00d\\x1be\\x7ff\\x85g\\u2028h"
+
+
+def test_json_lines_are_left_to_json_escaping(captured):
+    out = captured("json", lambda: logger.info(FORGED))
+    [line] = out.strip().splitlines()
+    assert json.loads(line)["message"] == FORGED

@@ -127,3 +127,46 @@ def test_passwords_in_service_urls_are_never_shown_and_are_masked_in_logs():
     assert "hunter2secret" not in repr(settings) and "r3dispass" not in repr(settings)
     assert {"hunter2secret", "r3dispass"} <= set(settings.secrets())
     assert settings.database_url == "postgresql://app:hunter2secret@db/music"  # the value itself is intact
+
+
+@pytest.mark.parametrize(
+    "env, value, fragment",
+    [
+        # values float()/int()/str.isdigit() accept but that break later
+        ("SPOTIFY_READ_TIMEOUT", "nan", "SPOTIFY_READ_TIMEOUT: expected a number of seconds above zero"),
+        ("SPOTIFY_CONNECT_TIMEOUT", "inf", "SPOTIFY_CONNECT_TIMEOUT: expected a number of seconds above zero"),
+        ("SPOTIFY_RETRY_BUDGET", "1e9", "SPOTIFY_RETRY_BUDGET: expected a number of seconds above zero"),
+        ("SPOTIFY_READ_TIMEOUT", "١٠", "SPOTIFY_READ_TIMEOUT: expected a number of seconds"),
+        ("SPOTIFY_READ_TIMEOUT", "1_0", "SPOTIFY_READ_TIMEOUT: expected a number of seconds"),
+        ("JOB_LEASE", "0", "JOB_LEASE: expected a duration above zero"),
+        ("SPOTIFY_RETRY_AFTER_DEFAULT", "0s", "SPOTIFY_RETRY_AFTER_DEFAULT: expected a duration above zero"),
+        ("SPOTIFY_CAPABILITY_RECHECK", "0", "SPOTIFY_CAPABILITY_RECHECK: expected a duration above zero"),
+        ("TRACK_TTL", "99999999999999999999d", "TRACK_TTL: expected a duration like 30s, 15m, 24h or 2d, at most"),
+        ("TRACK_TTL", "²h", "TRACK_TTL: expected a duration"),
+        ("JOB_MAX_RETRIES", "²", "JOB_MAX_RETRIES: expected a whole number"),
+        ("JOB_MAX_RETRIES", "100000", "JOB_MAX_RETRIES: expected a whole number from 0 to 100"),
+        ("SPOTIFY_RATE_LIMIT", "١٠٠/60s", "SPOTIFY_RATE_LIMIT: expected a rate"),
+        ("DATABASE_URL", "postgresql://h:notaport/db", "DATABASE_URL: expected a URL starting with postgresql://"),
+        ("REDIS_URL", "redis://cache:99999/0", "REDIS_URL: expected a URL starting with redis://"),
+        ("SPOTIFY_API_BASE_URL", "http://api:x/v1", "SPOTIFY_API_BASE_URL: expected a URL"),
+    ],
+)
+def test_values_that_would_break_later_are_refused_at_load(env, value, fragment):
+    with pytest.raises(SettingsError) as caught:
+        load(**{env: value})
+    assert str(caught.value).startswith(fragment) and "\n" not in str(caught.value)
+
+
+def test_a_bad_port_is_named_without_the_password():
+    with pytest.raises(SettingsError) as caught:
+        load(DATABASE_URL="postgresql://app:hunter2secret@h:notaport/db")
+    message = str(caught.value)
+    assert "port 'notaport' is not a number from 1 to 65535" in message
+    assert "hunter2secret" not in message and "app:***@h:notaport" in message
+
+
+def test_sound_edge_values_still_load():
+    settings = load(TRACK_TTL="0", POPULARITY_TTL="0s", JOB_MAX_RETRIES="0", JOB_LEASE="1", SPOTIFY_READ_TIMEOUT="0.5",
+                    SPOTIFY_CONNECT_TIMEOUT=".5", DATABASE_URL="postgresql://h:5433/db", REDIS_URL="unix:///tmp/r.sock")
+    assert (settings.track_ttl_s, settings.popularity_ttl_s, settings.job_max_retries, settings.job_lease_s) == (0, 0, 0, 1)
+    assert (settings.read_timeout_s, settings.connect_timeout_s) == (0.5, 0.5)
