@@ -20,10 +20,11 @@ import pytest
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
+import emulator
 from emulator.config import EmulatorConfig
 from emulator.ids import IdCodec
 
-SPEC_DIR = Path("/work/shared/spotify-openapi")
+SPEC_DIR = Path(emulator.__file__).resolve().parent / "openapi"  # copies of the official files
 SPEC_FILES = {
     "extended": "spotify-web-api-2025.5.18.yml",
     "dev-legacy": "spotify-web-api-2025.5.18.yml",
