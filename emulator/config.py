@@ -63,6 +63,7 @@ class EmulatorConfig:
     catalog_size: int = 100_000
     catalog_seed: str = "spotify-sync"
     audio_features_share: float = 0.9
+    search_index_max_tracks: int = 1_000_000  # search covers the first N tracks (memory bound)
     default_library_size: int = 200
     library_sizes: dict[str, int] = field(
         default_factory=lambda: {"demo": 2000, "alice": 500, "bob": 50, "empty": 0}
@@ -94,6 +95,8 @@ class EmulatorConfig:
             raise ConfigError("access_token_ttl_s must be >= 1")
         if self.catalog_size < 1 or self.catalog_size > 100_000_000:
             raise ConfigError("catalog_size must be 1..100000000")
+        if self.search_index_max_tracks < 0:
+            raise ConfigError("search_index_max_tracks must be >= 0")
         if self.auth_error_style not in ("classic", "newer"):
             raise ConfigError("auth_error_style must be classic or newer")
         for name in ("p_429_empty_body", "p_429_no_retry_after", "audio_features_share"):
