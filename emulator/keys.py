@@ -70,6 +70,10 @@ def auth_code(code: str) -> str:
     return f"oauth:code:{code}"
 
 
+def consent_request(request_id: str) -> str:
+    return f"oauth:consent:{request_id}"
+
+
 def access_token(token: str) -> str:
     return f"oauth:access:{token}"
 
