@@ -126,12 +126,15 @@ def guarded(state: EmulatorState, endpoint: str, handler: Handler) -> Callable[[
 
         forced = state.take_forced(config, endpoint, client_id)
         if forced is not None:
-            state.stats.limited("forced") if forced.kind in ("429", "quota") else state.stats.fault(forced.kind)
+            if forced.kind in ("429", "quota"):
+                state.stats.limited("forced" if forced.kind == "429" else "forced_quota", now)
+            else:
+                state.stats.fault(forced.kind)
             return await forced_answer(forced, run)
 
         refusal = state.limiter.check(config, client_id, now)
         if refusal is not None:
-            state.stats.limited(refusal.kind)
+            state.stats.limited(refusal.kind, now)
             if refusal.kind == "quota":
                 return R.quota_exceeded(refusal.wait_s)
             wait_s = None if state.dice.chance(config.p_429_no_retry_after) else refusal.wait_s
