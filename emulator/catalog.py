@@ -64,6 +64,7 @@ class Catalog:
         self.audio_features_json = lru_cache(maxsize=100_000)(self._render_audio_features)
         self._artist_name = lru_cache(maxsize=100_000)(self.artist_name)
         self._album_name = lru_cache(maxsize=10_000)(self.album_name)
+        self._album_artist = lru_cache(maxsize=10_000)(self.album_artist_index)
         self._search_index = search.SearchIndex(size, self.names, search_index_max_tracks)
 
     # --- ids ---
@@ -98,18 +99,16 @@ class Catalog:
 
     def featured_artist_index(self, index: int) -> int | None:
         """The second artist of track `index`, when it has one (about one track in six)."""
-        d = _digest(self._key, b"track", index)
+        return self._featured(_digest(self._key, b"track", index))
+
+    def _featured(self, track_digest: bytes) -> int | None:
+        d = track_digest
         return int.from_bytes(d[1:5], "big") % self.artist_count if d[0] < 40 else None
 
-    def track_artist_indexes(self, index: int) -> list[int]:
-        featured = self.featured_artist_index(index)
-        primary = self.album_artist_index(index // TRACKS_PER_ALBUM)
-        return [primary] if featured is None else [primary, featured]
-
     def track_name(self, index: int) -> str:
-        featured = self.featured_artist_index(index)
         d = _digest(self._key, b"track", index)
-        return names.track_name(d, None if featured is None else self.artist_name(featured))
+        featured = self._featured(d)
+        return names.track_name(d, None if featured is None else self._artist_name(featured))
 
     def album_artist_index(self, album_index: int) -> int:
         d = _digest(self._key, b"albumart", album_index)
@@ -253,9 +252,16 @@ class Catalog:
 
     # --- search ---
     def names(self, index: int) -> tuple[str, list[str], str]:
-        """(track name, artist names, album name) of track `index`: what search matches."""
-        artists = [self._artist_name(a) for a in self.track_artist_indexes(index)]
-        return self.track_name(index), artists, self._album_name(index // TRACKS_PER_ALBUM)
+        """(track name, artist names, album name) of track `index`: what search matches, and
+        the same names its Track object carries (one digest per track: the index is built from these)."""
+        d = _digest(self._key, b"track", index)
+        album_index = index // TRACKS_PER_ALBUM
+        artists = [self._artist_name(self._album_artist(album_index))]
+        featured = self._featured(d)
+        if featured is not None:
+            artists.append(self._artist_name(featured))
+        name = names.track_name(d, None if featured is None else artists[1])
+        return name, artists, self._album_name(album_index)
 
     def search(self, query: str, offset: int, limit: int) -> tuple[int, list[int]]:
         """(total, the indexes of one page) of the tracks matching `query` (see emulator.search)."""
