@@ -30,10 +30,13 @@ def test_cli_prints_valid_ids():
 
 
 def test_cli_server_with_options():
-    args = ("--tier", "dev-2026", "--rate-limit", "2", "--faults", "503:0@/v1/tracks")
+    args = ("--tier", "dev-2026", "--rate-limit", "2", "--faults", "503:0@/v1/tracks", "--consent", "auto")
     with start_subprocess(extra_args=args) as emu:
         config = httpx.get(emu.base_url + "/_emulator/config").json()
-        assert config["tier"] == "dev-2026" and config["rate_limit"] == 2
+        assert config["tier"] == "dev-2026" and config["rate_limit"] == 2 and config["consent"] == "auto"
+        authorize = httpx.get(emu.base_url + "/authorize", params={
+            "client_id": "cli-app", "response_type": "code", "redirect_uri": "http://127.0.0.1:9/cb"})
+        assert authorize.status_code == 303 and "code=" in authorize.headers["location"]  # no page
         token = _token(emu.base_url, "cli-app")
         track = httpx.get(emu.base_url + "/_emulator/ids", params={"count": 1}).json()["ids"][0]
         auth = {"Authorization": f"Bearer {token}"}
