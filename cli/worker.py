@@ -47,6 +47,8 @@ def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, 
 
     settings = settings_of(ctx)
     settings.require_database_url()
+    # The fleet's shared app token sits in Redis: never in plaintext (README, "Token encryption").
+    settings.require_token_keys()
     settings.effective_broker_url  # noqa: B018 - fails now, with one line, rather than in every process
     try:
         shutdown_ms = parse_duration_s(shutdown_timeout) * 1000

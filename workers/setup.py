@@ -48,6 +48,7 @@ class WorkerEnv:
         from shared.db import make_engine
         from shared.redis_conn import connect
 
+        settings.require_token_keys()  # the fleet's app token sits in Redis: never in plaintext
         engine = make_engine(settings, pool_size=8, max_overflow=8)
         redis = connect(settings)
         client = build_client(settings, redis, engine)
