@@ -1,0 +1,75 @@
+"""search: the fold functions (unaccent + lower + punctuation, mirroring pipeline/search/normalize.py)
+and a trigram index over songs' title, artist and album, built CONCURRENTLY (no long lock, no
+table rewrite: an expression index, no stored generated column)
+
+Revision ID: 20261201_01
+Revises: 20261122_04
+Create Date: 2026-12-01
+"""
+
+from alembic import op
+
+revision = "20261201_01"
+down_revision = "20261122_04"
+branch_labels = None
+depends_on = None
+
+# Frozen copies of pipeline/search/normalize.py's APOSTROPHES and SEPARATORS (a migration must not
+# change when the code does); tests/integration/search/test_fold_parity.py keeps them in step.
+APOSTROPHES = "'’‘`ʼ"
+SEPARATORS = (
+    " \t\n\r\f\v\u00a0"
+    + "!\"#$%&()*+,-./:;<=>?@[\\]^_{|}~"
+    + "‐‑‒–—―…‚‛“”„‟«»‹›¡¿·•"
+)
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _bracket(chars: str) -> str:
+    """A PostgreSQL regex bracket expression matching exactly these characters."""
+    body = "".join(ch for ch in chars if ch not in "]\\-^")
+    return "[]" + body + "\\\\^-]"  # ']' first, then the rest, an escaped backslash, '^' not first, '-' last
+
+
+FOLD = f"""
+CREATE OR REPLACE FUNCTION spotify_search_fold(text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
+  SELECT btrim(regexp_replace(
+    translate(lower(public.unaccent('public.unaccent'::regdictionary, $1)), {_literal(APOSTROPHES)}, ''),
+    {_literal(_bracket(SEPARATORS))} || '+', ' ', 'g'))
+$$
+"""
+
+DOC = """
+CREATE OR REPLACE FUNCTION spotify_search_doc(title text, artist text, album text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT concat_ws(' ', nullif(spotify_search_fold(title), ''), nullif(spotify_search_fold(artist), ''),
+                   nullif(spotify_search_fold(album), ''),
+                   nullif(replace(spotify_search_fold(artist), ' ', ''), ''))
+$$
+"""
+
+INDEX = "idx_songs_search_trgm"
+
+
+def upgrade() -> None:
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public")
+    op.execute("CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public")
+    op.execute(FOLD)
+    op.execute(DOC)
+    with op.get_context().autocommit_block():
+        # A build interrupted before (CONCURRENTLY leaves an INVALID index behind) is redone.
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
+        op.execute(f"CREATE INDEX CONCURRENTLY {INDEX} ON songs "
+                   "USING gin (spotify_search_doc(title, artist, album) gin_trgm_ops)")
+
+
+def downgrade() -> None:
+    with op.get_context().autocommit_block():
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
+    op.execute("DROP FUNCTION IF EXISTS spotify_search_doc(text, text, text)")
+    op.execute("DROP FUNCTION IF EXISTS spotify_search_fold(text)")
+    # The extensions stay: other objects (or other applications) may use them.
