@@ -70,9 +70,13 @@ def _conditions(query: Query, params: dict[str, Any]) -> list[str]:
         for n, term in enumerate(terms):
             name = f"f_{column}{n}"
             params[name] = term
+            params[name + "_squeezed"] = term.replace(" ", "")
             folded = f"spotify_search_fold(s.{column})"
-            conditions.append(f"({DOC} LIKE '%' || :{name} || '%' OR :{name} <% {DOC})")
-            conditions.append(f"({folded} LIKE '%' || :{name} || '%' OR :{name} <% {folded})")
+            # The document condition is the one the index serves; the column's narrows it down.
+            conditions.append(f"({DOC} LIKE '%' || :{name}_squeezed || '%' OR {DOC} LIKE '%' || :{name} || '%' "
+                              f"OR :{name} <% {DOC})")
+            conditions.append(f"({folded} LIKE '%' || :{name} || '%' OR :{name} <% {folded} "
+                              f"OR replace({folded}, ' ', '') LIKE '%' || :{name}_squeezed || '%')")
     return conditions
 
 
