@@ -37,6 +37,7 @@ from shared.settings import Settings
 
 MAX_LIMIT = 50
 MAX_OFFSET = 1000
+SEARCH_READ_TIMEOUT_S = 5.0  # a search answered in the background still ends in bounded time
 _bearer = HTTPBearer(auto_error=False, description="One of API_TOKENS")
 
 
@@ -79,12 +80,18 @@ def _lazy_spotify(settings: Settings, engine: Engine):
     """The Spotify client, built on first use (with its own Redis: the limiter may wait)."""
     made: list[Any] = []
 
+    # A search is interactive: its in-call retries of 5xx and timeouts stop at the wait, not at
+    # SPOTIFY_RETRY_BUDGET (a backfill's), so that Spotify down reads as "degraded" in time.
+    interactive = settings.replace(retry_budget_s=min(settings.retry_budget_s, max(settings.search_enrich_wait_s, 0.05)),
+                                   read_timeout_s=min(settings.read_timeout_s, SEARCH_READ_TIMEOUT_S),
+                                   connect_timeout_s=min(settings.connect_timeout_s, 2.0))
+
     def client() -> Any:
         if not made:
             from pipeline.spotify import SpotifyClient
             from shared.redis_conn import connect
 
-            made.append(SpotifyClient.from_settings(settings, connect(settings), engine))
+            made.append(SpotifyClient.from_settings(interactive, connect(interactive), engine))
         return made[0]
 
     return client
