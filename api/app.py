@@ -80,9 +80,11 @@ def _lazy_spotify(settings: Settings, engine: Engine):
     """The Spotify client, built on first use (with its own Redis: the limiter may wait)."""
     made: list[Any] = []
 
-    # A search is interactive: its in-call retries of 5xx and timeouts stop at the wait, not at
-    # SPOTIFY_RETRY_BUDGET (a backfill's), so that Spotify down reads as "degraded" in time.
-    interactive = settings.replace(retry_budget_s=min(settings.retry_budget_s, max(settings.search_enrich_wait_s, 0.05)),
+    # A search is interactive: its in-call retries of 5xx and timeouts (of the app token's request,
+    # then of the search's) stop well within the wait, not at SPOTIFY_RETRY_BUDGET (a backfill's),
+    # so that Spotify down reads as "degraded" in time.
+    budget_s = max(settings.search_enrich_wait_s / 4, 0.02)
+    interactive = settings.replace(retry_budget_s=min(settings.retry_budget_s, budget_s),
                                    read_timeout_s=min(settings.read_timeout_s, SEARCH_READ_TIMEOUT_S),
                                    connect_timeout_s=min(settings.connect_timeout_s, 2.0))
 
