@@ -4,7 +4,7 @@
     python -m bench --only search [--quick]
 
 On a songs table of synthetic rows (INSERT ... SELECT generate_series; titles of three words
-from a vocabulary with accents, artists of two names), with `spotify-sync serve --workers 2` as
+from a vocabulary with accents, unique (a number is appended past 80^3 rows), artists of two names), with `spotify-sync serve --workers 2` as
 a child process and 8 client threads:
 - p50/p95/p99 of GET /v1/search?enrich=never against the same queries as a baseline
   `title ILIKE '%q%' OR artist ILIKE '%q%'` sent straight to PostgreSQL (goal: p99 <= 30 ms);
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import threading
 import time
@@ -37,17 +36,21 @@ from pipeline.search.normalize import fold, unaccent
 from shared import migrate
 
 HEAD_WITHOUT_SEARCH = "20261122_04"
-VOCABULARY = (
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+VOCABULARY = _words(
     "love night fire heart dream rain summer winter river ocean golden silver paper electric midnight city "
     "shadow light storm wild blue black white red green sweet lonely broken crazy happy sad young old new "
     "dance song moon star sun sky road home back time world life girl boy baby angel devil king queen "
     "café señor über naïve soleil corazón niño jalapeño fiancée mañana déjà vu crème brûlée façade "
     "ærø smørrebrød straße göteborg zürich kraków łódź čaj šťastný española noël garçon"
-).split()
-FIRST = "Anna Björk Chloé Dmitri Élodie Franz Gaël Hélène Iñigo Jürgen Kåre Léa Miloš Nuño Oskar Paweł " \
-        "Rafaël Søren Tomás Zoë Marcus Sarah John Emily Carlos Yuki Amara Liam Noah Mia".split()
-LAST = "Müller Núñez Dvořák Sørensen Lefèvre García Ødegaard Kowalski Brontë Öztürk Smith Johnson " \
-       "Williams Brown Jones Davis Martin Moreau Rossi Silva Novák Horváth Nilsson Popescu".split()
+)
+FIRST = _words("Anna Björk Chloé Dmitri Élodie Franz Gaël Hélène Iñigo Jürgen Kåre Léa Miloš Nuño Oskar Paweł " \
+        "Rafaël Søren Tomás Zoë Marcus Sarah John Emily Carlos Yuki Amara Liam Noah Mia")
+LAST = _words("Müller Núñez Dvořák Sørensen Lefèvre García Ødegaard Kowalski Brontë Öztürk Smith Johnson " \
+       "Williams Brown Jones Davis Martin Moreau Rossi Silva Novák Horváth Nilsson Popescu")
 CLASSES = ("exact", "accents", "typo", "artist_title", "prefix")
 
 
@@ -64,11 +67,11 @@ def fill(url: str, rows: int) -> float:
         conn.execute(f"""
             INSERT INTO songs ("spotifyId", title, artist, album, "spotifyPopularity")
             SELECT 'bench' || lpad(g::text, 17, '0'),
-                   initcap(({v})[1 + (g * 7919) % {nv}]) || ' ' || ({v})[1 + (g * 104729 / 7) % {nv}] || ' '
-                     || ({v})[1 + (g * 15485863 / 13) % {nv}],
+                   initcap(({v})[1 + g % {nv}]) || ' ' || ({v})[1 + (g / {nv}) % {nv}] || ' '
+                     || ({v})[1 + (g / {nv * nv}) % {nv}] || CASE WHEN g > {nv ** 3} THEN ' ' || (g / {nv ** 3}) ELSE '' END,
                    ({f})[1 + (g * 31) % {nf}] || ' ' || ({la})[1 + (g * 17 / 3) % {nl}],
                    initcap(({v})[1 + (g * 613) % {nv}]) || ' ' || ({v})[1 + (g * 389 / 5) % {nv}],
-                   (g * 37) % 101
+                   (g * 7919) % 101
             FROM generate_series(1::bigint, {rows}::bigint) AS g""")
         conn.execute("ANALYZE songs")
     return time.perf_counter() - started
@@ -113,9 +116,9 @@ def query_set(url: str, per_class: int, seed: int = 7) -> list[tuple[str, str, s
     queries: list[tuple[str, str, str]] = []
     accented = [r for r in sample if unaccent(r[1]) != r[1]]
     for n in range(per_class):
-        sid, title, artist = sample[n]
+        sid, title, _artist = sample[n]
         queries.append(("exact", title, sid))
-        asid, atitle, _ = accented[n % len(accented)]
+        asid, atitle, _artist = accented[n % len(accented)]
         queries.append(("accents", fold(atitle), asid))
         tsid, ttitle, _ = sample[per_class + n]
         queries.append(("typo", _typo(ttitle, rng), tsid))
@@ -157,13 +160,14 @@ def measure(run_one: Callable[[str], list[str]], queries: list[tuple[str, str, s
 
     with ThreadPoolExecutor(clients) as pool:
         for round_ in range(rounds):
-            list(pool.map(lambda item: one(item, round_ == 0), queries))
+            first = round_ == 0
+            list(pool.map(lambda item, first=first: one(item, first), queries))
     return latencies, {c: sum(h) / len(h) for c, h in hits.items() if h}
 
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def _free_port() -> int:
