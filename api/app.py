@@ -212,7 +212,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         from Spotify within SEARCH_ENRICH_WAIT when the local ones fall short."""
         parsed = search_query.parse(q)
         found = store.search_songs(built.engine, parsed, limit=limit, offset=offset)
-        outcome = Outcome(OFF, "never" if enrich == "never" else None)
+        outcome = Outcome(OFF, "never" if enrich == "never" else "not_needed")
         if built.enricher is None and enrich != "never":
             outcome = Outcome(OFF, "spotify_not_configured")
         elif built.enricher is not None and wants_enrichment(enrich, len(found.songs), limit, found.best_tier):
