@@ -1,6 +1,6 @@
 """search: the fold functions (unaccent + lower + punctuation, mirroring pipeline/search/normalize.py)
-and a trigram index over songs' title, artist and album, built CONCURRENTLY (no long lock, no
-table rewrite: an expression index, no stored generated column)
+and three indexes over songs' title, artist and album (btree, tsvector, pg_trgm), built
+CONCURRENTLY (no long lock, no table rewrite: expression indexes, no stored generated column)
 
 Revision ID: 20261201_01
 Revises: 20261122_04
@@ -44,18 +44,25 @@ $$
 """
 
 # Plain || and coalesce, not concat_ws (STABLE): an IMMUTABLE body the planner inlines, so the
-# index expression and the queries' are the same expression and no per-row function call is made.
+# index expressions and the queries' are the same expression and no per-row function call is made.
+# One fold over the joined fields (a space is a separator, so it equals the folds joined) plus the
+# artist without spaces ("acdc"): two folds a row, the cost of every recheck.
 DOC = """
 CREATE OR REPLACE FUNCTION spotify_search_doc(title text, artist text, album text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT btrim(regexp_replace(
-    coalesce(spotify_search_fold(title), '') || ' ' || coalesce(spotify_search_fold(artist), '') || ' '
-      || coalesce(spotify_search_fold(album), '') || ' ' || coalesce(replace(spotify_search_fold(artist), ' ', ''), ''),
-    '  +', ' ', 'g'))
+  SELECT btrim(spotify_search_fold(coalesce(title, '') || ' ' || coalesce(artist, '') || ' ' || coalesce(album, ''))
+               || ' ' || replace(spotify_search_fold(coalesce(artist, '')), ' ', ''))
 $$
 """
 
-INDEX = "idx_songs_search_trgm"
+TRGM_INDEX = "idx_songs_search_trgm"  # substrings and typos (pg_trgm), lossy: rows are rechecked
+WORDS_INDEX = "idx_songs_search_words"  # whole words and word prefixes (tsvector), exact: no recheck
+TITLE_INDEX = "idx_songs_search_title"  # the folded title's prefix (someone typing), exact titles
+INDEXES = {
+    TITLE_INDEX: "USING btree (spotify_search_fold(title) text_pattern_ops)",
+    TRGM_INDEX: "USING gin (spotify_search_doc(title, artist, album) gin_trgm_ops)",
+    WORDS_INDEX: "USING gin (to_tsvector('simple'::regconfig, spotify_search_doc(title, artist, album)))",
+}
 
 
 def upgrade() -> None:
@@ -64,15 +71,16 @@ def upgrade() -> None:
     op.execute(FOLD)
     op.execute(DOC)
     with op.get_context().autocommit_block():
-        # A build interrupted before (CONCURRENTLY leaves an INVALID index behind) is redone.
-        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
-        op.execute(f"CREATE INDEX CONCURRENTLY {INDEX} ON songs "
-                   "USING gin (spotify_search_doc(title, artist, album) gin_trgm_ops)")
+        for name, definition in INDEXES.items():
+            # A build interrupted before (CONCURRENTLY leaves an INVALID index behind) is redone.
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            op.execute(f"CREATE INDEX CONCURRENTLY {name} ON songs {definition}")
 
 
 def downgrade() -> None:
     with op.get_context().autocommit_block():
-        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
+        for name in INDEXES:
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
     op.execute("DROP FUNCTION IF EXISTS spotify_search_doc(text, text, text)")
     op.execute("DROP FUNCTION IF EXISTS spotify_search_fold(text)")
     # The extensions stay: other objects (or other applications) may use them.

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from pipeline.search.query import Query
 from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD
@@ -69,14 +69,11 @@ def _conditions(query: Query, params: dict[str, Any]) -> list[str]:
     for column, terms in query.fields.items():
         for n, term in enumerate(terms):
             name = f"f_{column}{n}"
-            params[name] = term
-            params[name + "_squeezed"] = term.replace(" ", "")
-            folded = f"spotify_search_fold(s.{column})"
+            params[name], params[name + "_squeezed"] = term, term.replace(" ", "")
             # The document condition is the one the index serves; the column's narrows it down.
             conditions.append(f"({DOC} LIKE '%' || :{name}_squeezed || '%' OR {DOC} LIKE '%' || :{name} || '%' "
                               f"OR :{name} <% {DOC})")
-            conditions.append(f"({folded} LIKE '%' || :{name} || '%' OR :{name} <% {folded} "
-                              f"OR replace({folded}, ' ', '') LIKE '%' || :{name}_squeezed || '%')")
+            conditions.append(_field_condition(column, name))
     return conditions
 
 
@@ -84,6 +81,8 @@ def tier_sql(query: Query, params: dict[str, Any]) -> str:
     """pipeline.search.ranking.tier, in SQL over the row `s`."""
     params["text"] = query.text
     params["squeezed_text"] = query.compact
+    params.update({f"w{n}": word for n, word in enumerate(query.words)})
+    params.update({f"p{n}": phrase for n, phrase in enumerate(query.phrases)})
     title_artist = f"({FOLDED_TITLE} || ' ' || {FOLDED_ARTIST})"
     artist_title = f"({FOLDED_ARTIST} || ' ' || {FOLDED_TITLE})"
     words = [f"(' ' || {DOC}) LIKE '% ' || :w{n} || '%'" for n in range(len(query.words))]
@@ -96,40 +95,91 @@ def tier_sql(query: Query, params: dict[str, Any]) -> str:
             f"WHEN {' AND '.join(words) or 'true'} THEN 2 ELSE {FUZZY} END")
 
 
+# Rows ranked per candidate set: a broad query ("love") ranks its most popular matches of each
+# set, not all of them. Paging deeper than this widens the sets.
+CANDIDATES = 300
+# total_local counts at most this many (pages end at offset 1000 anyway): counting every match
+# of a broad query would visit each of its rows.
+MAX_COUNTED = 1050
+TSQUERY = ("to_tsquery('simple', (SELECT string_agg(quote_literal(t) || ':*', ' & ') "
+           "FROM unnest(CAST(:terms AS text[])) AS t))")
+WORDS_MATCH = f"to_tsvector('simple'::regconfig, {DOC}) @@ {TSQUERY}"
+
+
 def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Found:
-    """Songs matching the query, best first (ranking.py's tiers, then popularity), one page."""
-    params: dict[str, Any] = {"limit": limit, "offset": offset, "threshold": str(FUZZY_THRESHOLD)}
-    where = " AND ".join(_conditions(query, params)) or "true"
+    """Songs matching the query, best first (ranking.py's tiers, then popularity), one page.
+
+    Candidates come from the exact indexes first (every term starting a word: tsvector; the
+    title starting with the query: btree), the most popular of each. Only when they fall short
+    of the page are the fuzzy ones (substrings, typos: pg_trgm) added. Then the tiers rank them.
+    `total` counts the word matches up to MAX_COUNTED (with fuzzy ones, up to CANDIDATES)."""
+    params: dict[str, Any] = {"limit": limit, "offset": offset, "threshold": str(FUZZY_THRESHOLD),
+                              "cap": max(CANDIDATES, offset + limit), "count_cap": MAX_COUNTED,
+                              "terms": _terms(query)}
+    extra = " AND ".join(_extra_conditions(query, params)) or "true"
+    sets = [f"""(SELECT s.id FROM songs s WHERE {WORDS_MATCH} AND {extra}
+                 ORDER BY s."spotifyPopularity" DESC NULLS LAST LIMIT :cap)"""]
+    if query.text:
+        params["title_prefix"] = query.text + "%"
+        sets.append(f"""(SELECT s.id FROM songs s WHERE {FOLDED_TITLE} LIKE :title_prefix AND {extra}
+                         ORDER BY s."spotifyPopularity" DESC NULLS LAST LIMIT :cap)""")
+    with transaction(engine) as conn:
+        # Only for this transaction: how close a typo must be for `<%` (pg_trgm's default is 0.6).
+        conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true)"), params)
+        total = int(conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM songs s WHERE {WORDS_MATCH} AND {extra} "
+                                      "LIMIT :count_cap) AS c"), params).scalar_one())
+        rows = _ranked(conn, query, sets, params) if total else []  # no word match: straight to fuzzy
+        if len(rows) < limit:
+            where = " AND ".join(_conditions(query, params)) or "true"
+            sets.append(f"(SELECT s.id FROM songs s WHERE {where} LIMIT :cap)")
+            rows = _ranked(conn, query, sets, params)
+            fuzzy = conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM songs s WHERE {where} LIMIT :cap) AS c"),
+                                 params).scalar_one()
+            total = max(total, int(fuzzy))
+    return Found([song_json(row) for row in rows], total)
+
+
+def _ranked(conn: Connection, query: Query, sets: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The page of these candidate sets, ranked by tier, then popularity."""
     tier = tier_sql(query, params)
     similarity = f"word_similarity(:text, {DOC})" if query.text else "0"
     statement = text(f"""
-        SELECT {_SELECTED}, m.tier, count(*) OVER () AS total
-        FROM songs s
+        WITH candidates AS ({" UNION ".join(sets)})
+        SELECT {_SELECTED}, m.tier
+        FROM songs s JOIN candidates c ON c.id = s.id
         CROSS JOIN LATERAL (SELECT {tier} AS tier) m
-        WHERE {where}
         ORDER BY m.tier,
                  CASE WHEN m.tier = {FUZZY} THEN -round(({similarity})::numeric, 1) END,
                  s."spotifyPopularity" DESC NULLS LAST, s.title, s.id
         LIMIT :limit OFFSET :offset
     """)
-    with transaction(engine) as conn:
-        # Only for this transaction: how close a typo must be for `<%` (pg_trgm's default is 0.6).
-        conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true)"), params)
-        rows = [dict(r._mapping) for r in conn.execute(statement, params)]
-    total = rows[0]["total"] if rows else 0
-    if not rows and offset:
-        total = count_songs(engine, query)
-    songs = [song_json({k: v for k, v in row.items() if k != "total"}) for row in rows]
-    return Found(songs, int(total))
+    return [dict(r._mapping) for r in conn.execute(statement, params)]
 
 
-def count_songs(engine: Engine, query: Query) -> int:
-    """How many songs match (for a page past the end, where the window count has no row)."""
-    params: dict[str, Any] = {"threshold": str(FUZZY_THRESHOLD)}
-    where = " AND ".join(_conditions(query, params)) or "true"
-    with transaction(engine) as conn:
-        conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true)"), params)
-        return int(conn.execute(text(f"SELECT count(*) FROM songs s WHERE {where}"), params).scalar_one())
+def _terms(query: Query) -> list[str]:
+    """Every word a song must hold (as the start of one of its words) to match without fuzz."""
+    terms = list(query.words) + [w for phrase in query.phrases for w in phrase.split(" ")]
+    return terms + [w for column_terms in query.fields.values() for term in column_terms for w in term.split(" ")]
+
+
+def _extra_conditions(query: Query, params: dict[str, Any]) -> list[str]:
+    """What the word index cannot say: phrases in one piece, field filters on their column."""
+    conditions = []
+    for n, phrase in enumerate(query.phrases):
+        params[f"p{n}"] = phrase
+        conditions.append(f"{DOC} LIKE '%' || :p{n} || '%'")
+    for column, terms in query.fields.items():
+        for n, term in enumerate(terms):
+            name = f"f_{column}{n}"
+            params[name], params[name + "_squeezed"] = term, term.replace(" ", "")
+            conditions.append(_field_condition(column, name))
+    return conditions
+
+
+def _field_condition(column: str, name: str) -> str:
+    folded = f"spotify_search_fold(s.{column})"
+    return (f"({folded} LIKE '%' || :{name} || '%' OR :{name} <% {folded} "
+            f"OR replace({folded}, ' ', '') LIKE '%' || :{name}_squeezed || '%')")
 
 
 def get_song(engine: Engine, spotify_id: str) -> dict[str, Any] | None:
