@@ -4,7 +4,8 @@
     python -m bench --only search [--quick]
 
 On a songs table of synthetic rows (INSERT ... SELECT generate_series; titles of three words
-from a vocabulary with accents, unique (a number is appended past 80^3 rows), artists of two names), with `spotify-sync serve --workers 2` as
+from a vocabulary with accents, unique (a number is appended past 80^3 rows), artists of two
+names), with `spotify-sync serve --workers 2` as
 a child process and 8 client threads:
 - p50/p95/p99 of GET /v1/search?enrich=never against the same queries as a baseline
   `title ILIKE '%q%' OR artist ILIKE '%q%'` sent straight to PostgreSQL (goal: p99 <= 30 ms);
@@ -68,7 +69,8 @@ def fill(url: str, rows: int) -> float:
             INSERT INTO songs ("spotifyId", title, artist, album, "spotifyPopularity")
             SELECT 'bench' || lpad(g::text, 17, '0'),
                    initcap(({v})[1 + g % {nv}]) || ' ' || ({v})[1 + (g / {nv}) % {nv}] || ' '
-                     || ({v})[1 + (g / {nv * nv}) % {nv}] || CASE WHEN g > {nv ** 3} THEN ' ' || (g / {nv ** 3}) ELSE '' END,
+                     || ({v})[1 + (g / {nv * nv}) % {nv}]
+                     || CASE WHEN g > {nv ** 3} THEN ' ' || (g / {nv ** 3}) ELSE '' END,
                    ({f})[1 + (g * 31) % {nf}] || ' ' || ({la})[1 + (g * 17 / 3) % {nl}],
                    initcap(({v})[1 + (g * 613) % {nv}]) || ' ' || ({v})[1 + (g * 389 / 5) % {nv}],
                    (g * 7919) % 101

@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -27,7 +28,8 @@ class Server:
     def __init__(self, env: dict[str, str], workers: int = 1):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self._log = tempfile.NamedTemporaryFile(prefix="api-", suffix=".log", delete=False)
+        # Open for the server's whole life (its stdout); removed in __exit__.
+        self._log = tempfile.NamedTemporaryFile(prefix="api-", suffix=".log", delete=False)  # noqa: SIM115
         env = {"API_TOKENS": API_TOKEN, **env}
         self.process = subprocess.Popen(
             [CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
@@ -64,7 +66,7 @@ class Server:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -146,7 +146,8 @@ def test_postgresql_down_is_503_with_a_clear_body(settings, emulator):  # noqa: 
         assert ready.json()["checks"]["redis"] == "ok"
         response = server.search("halo")
         assert response.status_code == 503
-        assert response.json() == {"error": {"status": 503, "message": "the database is unavailable, try again shortly"}}
+        unavailable = "the database is unavailable, try again shortly"
+        assert response.json() == {"error": {"status": 503, "message": unavailable}}
 
 
 def test_several_workers_share_their_metrics(env):
@@ -154,7 +155,8 @@ def test_several_workers_share_their_metrics(env):
         for _ in range(6):
             assert server.http.get("/health").status_code == 200
         metrics = server.http.get("/metrics").text
-    counted = re.search(r'spotify_api_request_seconds_count\{method="GET",route="/health",status="200"\} (\S+)', metrics)
+    counted = re.search(r'spotify_api_request_seconds_count\{method="GET",route="/health",status="200"\} (\S+)',
+                        metrics)
     # One more: the harness's own /health while it waited for the server. Whichever process
     # answered each request, /metrics merged them all (multiprocess mode: no per-process
     # collectors such as python_gc_* in its output).

@@ -12,7 +12,8 @@ INDEXES = {"idx_songs_search_title", "idx_songs_search_trgm", "idx_songs_search_
 def _state(engine) -> tuple[set[str], set[str], int]:
     with engine.connect() as conn:
         indexes = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'songs'")).scalars())
-        functions = set(conn.execute(text("SELECT proname FROM pg_proc WHERE proname LIKE 'spotify_search_%'")).scalars())
+        functions = set(conn.execute(
+            text("SELECT proname FROM pg_proc WHERE proname LIKE 'spotify_search_%'")).scalars())
         songs = conn.execute(text("SELECT count(*) FROM songs")).scalar_one()
     return indexes & INDEXES, functions, songs
 
