@@ -112,7 +112,7 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
     Candidates come from the exact indexes first (every term starting a word: tsvector; the
     title starting with the query: btree), the most popular of each. Only when they fall short
     of the page are the fuzzy ones (substrings, typos: pg_trgm) added. Then the tiers rank them.
-    `total` counts the word matches up to MAX_COUNTED (with fuzzy ones, up to CANDIDATES)."""
+    `total` counts the word matches up to MAX_COUNTED (with fuzzy ones: the candidates ranked)."""
     params: dict[str, Any] = {"limit": limit, "offset": offset, "threshold": str(FUZZY_THRESHOLD),
                               "cap": max(CANDIDATES, offset + limit), "count_cap": MAX_COUNTED,
                               "terms": _terms(query)}
@@ -130,13 +130,14 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
                                       "LIMIT :count_cap) AS c"), params).scalar_one())
         rows = _ranked(conn, query, sets, params) if total else []  # no word match: straight to fuzzy
         if len(rows) < limit:
-            where = " AND ".join(_conditions(query, params)) or "true"
+            # One similarity of the whole text to the document: a recheck computes the document
+            # once (a condition per word computed it once per word, 6 times for 3 words).
+            params["text"] = query.text
+            where = f":text <% {DOC} AND {extra}" if query.text else " AND ".join(_conditions(query, params))
             sets.append(f"(SELECT s.id FROM songs s WHERE {where} LIMIT :cap)")
             rows = _ranked(conn, query, sets, params)
-            fuzzy = conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM songs s WHERE {where} LIMIT :cap) AS c"),
-                                 params).scalar_one()
-            total = max(total, int(fuzzy))
-    return Found([song_json(row) for row in rows], total)
+            total = max(total, rows[0]["candidates"] if rows else 0)
+    return Found([song_json({k: v for k, v in row.items() if k != "candidates"}) for row in rows], total)
 
 
 def _ranked(conn: Connection, query: Query, sets: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -145,7 +146,7 @@ def _ranked(conn: Connection, query: Query, sets: list[str], params: dict[str, A
     similarity = f"word_similarity(:text, {DOC})" if query.text else "0"
     statement = text(f"""
         WITH candidates AS ({" UNION ".join(sets)})
-        SELECT {_SELECTED}, m.tier
+        SELECT {_SELECTED}, m.tier, count(*) OVER () AS candidates
         FROM songs s JOIN candidates c ON c.id = s.id
         CROSS JOIN LATERAL (SELECT {tier} AS tier) m
         ORDER BY m.tier,
