@@ -11,6 +11,7 @@ from loguru import logger
 from starlette.exceptions import HTTPException
 
 from pipeline.errors import InputError, StoreError
+from pipeline.store.search import SearchUnavailable
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -41,6 +42,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def bad_input(request: Request, exc: InputError) -> JSONResponse:
         return error_response(422, exc.message)
+
+    @app.exception_handler(SearchUnavailable)
+    async def search_not_set_up(request: Request, exc: SearchUnavailable) -> JSONResponse:
+        return error_response(503, exc.message)
 
     @app.exception_handler(StoreError)
     async def store_down(request: Request, exc: StoreError) -> JSONResponse:

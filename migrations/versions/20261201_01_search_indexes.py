@@ -7,6 +7,9 @@ Revises: 20261122_04
 Create Date: 2026-12-01
 """
 
+import logging
+
+import sqlalchemy as sa
 from alembic import op
 
 revision = "20261201_01"
@@ -66,6 +69,15 @@ INDEXES = {
 
 
 def upgrade() -> None:
+    available = op.get_bind().execute(sa.text(
+        "SELECT count(*) FROM pg_available_extensions WHERE name IN ('pg_trgm', 'unaccent')")).scalar_one()
+    if available < 2:
+        # The embedded PostgreSQL (pgserver) ships neither: the rest of the system runs without
+        # them, and `spotify-sync serve` answers searches 503 saying what is missing. With the
+        # extensions installed, `spotify-sync db downgrade 20261122_04 && spotify-sync db upgrade`.
+        logging.getLogger("alembic.runtime.migration").warning(
+            "search indexes not built: this PostgreSQL has no pg_trgm and unaccent extensions")
+        return
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public")
     op.execute("CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public")
     op.execute(FOLD)

@@ -10,6 +10,8 @@ are separators, normalize.SEPARATORS), so they are safe inside a LIKE pattern as
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from pipeline.errors import StoreError
 from pipeline.search.query import Query
 from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD
 from pipeline.store.db import autocommit, transaction
@@ -33,6 +36,21 @@ SONG_COLUMNS = (
     "createdAt", "updatedAt",
 )
 _SELECTED = ", ".join(f's."{c}"' for c in SONG_COLUMNS)
+
+
+class SearchUnavailable(StoreError):
+    """The database lacks the search functions (no pg_trgm/unaccent when it was migrated)."""
+
+
+@contextmanager
+def _search_functions_present() -> Iterator[None]:
+    try:
+        yield
+    except StoreError as exc:
+        if "spotify_search_" in exc.message and "does not exist" in exc.message:
+            raise SearchUnavailable("search is not set up in this database: it needs PostgreSQL's pg_trgm and "
+                                    "unaccent extensions, then the search migration (20261201_01) again") from exc
+        raise
 
 
 @dataclass(frozen=True)
@@ -123,7 +141,7 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
         params["title_prefix"] = query.text + "%"
         sets.append(f"""(SELECT s.id FROM songs s WHERE {FOLDED_TITLE} LIKE :title_prefix AND {extra}
                          ORDER BY s."spotifyPopularity" DESC NULLS LAST LIMIT :cap)""")
-    with transaction(engine) as conn:
+    with _search_functions_present(), transaction(engine) as conn:
         # Only for this transaction: how close a typo must be for `<%` (pg_trgm's default is 0.6).
         conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true)"), params)
         total = int(conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM songs s WHERE {WORDS_MATCH} AND {extra} "
