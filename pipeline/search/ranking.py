@@ -20,6 +20,20 @@ EXACT, PREFIX, WORDS, FUZZY = 0, 1, 2, 3
 TIER_NAMES = {EXACT: "exact", PREFIX: "prefix", WORDS: "words", FUZZY: "fuzzy"}
 # pg_trgm's word_similarity a word needs to match through a typo ("beyonse" ~ "beyonce": 0.62).
 FUZZY_THRESHOLD = 0.5
+# The whole query against a document: a typo, or two letters swapped, costs up to about 7 of its
+# trigrams (measured: "bohemain rhapsody" 0.64, "kraxow ocean sad" 0.70 to the right song), so a
+# longer query may ask for more of them: fewer look-alikes pass, and the right one stays in.
+TYPO_TRIGRAMS = 7.5
+MAX_FUZZY_THRESHOLD = 0.7
+
+
+def fuzzy_threshold(text: str) -> float:
+    """The word_similarity a whole folded query needs to a song's document: FUZZY_THRESHOLD for a
+    short one, up to MAX_FUZZY_THRESHOLD for a long one (a query of n characters has about n + 2
+    trigrams, and one typo takes up to about TYPO_TRIGRAMS of them)."""
+    return round(min(max(1 - TYPO_TRIGRAMS / (len(text) + 2), FUZZY_THRESHOLD), MAX_FUZZY_THRESHOLD), 2)
+
+
 # Words shorter than a trigram cannot use the index; they only narrow what longer words found.
 MIN_INDEXED_WORD = 3
 

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, text
 
 from pipeline.errors import StoreError
 from pipeline.search.query import Query
-from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD
+from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD, fuzzy_threshold
 from pipeline.store.db import autocommit, transaction
 
 DOC = "spotify_search_doc(s.title, s.artist, s.album)"
@@ -151,8 +151,13 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
             # One similarity of the whole text to the document: a recheck computes the document
             # once (a condition per word computed it once per word, 6 times for 3 words).
             params["text"] = query.text
-            where = f":text <% {DOC} AND {extra}" if query.text else " AND ".join(_conditions(query, params))
-            sets.append(f"(SELECT s.id FROM songs s WHERE {where} LIMIT :cap)")
+            if query.text:
+                conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :fuzzy, true)"),
+                             {"fuzzy": str(fuzzy_threshold(query.text))})
+                sets.append(f"""(SELECT s.id FROM songs s WHERE :text <% {DOC} AND {extra}
+                                 ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :cap)""")
+            else:
+                sets.append(f"(SELECT s.id FROM songs s WHERE {' AND '.join(_conditions(query, params))} LIMIT :cap)")
             rows = _ranked(conn, query, sets, params)
             total = max(total, rows[0]["candidates"] if rows else 0)
     return Found([song_json({k: v for k, v in row.items() if k != "candidates"}) for row in rows], total)

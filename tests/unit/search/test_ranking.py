@@ -1,7 +1,18 @@
 import pytest
 
 from pipeline.search.query import parse
-from pipeline.search.ranking import EXACT, FUZZY, PREFIX, WORDS, document, tier, wants_enrichment
+from pipeline.search.ranking import (
+    EXACT,
+    FUZZY,
+    FUZZY_THRESHOLD,
+    MAX_FUZZY_THRESHOLD,
+    PREFIX,
+    WORDS,
+    document,
+    fuzzy_threshold,
+    tier,
+    wants_enrichment,
+)
 
 
 def test_document_holds_every_field_and_the_compact_artist():
@@ -40,3 +51,13 @@ def test_tiers_order_exact_before_prefix_before_words_before_fuzzy():
 ])
 def test_wants_enrichment(mode, found, limit, best, expected):
     assert wants_enrichment(mode, found, limit, best) is expected
+
+
+def test_longer_queries_ask_for_more_of_their_trigrams():
+    assert fuzzy_threshold("abc") == FUZZY_THRESHOLD
+    assert fuzzy_threshold("beyonse") < 0.6  # it is 0.62 to "beyonce": still found
+    assert FUZZY_THRESHOLD < fuzzy_threshold("kraxow ocean sad") < MAX_FUZZY_THRESHOLD
+    # below what one typo leaves of these (measured in PostgreSQL against the right song)
+    assert fuzzy_threshold("kraxow ocean sad") < 0.70 - 0.05
+    assert fuzzy_threshold("bohemain rhapsody") < 0.636 - 0.02
+    assert fuzzy_threshold("a much longer query with many words in it") == MAX_FUZZY_THRESHOLD
