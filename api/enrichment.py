@@ -33,9 +33,9 @@ from api.circuit import Circuit
 from api.metrics import CACHE, ENRICHMENT
 from pipeline import errors
 from pipeline.mapping import merge_rows
-from pipeline.store.songs import write_songs
 from pipeline.store.db import translated
 from pipeline.store.search import missing_spotify_ids
+from pipeline.store.songs import write_songs
 
 SPOTIFY_SEARCH_LIMIT = 10  # dev-2026 apps get no more (docs/spotify-platform.md, "Access tiers")
 

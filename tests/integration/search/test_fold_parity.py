@@ -21,7 +21,7 @@ STRINGS = [
 def test_sql_and_python_fold_alike(engine):
     strings = STRINGS + [part for row in TRICKY for part in row[:3] if part]
     folded = fold_in_sql(engine, strings)
-    mismatches = [(s, sql, normalize.fold(s)) for s, sql, in zip(strings, folded) if sql != normalize.fold(s)]
+    mismatches = [(s, sql, normalize.fold(s)) for s, sql, in zip(strings, folded, strict=True) if sql != normalize.fold(s)]
     assert mismatches == []
 
 
