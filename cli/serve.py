@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
 import click
 
@@ -27,11 +26,15 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
     settings.require_api_tokens()
     settings.require_database_url()
     settings.require_redis_url()
+    if settings.spotify_client_id:
+        settings.require_token_keys()  # enrichment shares the fleet's app token in Redis: encrypted
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Before anything imports prometheus_client: every process writes its values here and
         # /metrics, in whichever process answers, merges them.
-        metrics_dir = tempfile.mkdtemp(prefix="spotify-sync-api-metrics-")
+        from shared.metrics_dir import make_metrics_dir
+
+        metrics_dir = make_metrics_dir("spotify-sync-api-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     import uvicorn
 

@@ -46,7 +46,7 @@ def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, 
         raise UsageProblem(f"--shutdown-timeout: expected {exc}") from None
     # Before anything imports prometheus_client: every process of this run writes its values to
     # one fresh directory, which Dramatiq's exposition server reads (multiprocess mode).
-    from workers.metrics_dir import make_metrics_dir
+    from shared.metrics_dir import make_metrics_dir
 
     metrics_dir = make_metrics_dir()
     os.environ.update({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, "dramatiq_prom_db": metrics_dir,

@@ -25,10 +25,12 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 
+from demo import searches
 from pipeline.store import ledger, songs
 from shared import migrate
 from shared import services as embedded
@@ -82,7 +84,10 @@ def run(settings: Settings, echo: Echo, plan: DemoPlan = DemoPlan()) -> None:
     started = time.monotonic()
     with ExitStack() as stack:
         settings = _services(settings, stack, echo)
-        settings, emulator_url = _spotify(settings, stack, echo, plan)
+        settings, emulator = _spotify(settings, stack, echo, plan)
+        emulator_url = emulator.base_url if emulator else None
+        # A bearer token for the search API the demo ends with (the application's, in real life).
+        settings = settings.replace(api_tokens=settings.api_tokens or (secrets.token_urlsafe(24),))
         database_url = settings.require_database_url()
         migrate.upgrade(database_url)
         echo(f"database migrated to {migrate.current(database_url)}")
@@ -110,6 +115,7 @@ def run(settings: Settings, echo: Echo, plan: DemoPlan = DemoPlan()) -> None:
         progress = _watch(engine, metrics_url, since, started, workers, echo, plan.timeout_s)
         _stop(workers)
         _summary(engine, emulator_url, since, progress, time.monotonic() - started, echo)
+        _searches(settings, engine, cli, emulator, stack, echo)
 
 
 # --- bringing things up -------------------------------------------------------------------------
@@ -130,7 +136,7 @@ def _services(settings: Settings, stack: ExitStack, echo: Echo) -> Settings:
     return settings.with_embedded_services()
 
 
-def _spotify(settings: Settings, stack: ExitStack, echo: Echo, plan: DemoPlan) -> tuple[Settings, str | None]:
+def _spotify(settings: Settings, stack: ExitStack, echo: Echo, plan: DemoPlan) -> tuple[Settings, Any]:
     """The real Spotify when credentials are set; else the emulator, started here."""
     keys = settings.spotify_token_keys or (_demo_key(settings.state_dir),)
     if settings.spotify_client_id and settings.spotify_client_secret:
@@ -152,7 +158,7 @@ def _spotify(settings: Settings, stack: ExitStack, echo: Echo, plan: DemoPlan) -
         spotify_redirect_uri=f"http://127.0.0.1:{_free_port()}/callback",
         spotify_rate_limit=settings.spotify_rate_limit if explicit_rate else DEMO_RATE,
         spotify_token_keys=keys,
-    ), emulator.base_url
+    ), emulator
 
 
 def _demo_key(state_dir: Path) -> str:
@@ -242,6 +248,25 @@ def _stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def _searches(settings: Settings, engine: Engine, cli: _Cli, emulator: Any, stack: ExitStack, echo: Echo) -> None:
+    """Serve the API and show a few searches through it (demo/searches.py), the last one with
+    the Spotify emulator stopped."""
+    port = _free_port()
+    server = cli.start("serve", "--host", "127.0.0.1", "--port", str(port))
+    stack.callback(_stop, server)
+    api = searches.SearchApi(f"http://127.0.0.1:{port}", settings.api_tokens[0])
+    stack.callback(api.close)
+    api.wait_ready(server)
+    spotify_only: list[dict] = []
+    if emulator is not None:  # catalog tracks the pipeline did not write: only "Spotify" knows them
+        found = httpx.get(f"{emulator.base_url}/_emulator/tracks", params={"offset": 95_000, "count": 20},
+                          timeout=30).json()["tracks"]
+        spotify_only = [{"name": t["name"], "artist": t["artists"][0]} for t in found
+                        if songs.get_song(engine, t["id"]) is None][:2]
+    searches.show(api, engine, spotify_only, emulator.stop if emulator is not None else None, echo)
+    _stop(server)
 
 
 # --- watching and reporting ---------------------------------------------------------------------

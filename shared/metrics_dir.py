@@ -1,5 +1,5 @@
-"""The folder a `spotify-sync worker` run's processes write their Prometheus values to
-(multiprocess mode), and the clean-up of folders left behind.
+"""The folder the processes of one `spotify-sync worker` (or `serve --workers N`) run write their
+Prometheus values to (multiprocess mode), and the clean-up of folders left behind.
 
 A run removes its folder when it stops; a SIGKILLed run cannot. So each folder names its owner
 (`owner.json`: the main process's PID, command line and start time), and every run first removes
@@ -23,18 +23,18 @@ OWNER_FILE = "owner.json"
 UNOWNED_MAX_AGE_S = 86_400
 
 
-def make_metrics_dir() -> str:
-    """A fresh folder for this run, its owner recorded; stale ones removed first."""
-    remove_stale_metrics_dirs()
-    folder = tempfile.mkdtemp(prefix=PREFIX)
+def make_metrics_dir(prefix: str = PREFIX) -> str:
+    """A fresh folder for this run, its owner recorded; stale ones (of this prefix) removed first."""
+    remove_stale_metrics_dirs(prefix=prefix)
+    folder = tempfile.mkdtemp(prefix=prefix)
     (Path(folder) / OWNER_FILE).write_text(json.dumps(process_identity(os.getpid())))
     return folder
 
 
-def remove_stale_metrics_dirs(parent: str | None = None) -> list[str]:
+def remove_stale_metrics_dirs(parent: str | None = None, prefix: str = PREFIX) -> list[str]:
     """Remove the folders of runs that are gone; returns what was removed."""
     removed = []
-    for folder in Path(parent or tempfile.gettempdir()).glob(PREFIX + "*"):
+    for folder in Path(parent or tempfile.gettempdir()).glob(prefix + "*"):
         if folder.is_dir() and _stale(folder):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(str(folder))

@@ -7,8 +7,8 @@ import subprocess
 import sys
 import time
 
+from shared.metrics_dir import OWNER_FILE, PREFIX, remove_stale_metrics_dirs
 from shared.services import process_identity
-from workers.metrics_dir import OWNER_FILE, PREFIX, remove_stale_metrics_dirs
 
 
 def folder(parent, name, owner=None, age_s=0.0):
