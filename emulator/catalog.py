@@ -67,6 +67,10 @@ class Catalog:
         self._album_artist = lru_cache(maxsize=10_000)(self.album_artist_index)
         self._search_index = search.SearchIndex(size, self.names, search_index_max_tracks)
 
+    def warm_search(self) -> int:
+        """Build the search index now rather than on the first search (see SearchIndex.warm)."""
+        return self._search_index.warm()
+
     # --- ids ---
     def track_index(self, track_id: str) -> int | None:
         """Index of a well-formed track id, or None when it is not in this catalog."""

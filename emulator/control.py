@@ -16,10 +16,12 @@ Never rate-limited, never faulted. Bodies are JSON; errors are `{"error": "..."}
   GET  /_emulator/tracks?count=N&offset=M  tracks by catalog index, with their exact names
   GET  /_emulator/tracks/{id}             one track's exact names (404 when not in the catalog)
   GET  /_emulator/users/{user}/library?offset=&limit=   a user's saved track ids, newest first
+  POST /_emulator/search/warm             build the search index now (it is built on the first search)
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -164,6 +166,12 @@ def routes(state: EmulatorState) -> list[Route]:
         listed = [track_names(catalog, i) for i in range(offset, min(catalog.size, offset + count))]
         return R.json_obj({"catalog_size": catalog.size, "offset": offset, "tracks": listed})
 
+    def warm_search(request: Request) -> Response:
+        # Sync: Starlette runs it in a thread, so the build does not hold up the event loop.
+        started = time.perf_counter()
+        indexed = state.catalog.warm_search()
+        return R.json_obj({"indexed_tracks": indexed, "seconds": round(time.perf_counter() - started, 3)})
+
     async def one_track(request: Request) -> Response:
         track_id = request.path_params["id"]
         if not is_well_formed(track_id):
@@ -204,4 +212,5 @@ def routes(state: EmulatorState) -> list[Route]:
         Route("/_emulator/tracks", tracks, methods=["GET"]),
         Route("/_emulator/tracks/{id}", one_track, methods=["GET"]),
         Route("/_emulator/users/{user}/library", library, methods=["GET"]),
+        Route("/_emulator/search/warm", warm_search, methods=["POST"]),
     ]

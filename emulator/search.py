@@ -128,6 +128,11 @@ class SearchIndex:
                     table.setdefault(word, array("I")).append(index)
         return postings
 
+    def warm(self) -> int:
+        """Build the index now (a benchmark or a test does, before it measures); how many tracks."""
+        self._index()
+        return self.size
+
     def _index(self) -> dict[str, dict[str, array]]:
         with self._lock:
             if self._postings is None:

@@ -50,11 +50,15 @@ $$
 # index expressions and the queries' are the same expression and no per-row function call is made.
 # One fold over the joined fields (a space is a separator, so it equals the folds joined) plus the
 # artist without spaces ("acdc"): two folds a row, the cost of every recheck.
+# Every function of ours is called schema-qualified: PostgreSQL 17 and later build (and check)
+# index expressions with search_path = pg_catalog, pg_temp, where an unqualified
+# spotify_search_fold does not exist (the embedded PostgreSQL is 18).
 DOC = """
 CREATE OR REPLACE FUNCTION spotify_search_doc(title text, artist text, album text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT btrim(spotify_search_fold(coalesce(title, '') || ' ' || coalesce(artist, '') || ' ' || coalesce(album, ''))
-               || ' ' || replace(spotify_search_fold(coalesce(artist, '')), ' ', ''))
+  SELECT btrim(public.spotify_search_fold(coalesce(title, '') || ' ' || coalesce(artist, '') || ' '
+                                          || coalesce(album, ''))
+               || ' ' || replace(public.spotify_search_fold(coalesce(artist, '')), ' ', ''))
 $$
 """
 
@@ -72,9 +76,9 @@ def upgrade() -> None:
     available = op.get_bind().execute(sa.text(
         "SELECT count(*) FROM pg_available_extensions WHERE name IN ('pg_trgm', 'unaccent')")).scalar_one()
     if available < 2:
-        # The embedded PostgreSQL (pgserver) ships neither: the rest of the system runs without
-        # them, and `spotify-sync serve` answers searches 503 saying what is missing. With the
-        # extensions installed, `spotify-sync db downgrade 20261122_04 && spotify-sync db upgrade`.
+        # A PostgreSQL without contrib has neither: the rest of the system runs without them, and
+        # `spotify-sync serve` answers searches 503 saying what is missing. With the extensions
+        # installed, `spotify-sync db downgrade 20261122_04 && spotify-sync db upgrade`.
         logging.getLogger("alembic.runtime.migration").warning(
             "search indexes not built: this PostgreSQL has no pg_trgm and unaccent extensions")
         return

@@ -16,7 +16,9 @@ from tests.integration.spotify.conftest import pointed_at, start_emulator  # noq
 
 @pytest.fixture
 def emulator(start_emulator):  # noqa: F811
-    return start_emulator(rate_limit=None, catalog_size=5_000)
+    started = start_emulator(rate_limit=None, catalog_size=5_000)
+    assert started.http.post("/_emulator/search/warm").status_code == 200  # not on the first search
+    return started
 
 
 @pytest.fixture
@@ -67,13 +69,13 @@ def test_the_wait_is_honoured_when_spotify_is_slow(make_services, emulator):
     services = make_services(search_enrich_wait_s=0.2)
     emulator.configure(faults="slow:1@/v1/search", slow_s=1.5)
     started = time.monotonic()
-    outcome = services.enricher.enrich("slow one", 10)
+    outcome = services.enricher.enrich("love", 10)
     waited = time.monotonic() - started
     assert outcome.status == "pending"
     assert 0.2 <= waited < 0.6
     assert services.enricher.wait_idle(10)  # the call finishes in the background...
     assert len(song_ids(services.engine)) > 0  # ...and its songs land
-    assert services.enricher.enrich("slow one", 10).status == "cached"
+    assert services.enricher.enrich("love", 10).status == "cached"
 
 
 def test_more_searches_than_slots_are_skipped(make_services, emulator):
@@ -126,7 +128,7 @@ def test_rate_limited_is_degraded_and_leaves_the_circuit_closed(make_services, e
 def test_a_dev_2026_app_is_asked_for_10_at_most(make_services, emulator):
     services = make_services()
     emulator.configure(tier="dev-2026")  # it answers 400 to a search limit above 10
-    outcome = services.enricher.enrich("tier", 50)
+    outcome = services.enricher.enrich("love", 50)
     assert outcome.status == "fresh" and 0 < outcome.added <= 10
 
 

@@ -2,11 +2,10 @@
 once, records it, fetches tracks one by one and never calls a forbidden endpoint again."""
 
 import pytest
-from sqlalchemy import select
 
 from pipeline.errors import CapabilityForbidden
+from pipeline.store.capabilities import PostgresCapabilityRows
 from pipeline.wiring import build_client
-from shared.models import SpotifyCapability
 from shared.settings import Rate
 from tests.integration.spotify.conftest import pointed_at
 
@@ -40,12 +39,8 @@ def test_dev_2026_learns_its_capabilities_and_falls_back(settings, clean_db, sta
     assert requests["/v1/tracks"] == {"403": 1}
     assert requests["/v1/audio-features"] == {"403": 1}
     assert requests["/v1/tracks/{id}"] == {"200": 500 + 60 + 5}
-    with clean_db.begin() as session:
-        rows = {r.capability: r for r in session.scalars(select(SpotifyCapability))}
-    assert {c: (r.client_id, r.allowed) for c, r in rows.items()} == {
-        "batch_tracks": (settings.spotify_client_id, False),
-        "audio_features": (settings.spotify_client_id, False),
-        "popularity": (settings.spotify_client_id, False),
-    }
+    rows = PostgresCapabilityRows(clean_db).load(settings.spotify_client_id)
+    assert {c: r.allowed for c, r in rows.items()} == {
+        "batch_tracks": False, "audio_features": False, "popularity": False}
     assert all(r.recheck_after is not None and (r.recheck_after - r.learned_at).total_seconds() == 86400
                for r in rows.values())
