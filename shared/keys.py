@@ -53,6 +53,15 @@ class RedisKeys:
         """Set once in the broker's Redis: missing again means that Redis lost its messages."""
         return self._key("broker-epoch")
 
+    # --- search enrichment (api/enrichment.py) ---
+    def search_cache(self, query_digest: str) -> str:
+        """Spotify's answer to one search (the track rows in it), kept TRACK_TTL."""
+        return self._key("search-cache", query_digest)
+
+    def search_circuit(self, client_id: str) -> str:
+        """A hash {failures, open_until}: Spotify searches failing for every API instance."""
+        return self._key("search-circuit", client_id)
+
     # --- Dramatiq (workers/broker.py): its own keys live under this prefix ---
     def dramatiq_namespace(self) -> str:
         return self._key("dramatiq")

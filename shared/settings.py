@@ -95,6 +95,34 @@ def parse_positive_float(raw: str) -> float:
     return value
 
 
+_WAIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+
+
+def parse_wait_s(raw: str) -> float:
+    """'200ms' / '1.5s' / '2' (seconds) / '1m' -> seconds, a float (short waits: ms allowed)."""
+    match = _WAIT.match(raw)
+    if not match:
+        raise ValueError("a duration like 200ms, 1.5s or 2s")
+    return float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match.group(2) or "s"]
+
+
+def parse_positive_count(raw: str) -> int:
+    """'4' -> 4 (a whole number above zero)."""
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError("a whole number above zero")
+    return int(raw)
+
+
+def parse_api_tokens(raw: str) -> tuple[str, ...]:
+    tokens = tuple(t.strip() for t in raw.split(",") if t.strip())
+    if not tokens:
+        raise ValueError("a comma-separated list of bearer tokens")
+    if any(len(t) < 16 for t in tokens):
+        # Never echo the value: it is a secret.
+        raise ValueError("a comma-separated list of bearer tokens of at least 16 characters each")
+    return tokens
+
+
 def parse_count(raw: str, *, maximum: int = 1_000_000) -> int:
     """'5' -> 5 (a whole number in ASCII digits, from zero to `maximum`)."""
     expected = f"a whole number from 0 to {maximum:,}"
@@ -231,6 +259,13 @@ class Settings:
     # Transient failures of a job (not rate limits, which park it) before it fails for good.
     job_max_retries: int = _setting("JOB_MAX_RETRIES", parse_retries, default=5)
 
+    # The HTTP API (`spotify-sync serve`): the bearer tokens callers present, how long a search
+    # waits for Spotify before it answers with the local results, and how many Spotify searches
+    # may be in flight per process (more are skipped, never queued).
+    api_tokens: tuple[str, ...] = _setting("API_TOKENS", parse_api_tokens, secret=True, default=())
+    search_enrich_wait_s: float = _setting("SEARCH_ENRICH_WAIT", parse_wait_s, default=0.2)
+    search_enrich_max_in_flight: int = _setting("SEARCH_ENRICH_MAX_IN_FLIGHT", parse_positive_count, default=4)
+
     log_level: str = _setting("LOG_LEVEL", _log_level, default="INFO")
     log_format: str = _setting("LOG_FORMAT", _choice("text", "json"), default="text")
 
@@ -295,6 +330,9 @@ class Settings:
     def require_client_credentials(self) -> tuple[str, str]:
         client_id = self._require("spotify_client_id", "your Spotify app's client id")
         return client_id, self._require("spotify_client_secret", "your Spotify app's client secret")
+
+    def require_api_tokens(self) -> tuple[str, ...]:
+        return self._require("api_tokens", "bearer tokens for the API's callers, comma-separated")
 
     def require_token_keys(self) -> tuple[str, ...]:
         return self._require("spotify_token_keys", "keys made by `spotify-sync keys generate`, comma-separated")

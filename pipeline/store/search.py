@@ -1,0 +1,245 @@
+"""All of search's SQL: local matches ranked in PostgreSQL, one song by its Spotify id, and the
+readiness probe. The rules it applies are pipeline/search's (fold, tiers, thresholds); this
+module only says them in SQL over the index of migration 20261201_01:
+
+    GIN (spotify_search_doc(title, artist, album) gin_trgm_ops)
+
+Every value reaches PostgreSQL as a bound parameter; folded terms hold no LIKE wildcard (% and _
+are separators, normalize.SEPARATORS), so they are safe inside a LIKE pattern as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from pipeline.errors import StoreError
+from pipeline.search.query import Query
+from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD
+from pipeline.store.db import autocommit, transaction
+
+DOC = "spotify_search_doc(s.title, s.artist, s.album)"
+FOLDED_TITLE = "spotify_search_fold(s.title)"
+FOLDED_ARTIST = "spotify_search_fold(s.artist)"
+
+# Every column of the songs contract, as the API returns it.
+SONG_COLUMNS = (
+    "id", "spotifyId", "title", "artist", "album", "duration", "spotifyPopularity", "spotifyPreviewUrl",
+    "spotifyExternalUrl", "spotifyLastSync", "lastPopularityUpdate", "audioFeaturesSynced", "danceability",
+    "energy", "valence", "acousticness", "instrumentalness", "speechiness", "liveness", "tempo", "loudness",
+    "createdAt", "updatedAt",
+)
+_SELECTED = ", ".join(f's."{c}"' for c in SONG_COLUMNS)
+
+
+class SearchUnavailable(StoreError):
+    """The database lacks the search functions (no pg_trgm/unaccent when it was migrated)."""
+
+
+@contextmanager
+def _search_functions_present() -> Iterator[None]:
+    try:
+        yield
+    except StoreError as exc:
+        if "spotify_search_" in exc.message and "does not exist" in exc.message:
+            raise SearchUnavailable("search is not set up in this database: it needs PostgreSQL's pg_trgm and "
+                                    "unaccent extensions, then the search migration (20261201_01) again") from exc
+        raise
+
+
+@dataclass(frozen=True)
+class Found:
+    """One page of local matches: the songs (with their tier) and how many matched in all."""
+
+    songs: list[dict[str, Any]]
+    total: int
+
+    @property
+    def best_tier(self) -> int | None:
+        return min((s["tier"] for s in self.songs), default=None)
+
+
+def _conditions(query: Query, params: dict[str, Any]) -> list[str]:
+    """WHERE conditions (ANDed) for a query, binding their values into `params`."""
+    conditions: list[str] = []
+    short: list[str] = []
+    for n, word in enumerate(query.words):
+        params[f"w{n}"] = word
+        if len(word) >= MIN_INDEXED_WORD:
+            conditions.append(f"({DOC} LIKE '%' || :w{n} || '%' OR :w{n} <% {DOC})")
+        else:
+            short.append(f"(' ' || {DOC}) LIKE '% ' || :w{n} || '%'")
+    if short and not conditions and len(query.compact) >= MIN_INDEXED_WORD:
+        # Only short words ("ac dc"): their compact form may be one word of the document ("acdc").
+        params["squeezed"] = query.compact
+        conditions.append(f"({DOC} LIKE '%' || :squeezed || '%' OR ({' AND '.join(short)}))")
+    else:
+        conditions.extend(short)
+    for n, phrase in enumerate(query.phrases):
+        params[f"p{n}"] = phrase
+        conditions.append(f"{DOC} LIKE '%' || :p{n} || '%'")
+    for column, terms in query.fields.items():
+        for n, term in enumerate(terms):
+            name = f"f_{column}{n}"
+            params[name], params[name + "_squeezed"] = term, term.replace(" ", "")
+            # The document condition is the one the index serves; the column's narrows it down.
+            conditions.append(f"({DOC} LIKE '%' || :{name}_squeezed || '%' OR {DOC} LIKE '%' || :{name} || '%' "
+                              f"OR :{name} <% {DOC})")
+            conditions.append(_field_condition(column, name))
+    return conditions
+
+
+def tier_sql(query: Query, params: dict[str, Any]) -> str:
+    """pipeline.search.ranking.tier, in SQL over the row `s`."""
+    params["text"] = query.text
+    params["squeezed_text"] = query.compact
+    params.update({f"w{n}": word for n, word in enumerate(query.words)})
+    params.update({f"p{n}": phrase for n, phrase in enumerate(query.phrases)})
+    title_artist = f"({FOLDED_TITLE} || ' ' || {FOLDED_ARTIST})"
+    artist_title = f"({FOLDED_ARTIST} || ' ' || {FOLDED_TITLE})"
+    words = [f"(' ' || {DOC}) LIKE '% ' || :w{n} || '%'" for n in range(len(query.words))]
+    words += [f"(' ' || {DOC}) LIKE '% ' || :p{n} || '%'" for n in range(len(query.phrases))]
+    exact = (f":text <> '' AND (:text IN ({FOLDED_TITLE}, {title_artist}, {artist_title}) OR :squeezed_text IN "
+             f"(replace({FOLDED_TITLE}, ' ', ''), replace({title_artist}, ' ', ''), replace({artist_title}, ' ', ''))"
+             ")")
+    prefix = f":text <> '' AND ({FOLDED_TITLE} LIKE :text || '%' OR {title_artist} LIKE :text || '%')"
+    return (f"CASE WHEN {exact} THEN 0 WHEN {prefix} THEN 1 "
+            f"WHEN {' AND '.join(words) or 'true'} THEN 2 ELSE {FUZZY} END")
+
+
+# Rows ranked per candidate set: a broad query ("love") ranks its most popular matches of each
+# set, not all of them. Paging deeper than this widens the sets.
+CANDIDATES = 300
+# total_local counts at most this many (pages end at offset 1000 anyway): counting every match
+# of a broad query would visit each of its rows.
+MAX_COUNTED = 1050
+TSQUERY = ("to_tsquery('simple', (SELECT string_agg(quote_literal(t) || ':*', ' & ') "
+           "FROM unnest(CAST(:terms AS text[])) AS t))")
+WORDS_MATCH = f"to_tsvector('simple'::regconfig, {DOC}) @@ {TSQUERY}"
+
+
+def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Found:
+    """Songs matching the query, best first (ranking.py's tiers, then popularity), one page.
+
+    Candidates come from the exact indexes first (every term starting a word: tsvector; the
+    title starting with the query: btree), the most popular of each. Only when they fall short
+    of the page are the fuzzy ones (substrings, typos: pg_trgm) added. Then the tiers rank them.
+    `total` counts the word matches up to MAX_COUNTED (with fuzzy ones: the candidates ranked)."""
+    params: dict[str, Any] = {"limit": limit, "offset": offset, "threshold": str(FUZZY_THRESHOLD),
+                              "cap": max(CANDIDATES, offset + limit), "count_cap": MAX_COUNTED,
+                              "terms": _terms(query)}
+    extra = " AND ".join(_extra_conditions(query, params)) or "true"
+    sets = [f"""(SELECT s.id FROM songs s WHERE {WORDS_MATCH} AND {extra}
+                 ORDER BY s."spotifyPopularity" DESC NULLS LAST LIMIT :cap)"""]
+    if query.text:
+        params["title_prefix"] = query.text + "%"
+        sets.append(f"""(SELECT s.id FROM songs s WHERE {FOLDED_TITLE} LIKE :title_prefix AND {extra}
+                         ORDER BY s."spotifyPopularity" DESC NULLS LAST LIMIT :cap)""")
+    with _search_functions_present(), transaction(engine) as conn:
+        # Only for this transaction: how close a typo must be for `<%` (pg_trgm's default is 0.6).
+        conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true)"), params)
+        total = int(conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM songs s WHERE {WORDS_MATCH} AND {extra} "
+                                      "LIMIT :count_cap) AS c"), params).scalar_one())
+        rows = _ranked(conn, query, sets, params) if total else []  # no word match: straight to fuzzy
+        if len(rows) < limit:
+            # One similarity of the whole text to the document: a recheck computes the document
+            # once (a condition per word computed it once per word, 6 times for 3 words).
+            params["text"] = query.text
+            where = f":text <% {DOC} AND {extra}" if query.text else " AND ".join(_conditions(query, params))
+            sets.append(f"(SELECT s.id FROM songs s WHERE {where} LIMIT :cap)")
+            rows = _ranked(conn, query, sets, params)
+            total = max(total, rows[0]["candidates"] if rows else 0)
+    return Found([song_json({k: v for k, v in row.items() if k != "candidates"}) for row in rows], total)
+
+
+def _ranked(conn: Connection, query: Query, sets: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The page of these candidate sets, ranked by tier, then popularity."""
+    tier = tier_sql(query, params)
+    similarity = f"word_similarity(:text, {DOC})" if query.text else "0"
+    statement = text(f"""
+        WITH candidates AS ({" UNION ".join(sets)})
+        SELECT {_SELECTED}, m.tier, count(*) OVER () AS candidates
+        FROM songs s JOIN candidates c ON c.id = s.id
+        CROSS JOIN LATERAL (SELECT {tier} AS tier) m
+        ORDER BY m.tier,
+                 CASE WHEN m.tier = {FUZZY} THEN -round(({similarity})::numeric, 1) END,
+                 s."spotifyPopularity" DESC NULLS LAST, s.title, s.id
+        LIMIT :limit OFFSET :offset
+    """)
+    return [dict(r._mapping) for r in conn.execute(statement, params)]
+
+
+def _terms(query: Query) -> list[str]:
+    """Every word a song must hold (as the start of one of its words) to match without fuzz."""
+    terms = list(query.words) + [w for phrase in query.phrases for w in phrase.split(" ")]
+    return terms + [w for column_terms in query.fields.values() for term in column_terms for w in term.split(" ")]
+
+
+def _extra_conditions(query: Query, params: dict[str, Any]) -> list[str]:
+    """What the word index cannot say: phrases in one piece, field filters on their column."""
+    conditions = []
+    for n, phrase in enumerate(query.phrases):
+        params[f"p{n}"] = phrase
+        conditions.append(f"{DOC} LIKE '%' || :p{n} || '%'")
+    for column, terms in query.fields.items():
+        for n, term in enumerate(terms):
+            name = f"f_{column}{n}"
+            params[name], params[name + "_squeezed"] = term, term.replace(" ", "")
+            conditions.append(_field_condition(column, name))
+    return conditions
+
+
+def _field_condition(column: str, name: str) -> str:
+    folded = f"spotify_search_fold(s.{column})"
+    return (f"({folded} LIKE '%' || :{name} || '%' OR :{name} <% {folded} "
+            f"OR replace({folded}, ' ', '') LIKE '%' || :{name}_squeezed || '%')")
+
+
+def get_song(engine: Engine, spotify_id: str) -> dict[str, Any] | None:
+    """The song with this (normalised) Spotify id, every contract column, or None."""
+    with autocommit(engine) as conn:
+        row = conn.execute(text(f'SELECT {_SELECTED} FROM songs s WHERE s."spotifyId" = :id'),
+                           {"id": spotify_id}).first()
+    return song_json(dict(row._mapping)) if row else None
+
+
+def missing_spotify_ids(engine: Engine, spotify_ids: list[str]) -> list[str]:
+    """Which of these Spotify ids songs does not hold yet, in the order given."""
+    if not spotify_ids:
+        return []
+    with autocommit(engine) as conn:
+        known = set(conn.execute(text('SELECT "spotifyId" FROM songs WHERE "spotifyId" = ANY(:ids)'),
+                                 {"ids": spotify_ids}).scalars())
+    return [i for i in spotify_ids if i not in known]
+
+
+def fold_in_sql(engine: Engine, values: list[str]) -> list[str]:
+    """spotify_search_fold over each value, in order (for the parity tests and the benchmark)."""
+    with autocommit(engine) as conn:
+        rows = conn.execute(text("SELECT spotify_search_fold(v) FROM unnest(CAST(:v AS text[])) "
+                                 "WITH ORDINALITY AS t(v, n) ORDER BY n"), {"v": values})
+        return [r[0] for r in rows]
+
+
+def ping(engine: Engine) -> None:
+    """Raises StoreUnavailable unless PostgreSQL answers."""
+    with autocommit(engine) as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def song_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A songs row as JSON values: numbers as numbers, times as ISO-8601 UTC."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, Decimal):
+            value = float(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat() + "Z"
+        out[key] = value
+    return out
