@@ -21,6 +21,7 @@ only, and each of these values is registered with the log's masking as soon as i
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from starlette.exceptions import HTTPException
 from api import pages
 from api.links import link_params, link_query, link_valid
 from pipeline.auth.flow import DEFAULT_SCOPES, authorize_url, exchange_code, store_connection
-from pipeline.auth.web_flow import PendingAuthorization, WebFlow
+from pipeline.auth.web_flow import STATE_TTL_S, PendingAuthorization, WebFlow
 from pipeline.errors import PipelineError, RateLimited, SpotifyError, StoreIntegrity
 from pipeline.store import connections as store
 from pipeline.store import ledger
@@ -48,6 +49,7 @@ from shared.logging import register_secret
 from shared.settings import Settings, SettingsError
 
 CALLBACK_PATH = "/auth/spotify/callback"
+BROWSER_COOKIE = "spotify_sync_connect"  # binds a connect-page sign-in to the browser that started it
 USER_ID_PATTERN = r"^[A-Za-z0-9._~@:+-]{1,200}$"
 UserId = Annotated[str, Path(alias="userId", pattern=USER_ID_PATTERN, description="The application's user id")]
 
@@ -119,21 +121,23 @@ class Connector:
 
     # --- the flow ---
 
-    def start(self, user_id: str, *, return_url: str | None, to_connect_page: bool) -> str:
+    def start(self, user_id: str, *, return_url: str | None, to_connect_page: bool,
+              browser_secret: str | None = None) -> str:
         """A new authorisation for `user_id`: its authorize URL (the state and the challenge in it)."""
         redirect_uri, _ = self.require_ready()
         client_id, _ = self.settings.require_client_credentials()
-        started = self.flow.begin(user_id, DEFAULT_SCOPES, return_url=return_url, to_connect_page=to_connect_page)
+        started = self.flow.begin(user_id, DEFAULT_SCOPES, return_url=return_url, to_connect_page=to_connect_page,
+                                  browser_secret=browser_secret)
         return authorize_url(self.settings.spotify_accounts_base_url, client_id, redirect_uri, started.state,
                              started.challenge, DEFAULT_SCOPES)
 
-    def finish(self, state: str | None, code: str | None, error: str | None) -> tuple[PendingAuthorization | None,
-                                                                                        str | None, str | None]:
+    def finish(self, state: str | None, code: str | None, error: str | None,
+               browser_secret: str | None = None) -> tuple[PendingAuthorization | None, str | None, str | None]:
         """(the authorisation, the reason it failed or None, the Spotify user id when connected)."""
         redirect_uri, cipher = self.require_ready()
         register_secret(code)
         try:
-            pending = self.flow.consume(state)
+            pending = self.flow.consume(state, browser_secret)
         except PipelineError as exc:
             logger.warning("OAuth callback: the pending authorisations are unavailable ({})", type(exc).__name__)
             return None, "unavailable", None
@@ -227,8 +231,9 @@ def router(connector: Connector, authorised: Callable[..., None]) -> APIRouter:
         return JSONResponse({"authorize_url": url}, headers=private)
 
     @routes.get(CALLBACK_PATH, tags=["connections"], include_in_schema=False)
-    def callback(state: str | None = None, code: str | None = None, error: str | None = None) -> Response:
-        pending, reason, spotify_user_id = connector.finish(state, code, error)
+    def callback(request: Request, state: str | None = None, code: str | None = None,
+                 error: str | None = None) -> Response:
+        pending, reason, spotify_user_id = connector.finish(state, code, error, request.cookies.get(BROWSER_COOKIE))
         if pending is None or (pending.return_url is None and not pending.to_connect_page):
             return pages.result_page(reason, spotify_user_id)
         outcome = {"connected": "1"} if reason is None else {"error": reason}
@@ -278,7 +283,13 @@ def router(connector: Connector, authorised: Callable[..., None]) -> APIRouter:
             return pages.link_invalid_page()
         from starlette.concurrency import run_in_threadpool
 
-        url = await run_in_threadpool(connector.start, form["user"], return_url=None, to_connect_page=True)
-        return RedirectResponse(url, 303, headers=private)
+        browser_secret = secrets.token_urlsafe(32)
+        url = await run_in_threadpool(connector.start, form["user"], return_url=None, to_connect_page=True,
+                                      browser_secret=browser_secret)
+        answer = RedirectResponse(url, 303, headers=private)
+        # Lax: sent on Spotify's top-level redirect back to the callback, never on cross-site subrequests.
+        answer.set_cookie(BROWSER_COOKIE, browser_secret, max_age=STATE_TTL_S, path=CALLBACK_PATH, httponly=True,
+                          samesite="lax", secure=urlsplit(connector.require_ready()[0]).scheme == "https")
+        return answer
 
     return routes

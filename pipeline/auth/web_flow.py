@@ -13,6 +13,10 @@ it is compared with `hmac.compare_digest`, so neither the key lookup nor the com
 tells a forger how close a guess came. An entry lives STATE_TTL_S (ten minutes, Redis expiry)
 and is used once: the one caller whose DEL removes it wins, however many callbacks race.
 A wrong secret for an existing id leaves the entry alone (a forger cannot cancel a real sign-in).
+
+An authorisation may also be bound to the browser that started it (`browser_secret`, kept by the
+caller in a cookie): then only a callback from that browser finishes it, so a sign-in link sent
+to someone else cannot attach their Spotify account to the sender's user.
 """
 
 from __future__ import annotations
@@ -74,13 +78,15 @@ class WebFlow:
         self.ttl_s = ttl_s
 
     def begin(self, user_id: str, scopes: tuple[str, ...], *, return_url: str | None = None,
-              to_connect_page: bool = False) -> Started:
+              to_connect_page: bool = False, browser_secret: str | None = None) -> Started:
         """Remember a new authorisation for `user_id` (the caller has checked `return_url` against
-        CONNECT_RETURN_URL); RedisUnavailable when Redis does not answer."""
+        CONNECT_RETURN_URL), bound to `browser_secret` when given; RedisUnavailable when Redis does
+        not answer."""
         state_id, secret = secrets.token_urlsafe(16), secrets.token_urlsafe(32)
         pkce = new_pkce()
         entry = {"user_id": user_id, "verifier": pkce.verifier, "scopes": list(scopes), "return_url": return_url,
-                 "to_connect_page": to_connect_page, "secret_sha256": _digest(secret)}
+                 "to_connect_page": to_connect_page, "secret_sha256": _digest(secret),
+                 "browser_sha256": _digest(browser_secret) if browser_secret else None}
         try:
             if not self._redis.set(self._keys.oauth_state(state_id), orjson.dumps(entry), ex=self.ttl_s, nx=True):
                 raise RedisUnavailable("Redis: a fresh random state id was already taken")  # 128 bits: never
@@ -90,9 +96,10 @@ class WebFlow:
         register_secret(state)
         return Started(state, pkce.challenge)
 
-    def consume(self, state: str | None) -> PendingAuthorization | None:
+    def consume(self, state: str | None, browser_secret: str | None = None) -> PendingAuthorization | None:
         """The authorisation this state belongs to, removed so that it can never be used again; None
-        for a state that is malformed, unknown, forged, already used or expired."""
+        for a state that is malformed, unknown, forged, already used or expired, or that is bound to
+        another browser than the one presenting `browser_secret` (then it is left for the right one)."""
         state_id, _, secret = (state or "").partition(".")
         if not _STATE_ID.fullmatch(state_id) or not secret:
             return None
@@ -103,6 +110,9 @@ class WebFlow:
                 return None
             entry = orjson.loads(raw)
             if not hmac.compare_digest(_digest(secret), entry["secret_sha256"]):
+                return None
+            bound = entry.get("browser_sha256")
+            if bound and not hmac.compare_digest(_digest(browser_secret or ""), bound):
                 return None
             if self._redis.delete(key) != 1:
                 return None  # another callback with the same state took it first

@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+import httpx
 import pytest
 import redis
 
@@ -199,3 +200,32 @@ def test_bad_input_and_missing_configuration_are_named(settings, emulator, ports
     with Server(env) as server:
         answer = server.http.post("/v1/connections/user-1/authorize")
         assert answer.status_code == 503 and "API_REDIRECT_URI" in answer.json()["error"]["message"]
+
+
+def test_the_connect_page_flow_is_bound_to_the_browser_that_started_it(env, ports, settings, emulator, engine):  # noqa: F811
+    spotify_user = listener()
+    with Server(env, port=ports.ports[1]) as server:
+        link = server.http.post("/v1/connections/user-1/connect-link").json()
+        assert link["url"].startswith(f"http://127.0.0.1:{ports.ports[1]}/connect?")
+        page = httpx.get(link["url"])
+        assert page.status_code == 200 and 'id="connect"' in page.text
+        with httpx.Client(base_url=server.base_url) as browser:
+            started = browser.post("/connect/start", data=query_of(link["url"]))
+            assert started.status_code == 303
+            cookie = started.cookies.get("spotify_sync_connect")
+            assert cookie and "HttpOnly" in started.headers["set-cookie"]
+            assert "SameSite=lax" in started.headers["set-cookie"]
+            callback = callback_path(consent(started.headers["location"], user=spotify_user))
+            # The same callback from another browser (no cookie): refused, and left for the right one.
+            other = httpx.get(server.base_url + callback)
+            assert other.status_code == 400 and 'data-reason="invalid_state"' in other.text
+            answer = browser.get(callback)
+            assert answer.status_code == 303 and answer.headers["location"].startswith("/connect?")
+            assert query_of(answer.headers["location"])["connected"] == "1"
+            back = browser.get(answer.headers["location"])
+            assert back.status_code == 200 and f'<span id="connected-as">{spotify_user}</span>' in back.text
+        assert [r["userId"] for r in connection_rows(engine)] == ["user-1"]
+        # A forged or foreign link neither starts a sign-in nor shows the user.
+        forged = {**query_of(link["url"]), "user": "user-2"}
+        assert httpx.post(server.base_url + "/connect/start", data=forged).status_code == 403
+        assert httpx.get(server.base_url + "/connect", params=forged).status_code == 403

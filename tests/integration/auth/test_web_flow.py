@@ -80,3 +80,11 @@ def test_redis_down_is_redis_unavailable(redis_namespace):
     down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     with pytest.raises(RedisUnavailable):
         WebFlow(down, RedisKeys(redis_namespace)).begin("user-1", SCOPES)
+
+
+def test_a_state_bound_to_a_browser_is_finished_only_by_that_browser(flow):
+    started = flow.begin("user-1", SCOPES, to_connect_page=True, browser_secret="the-browser-cookie-value")
+    assert flow.consume(started.state) is None  # no cookie: another browser
+    assert flow.consume(started.state, "another-browser-cookie") is None
+    pending = flow.consume(started.state, "the-browser-cookie-value")
+    assert pending is not None and pending.to_connect_page
