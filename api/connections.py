@@ -80,14 +80,22 @@ class Connector:
     def require_ready(self) -> tuple[str, TokenCipher]:
         """(the redirect URI, the cipher), or 503 naming the setting that is missing."""
         try:
+            expected = (f"API_REDIRECT_URI: expected the redirect URI registered with Spotify for {CALLBACK_PATH} "
+                        f"(https://api.example.com{CALLBACK_PATH})")
             if not self.settings.api_redirect_uri:
-                raise SettingsError(f"API_REDIRECT_URI: expected the redirect URI registered with Spotify for "
-                                    f"{CALLBACK_PATH} (https://api.example.com{CALLBACK_PATH}), but it is not set")
+                raise SettingsError(f"{expected}, but it is not set")
+            if not urlsplit(self.settings.api_redirect_uri).path.endswith(CALLBACK_PATH):
+                raise SettingsError(f"{expected}, but its path does not end in {CALLBACK_PATH}")
             self.settings.require_client_credentials()
             cipher = TokenCipher(self.settings.require_token_keys())
         except SettingsError as exc:
             raise HTTPException(503, f"connections are not configured: {exc}") from None
         return self.settings.api_redirect_uri, cipher
+
+    def public_url(self, path: str) -> str:
+        """`path` on the API as the browser reaches it: API_REDIRECT_URI's base (a proxy's prefix kept)."""
+        redirect_uri, _ = self.require_ready()
+        return redirect_uri[: -len(CALLBACK_PATH)] + path
 
     def _once(self, name: str, make: Callable[[], Any]) -> Any:
         with self._lock:
@@ -238,7 +246,8 @@ def router(connector: Connector, authorised: Callable[..., None]) -> APIRouter:
             return pages.result_page(reason, spotify_user_id)
         outcome = {"connected": "1"} if reason is None else {"error": reason}
         if pending.to_connect_page:
-            location = "/connect?" + link_query(settings.require_token_keys(), pending.user_id, time.time(), **outcome)
+            link = link_query(settings.require_token_keys(), pending.user_id, time.time(), **outcome)
+            location = connector.public_url("/connect?") + link
         else:
             location = with_query(pending.return_url or "", outcome)
         # no-referrer: the next page must not learn this URL (it carries the code).
@@ -257,12 +266,11 @@ def router(connector: Connector, authorised: Callable[..., None]) -> APIRouter:
 
     @routes.post("/v1/connections/{userId}/connect-link", dependencies=[Depends(authorised)], tags=["connections"])
     def connect_link(user_id: UserId) -> dict[str, Any]:
-        """A link to the connect page for this user, valid 30 minutes, on API_REDIRECT_URI's origin."""
-        redirect_uri, _ = connector.require_ready()
+        """A link to the connect page for this user, valid 30 minutes, beside API_REDIRECT_URI."""
+        url = connector.public_url("/connect?")
         params = link_params(settings.require_token_keys(), user_id, time.time())
-        origin = "{0.scheme}://{0.netloc}".format(urlsplit(redirect_uri))
         expires = datetime.fromtimestamp(int(params["expires"]), UTC)
-        return {"url": origin + "/connect?" + urlencode(params), "expires_at": expires.isoformat()}
+        return {"url": url + urlencode(params), "expires_at": expires.isoformat()}
 
     @routes.get("/connect", include_in_schema=False)
     def connect_page(user: str | None = None, expires: str | None = None, sig: str | None = None,
@@ -288,8 +296,9 @@ def router(connector: Connector, authorised: Callable[..., None]) -> APIRouter:
                                       browser_secret=browser_secret)
         answer = RedirectResponse(url, 303, headers=private)
         # Lax: sent on Spotify's top-level redirect back to the callback, never on cross-site subrequests.
-        answer.set_cookie(BROWSER_COOKIE, browser_secret, max_age=STATE_TTL_S, path=CALLBACK_PATH, httponly=True,
-                          samesite="lax", secure=urlsplit(connector.require_ready()[0]).scheme == "https")
+        callback = urlsplit(connector.public_url(CALLBACK_PATH))
+        answer.set_cookie(BROWSER_COOKIE, browser_secret, max_age=STATE_TTL_S, path=callback.path, httponly=True,
+                          samesite="lax", secure=callback.scheme == "https")
         return answer
 
     return routes

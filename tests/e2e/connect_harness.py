@@ -79,7 +79,8 @@ def connection_rows(engine) -> list[dict]:
 def library_jobs(engine, user_id: str) -> list[dict]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(text(
-            'SELECT id, status, "errorClass" FROM spotify_sync_jobs WHERE "userId" = :u AND "jobType" = \'user_library\''),
+            'SELECT id, status, "errorClass" FROM spotify_sync_jobs '
+            "WHERE \"userId\" = :u AND \"jobType\" = 'user_library'"),
             {"u": user_id})]
 
 

@@ -165,7 +165,7 @@ def test_refusals_store_nothing(env, ports, settings, emulator, engine, redis_cl
         assert library_jobs(engine, "user-2") == []
 
 
-def test_reconnecting_replaces_the_tokens_and_delete_cancels_the_jobs(env, ports, settings, emulator, engine):  # noqa: F811
+def test_reconnecting_replaces_the_tokens_and_delete_cancels_the_jobs(env, ports, settings, engine):
     cipher = TokenCipher(settings.spotify_token_keys)
     spotify_user = listener()
     with Server(env, port=ports.ports[1]) as server:
@@ -194,15 +194,22 @@ def test_bad_input_and_missing_configuration_are_named(settings, emulator, ports
     with Server(env, port=ports.ports[1]) as server:
         bad = server.http.get("/v1/connections/has space")
         assert bad.status_code == 422 and bad.json()["error"]["message"].startswith("userId:")
-        unauthorised = server.http.get("/v1/connections/user-1", headers={"Authorization": "Bearer nope-nope-nope-nope"})
+        wrong_token = {"Authorization": "Bearer nope-nope-nope-nope"}
+        unauthorised = server.http.get("/v1/connections/user-1", headers=wrong_token)
         assert unauthorised.status_code == 401
     del env["API_REDIRECT_URI"]
     with Server(env) as server:
         answer = server.http.post("/v1/connections/user-1/authorize")
         assert answer.status_code == 503 and "API_REDIRECT_URI" in answer.json()["error"]["message"]
+    with Server({**env, "API_REDIRECT_URI": "http://127.0.0.1:9/elsewhere"}) as server:
+        answer = server.http.post("/v1/connections/user-1/authorize")
+        assert answer.status_code == 503
+        assert "API_REDIRECT_URI" in answer.json()["error"]["message"] and "does not end in" in answer.text
+    with pytest.raises(AssertionError, match="API_REDIRECT_URI: expected"):  # malformed: serve does not start
+        Server({**env, "API_REDIRECT_URI": "http://192.0.2.1/auth/spotify/callback"})
 
 
-def test_the_connect_page_flow_is_bound_to_the_browser_that_started_it(env, ports, settings, emulator, engine):  # noqa: F811
+def test_the_connect_page_flow_is_bound_to_the_browser_that_started_it(env, ports, engine):
     spotify_user = listener()
     with Server(env, port=ports.ports[1]) as server:
         link = server.http.post("/v1/connections/user-1/connect-link").json()
@@ -220,7 +227,7 @@ def test_the_connect_page_flow_is_bound_to_the_browser_that_started_it(env, port
             other = httpx.get(server.base_url + callback)
             assert other.status_code == 400 and 'data-reason="invalid_state"' in other.text
             answer = browser.get(callback)
-            assert answer.status_code == 303 and answer.headers["location"].startswith("/connect?")
+            assert answer.status_code == 303 and answer.headers["location"].startswith(server.base_url + "/connect?")
             assert query_of(answer.headers["location"])["connected"] == "1"
             back = browser.get(answer.headers["location"])
             assert back.status_code == 200 and f'<span id="connected-as">{spotify_user}</span>' in back.text

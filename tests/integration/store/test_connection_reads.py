@@ -16,7 +16,8 @@ from shared.crypto import TokenCipher, generate_key
 
 def connect(engine, user: str, spotify_user: str) -> UserTokens:
     now = utc_now().replace(microsecond=0, tzinfo=None)
-    tokens = UserTokens(user_id=user, spotify_user_id=spotify_user, access_token="BQ-" + user, refresh_token="AQ-" + user,
+    tokens = UserTokens(user_id=user, spotify_user_id=spotify_user, access_token="BQ-" + user,
+                        refresh_token="AQ-" + user,
                         expires_at=now + timedelta(hours=1), scopes=("user-library-read", "user-read-email"),
                         authorized_at=now, status="active")
     save_connection(engine, TokenCipher((generate_key(),)), tokens)
