@@ -27,6 +27,8 @@ from api import errors
 from api.auth import token_allowed
 from api.cache import SearchCache
 from api.circuit import Circuit
+from api.connections import Connector
+from api.connections import router as connections_router
 from api.enrichment import OFF, Enricher, Outcome
 from api.metrics import REQUEST_SECONDS, exposition
 from pipeline.search import query as search_query
@@ -236,6 +238,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             raise HTTPException(404, f"spotifyId: no song {normalised}")
         return found
 
+    app.include_router(connections_router(Connector(settings, built.engine, built.redis), authorised))
     return app
 
 

@@ -62,6 +62,11 @@ class RedisKeys:
         """A hash {failures, open_until}: Spotify searches failing for every API instance."""
         return self._key("search-circuit", client_id)
 
+    # --- users connecting Spotify in their browser (pipeline/auth/web_flow.py) ---
+    def oauth_state(self, state_id: str) -> str:
+        """One pending authorisation (user, PKCE verifier, where to return), single use, 10 minutes."""
+        return self._key("oauth-state", state_id)
+
     # --- Dramatiq (workers/broker.py): its own keys live under this prefix ---
     def dramatiq_namespace(self) -> str:
         return self._key("dramatiq")

@@ -180,6 +180,20 @@ def parse_redirect_uri(raw: str) -> str:
     return raw
 
 
+def parse_return_urls(raw: str) -> tuple[str, ...]:
+    """CONNECT_RETURN_URL: the pages a browser may be sent back to after connecting Spotify,
+    comma-separated absolute http(s) URLs without a fragment (each kept exactly as written)."""
+    expected = "comma-separated http(s) URLs such as https://app.example.com/settings/spotify"
+    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+    if not urls:
+        raise ValueError(expected)
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+            raise ValueError(f"{expected} ({url!r} is not one)")
+    return urls
+
+
 def parse_token_keys(raw: str) -> tuple[str, ...]:
     from cryptography.fernet import Fernet
 
@@ -265,6 +279,13 @@ class Settings:
     api_tokens: tuple[str, ...] = _setting("API_TOKENS", parse_api_tokens, secret=True, default=())
     search_enrich_wait_s: float = _setting("SEARCH_ENRICH_WAIT", parse_wait_s, default=0.2)
     search_enrich_max_in_flight: int = _setting("SEARCH_ENRICH_MAX_IN_FLIGHT", parse_positive_count, default=4)
+
+    # Users connecting Spotify through the API (api/connections.py): the redirect URI registered with
+    # Spotify for the API's /auth/spotify/callback (https, or http on loopback, like SPOTIFY_REDIRECT_URI),
+    # and the pages the browser may be sent back to afterwards (the first is the default; nothing else
+    # is ever a redirect target: no open redirect).
+    api_redirect_uri: str | None = _setting("API_REDIRECT_URI", parse_redirect_uri)
+    connect_return_urls: tuple[str, ...] = _setting("CONNECT_RETURN_URL", parse_return_urls, default=())
 
     log_level: str = _setting("LOG_LEVEL", _log_level, default="INFO")
     log_format: str = _setting("LOG_FORMAT", _choice("text", "json"), default="text")

@@ -191,3 +191,42 @@ def count_by_status(engine: Engine, *, expiring_within_days: int = 14) -> dict[s
                                     < {NOW} + make_interval(days => :within))
             FROM spotify_connections"""), {"life": REFRESH_TOKEN_LIFETIME_DAYS, "within": expiring_within_days}).one()
     return {"active": row[0], "needs_reauth": row[1], "expiring_soon": row[2]}
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What may be shown about a connection: everything but its tokens."""
+
+    user_id: str
+    spotify_user_id: str
+    scopes: tuple[str, ...]
+    authorized_at: datetime
+    status: str
+
+    @property
+    def refresh_token_expires_at(self) -> datetime:
+        return self.authorized_at + timedelta(days=REFRESH_TOKEN_LIFETIME_DAYS)
+
+
+def connection_info(engine: Engine, user_id: str) -> ConnectionInfo | None:
+    """The user's connection without its token columns (nothing is decrypted), or None."""
+    c = CONNECTIONS.c
+    with transaction(engine) as conn:
+        row = conn.execute(select(c.userId, c.spotifyUserId, c.scopes, c.authorizedAt, c.status)
+                           .where(c.userId == user_id)).first()
+    if row is None:
+        return None
+    return ConnectionInfo(row.userId, row.spotifyUserId, tuple(row.scopes.split()), row.authorizedAt, row.status)
+
+
+def spotify_account_owner(engine: Engine, spotify_user_id: str) -> str | None:
+    """The user whose connection holds this Spotify account ("spotifyUserId" is unique), or None."""
+    with transaction(engine) as conn:
+        return conn.execute(select(CONNECTIONS.c.userId)
+                            .where(CONNECTIONS.c.spotifyUserId == spotify_user_id)).scalar()
+
+
+def delete_connection(engine: Engine, user_id: str) -> bool:
+    """Forget the user's connection, tokens and all (the users row stays). False: there was none."""
+    with transaction(engine) as conn:
+        return conn.execute(CONNECTIONS.delete().where(CONNECTIONS.c.userId == user_id)).rowcount > 0

@@ -708,3 +708,27 @@ def jobs_since(engine: Engine, since: datetime) -> JobsSince:
                    count(*) FILTER (WHERE status = 'pending' AND "notBefore" > {NOW})
             FROM spotify_sync_jobs WHERE "createdAt" >= :since"""), {"since": since}).one()
     return JobsSince(*row)
+
+
+# --- users' connections (api/connections.py) -------------------------------------------------------
+
+
+def latest_user_job(engine: Engine, user_id: str, job_type: str) -> Job | None:
+    """The user's most recently created job of this type, whatever its status."""
+    with transaction(engine) as conn:
+        row = conn.execute(select(JOBS).where(JOBS.c.userId == user_id, JOBS.c.jobType == job_type)
+                           .order_by(JOBS.c.createdAt.desc(), JOBS.c.id.desc()).limit(1)).first()
+    return Job.from_row(row) if row else None
+
+
+def cancel_user_jobs(engine: Engine, user_id: str, reason: str) -> list[str]:
+    """The user's pending and running jobs become failed with errorClass 'Cancelled' and `reason`
+    (a running one's worker finds its lease gone and stops writing). Returns the ids cancelled."""
+    with transaction(engine) as conn:
+        return list(conn.execute(
+            update(JOBS)
+            .where(JOBS.c.userId == user_id, JOBS.c.status.in_(("pending", "running")))
+            .values({"status": "failed", "errorClass": "Cancelled", "error": reason, "completedAt": NOW_SQL,
+                     "leaseUntil": None, "notBefore": None, "updatedAt": NOW_SQL})
+            .returning(JOBS.c.id)
+        ).scalars())

@@ -25,8 +25,8 @@ def free_port() -> int:
 class Server:
     """The API server in its own process; its output goes to a file (`log()`)."""
 
-    def __init__(self, env: dict[str, str], workers: int = 1):
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], workers: int = 1, port: int | None = None):
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Open for the server's whole life (its stdout); removed in __exit__.
         self._log = tempfile.NamedTemporaryFile(prefix="api-", suffix=".log", delete=False)  # noqa: SIM115
