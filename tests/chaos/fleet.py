@@ -75,6 +75,8 @@ class Runs:
     durations_s: list[float] = field(default_factory=list)
     parks: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    completions: dict[str, int] = field(default_factory=dict)  # job id -> "job completed" lines
+    last_completed_at: dict[str, float] = field(default_factory=dict)  # log file name -> epoch s
 
     @property
     def longest_s(self) -> float:
@@ -103,6 +105,9 @@ def read_runs(logs: list[Path]) -> Runs:
             elif message == "job completed" or message.startswith(("job parked", "job will retry", "job failed")):
                 if job_id in started:
                     runs.durations_s.append(at - started.pop(job_id))
+                if message == "job completed":
+                    runs.completions[job_id] = runs.completions.get(job_id, 0) + 1
+                    runs.last_completed_at[path.name] = at
                 if message.startswith("job parked"):
                     runs.parks[job_id] = runs.parks.get(job_id, 0) + 1
     return runs

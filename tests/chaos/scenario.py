@@ -158,7 +158,7 @@ class Driver(threading.Thread):
 
     def __init__(self) -> None:
         super().__init__(name="chaos-driver", daemon=True)
-        self.queue: list[tuple[float, int, str, Callable[[], None]]] = []
+        self.queue: list[tuple[float, int, str, Callable[[], None]]] = []  # (offset from the start, ...)
         self.events: list[str] = []
         self.stopped = threading.Event()
         self.started_at = time.monotonic()
@@ -168,7 +168,7 @@ class Driver(threading.Thread):
     def at(self, offset_s: float, name: str, action: Callable[[], None]) -> None:
         with self._lock:
             self._order += 1
-            heapq.heappush(self.queue, (self.started_at + offset_s, self._order, name, action))
+            heapq.heappush(self.queue, (offset_s, self._order, name, action))
 
     def every(self, period_s: float, name: str, action: Callable[[], None], first_s: float | None = None) -> None:
         def repeat() -> None:
@@ -186,7 +186,7 @@ class Driver(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(0.1):
             with self._lock:
-                due = self.queue and self.queue[0][0] <= time.monotonic()
+                due = self.queue and self.queue[0][0] <= self.elapsed()
                 item = heapq.heappop(self.queue) if due else None
             if item is None:
                 continue
@@ -210,6 +210,16 @@ class Outages:
 
     def overlaps(self, start: float, end: float) -> bool:
         return any(start < s_end and s_start < end for s_start, s_end in self.spans)
+
+
+def saturation(series: list[list[int]], limit: int, window_s: float = WINDOW_S) -> float:
+    """How full the fleet kept its budget: the mean of the requests in each whole window of the
+    emulator's per-second series ([second, calls, of which 429]), but the last window's worth
+    (the drain's tail, where work runs out), over the limit. 0.0 when the run was too short."""
+    window = int(window_s)
+    calls = [c for _, c, _ in series]
+    sums = [sum(calls[i:i + window]) for i in range(0, max(0, len(calls) - 2 * window + 1))]
+    return sum(sums) / len(sums) / limit if sums else 0.0
 
 
 class Run:
@@ -486,9 +496,12 @@ class Run:
                 if self.share_done() < share:
                     driver.at(driver.elapsed() + 2, "popularity", popularity)
                     return
-                out = cli_ok(self.env, "enqueue", "popularity-update", "--older-than", "1s",
-                             "--limit", str(plan.popularity_limit))
-                driver.note(out.strip().splitlines()[-1] if out.strip() else "popularity enqueued")
+
+                def enqueue() -> None:  # its own thread: the producer's transaction holds up no strike
+                    out = cli_ok(self.env, "enqueue", "popularity-update", "--older-than", "1s",
+                                 "--limit", str(plan.popularity_limit))
+                    driver.note(out.strip().splitlines()[-1] if out.strip() else "popularity enqueued")
+                threading.Thread(target=enqueue, name="chaos-popularity", daemon=True).start()
             driver.at(1, "popularity", popularity)
 
     # --- the figures and the checks ---
@@ -528,6 +541,9 @@ class Run:
         problems += self._libraries_complete()
         problems += self._nothing_erased()
         problems += self._no_thread_slept()
+        twice = {job: n for job, n in self.runs.completions.items() if n > 1}
+        if twice:
+            problems.append(f"{len(twice)} jobs completed more than once: {list(twice.items())[:5]}")
         if self.plan.second_client:
             problems += self._second_client_parked()
         return problems

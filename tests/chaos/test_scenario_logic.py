@@ -3,7 +3,7 @@
 import json
 
 from tests.chaos.fleet import read_runs
-from tests.chaos.scenario import Outages, stalls
+from tests.chaos.scenario import Outages, saturation, stalls
 
 
 def test_a_stall_is_a_span_with_work_due_and_no_job_finished():
@@ -35,3 +35,11 @@ def test_runs_and_parks_from_json_logs(tmp_path):
     ]))
     runs = read_runs([log])
     assert sorted(runs.durations_s) == [2.0, 3.0] and runs.parks == {"j1": 1}
+
+
+def test_saturation_leaves_out_the_last_window():
+    full = [[t, 10, 0] for t in range(90)]  # 10 a second against 300 per 30 s
+    assert saturation(full, 300) == 1.0
+    half = [[t, 5, 0] for t in range(60)] + [[t, 0, 0] for t in range(60, 90)]
+    assert saturation(half, 300) == 0.5
+    assert saturation(full[:40], 300) == 0.0  # not two windows long: no figure
