@@ -72,11 +72,15 @@ class Runs:
     """What the workers' JSON logs say about the job runs: each run's duration (from "job
     started" to its end: completed, parked, will retry, failed), parks per job, and failures."""
 
-    durations_s: list[float] = field(default_factory=list)
+    runs: list[tuple[float, float]] = field(default_factory=list)  # (started, ended), epoch seconds
     parks: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     completions: dict[str, int] = field(default_factory=dict)  # job id -> "job completed" lines
     last_completed_at: dict[str, float] = field(default_factory=dict)  # log file name -> epoch s
+
+    @property
+    def durations_s(self) -> list[float]:
+        return [end - start for start, end in self.runs]
 
     @property
     def longest_s(self) -> float:
@@ -104,7 +108,7 @@ def read_runs(logs: list[Path]) -> Runs:
                 started[job_id] = at
             elif message == "job completed" or message.startswith(("job parked", "job will retry", "job failed")):
                 if job_id in started:
-                    runs.durations_s.append(at - started.pop(job_id))
+                    runs.runs.append((started.pop(job_id), at))
                 if message == "job completed":
                     runs.completions[job_id] = runs.completions.get(job_id, 0) + 1
                     runs.last_completed_at[path.name] = at

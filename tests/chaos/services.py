@@ -56,6 +56,12 @@ class PrivatePostgres:
         if self._as_postgres:
             shutil.chown(self.base, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+        # The hosts of the several-hosts run connect from the bridge's /24 (trust: a throw-away cluster
+        # reachable only from this machine).
+        with (self.data / "pg_hba.conf").open("a") as hba:
+            for address in listen:
+                if address != "127.0.0.1":
+                    hba.write(f"host all all {address.rsplit('.', 1)[0]}.0/24 trust\n")
 
     def _run(self, tool: str, *args: str) -> None:
         result = subprocess.run([*self._as_postgres, str(PG_BIN / tool), *args], capture_output=True, text=True,
@@ -122,7 +128,10 @@ class PrivateRedis:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", *self.bind, "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir), "--maxclients", "2000"],
+             "--dir", str(self.dir), "--maxclients", "2000",
+             # It listens on loopback and the chaos bridge only (a /24 that exists only on this machine):
+             # protected mode would refuse the namespaced hosts.
+             "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait(self._pings, "the private redis-server to answer")
 

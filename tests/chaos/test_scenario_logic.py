@@ -34,7 +34,7 @@ def test_runs_and_parks_from_json_logs(tmp_path):
         line("12", "worker process ready", None), '{"cut by a SIGKILL', line("13", "job started", "j2"),
     ]))
     runs = read_runs([log])
-    assert sorted(runs.durations_s) == [2.0, 3.0] and runs.parks == {"j1": 1}
+    assert sorted(runs.durations_s) == [2.0, 3.0] and runs.completions == {"j1": 1} and runs.parks == {"j1": 1}
 
 
 def test_saturation_leaves_out_the_last_window():

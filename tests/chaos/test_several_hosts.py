@@ -51,12 +51,14 @@ def test_a_host_cut_off_for_30s_has_its_jobs_taken_over_and_rejoins_on_its_own()
     restored: list[float] = []
 
     def cut() -> None:
+        span = run.outages.begin()
         hosts.cut(0)
         driver.note(f"host h0 cut off for {CUT_FOR_S:.0f}s")
 
         def restore() -> None:
             hosts.restore(0)
             restored.append(time.time())
+            span[1] = restored[0]
             driver.note("host h0 back")
         driver.at(driver.elapsed() + CUT_FOR_S, "restore", restore)
 
