@@ -13,6 +13,7 @@ Every wait polls a condition with a deadline; the only timed pauses are the faul
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import os
 import secrets
@@ -25,15 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import redis
 from sqlalchemy import text
 
 from emulator.catalog import Catalog
 from emulator.config import EmulatorConfig
 from emulator.server import SubprocessHandle, start_subprocess
 from pipeline import errors
+from pipeline.ratecontrol.penalty_box import RedisPenaltyBox
 from shared import migrate
 from shared.crypto import generate_key
 from shared.db import make_engine
+from shared.keys import RedisKeys
 from shared.settings import Settings
 from tests.chaos.fleet import Runs, WorkerGroup, read_runs
 from tests.chaos.services import PrivatePostgres, PrivateRedis, free_port
@@ -120,11 +124,13 @@ class Report:
 
 class Sampler(threading.Thread):
     """Every half second: how many jobs have finished, and how many are due (running, or pending
-    without a not-before still ahead). A sample the database did not answer is left out."""
+    without a not-before still ahead). Nothing is due while the fleet's penalty box is shut (Spotify
+    said to wait: waiting is right). A sample the database did not answer is left out."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, penalty_box: RedisPenaltyBox | None = None) -> None:
         super().__init__(name="chaos-sampler", daemon=True)
         self.url = url
+        self.penalty_box = penalty_box
         self.samples: list[tuple[float, int, int]] = []
         self.stopped = threading.Event()
         self.lock_waits: dict[str, int] = {}  # "waiting query <- blocking query (its state)" -> samples seen
@@ -139,10 +145,16 @@ class Sampler(threading.Thread):
                         "(\"notBefore\" IS NULL OR \"notBefore\" <= now() AT TIME ZONE 'UTC'))) "
                         "FROM spotify_sync_jobs").fetchone()
                     assert row is not None
-                    self.samples.append((time.time(), row[0], row[1]))
+                    self.samples.append((time.time(), row[0], 0 if self._box_shut() else row[1]))
                     self._note_lock_waits(conn)
             except psycopg.Error:
                 continue
+
+    def _box_shut(self) -> bool:
+        try:
+            return self.penalty_box is not None and self.penalty_box.remaining_s() > 0
+        except errors.RedisUnavailable:
+            return False  # Redis down on purpose: an outage span covers it
 
     def _note_lock_waits(self, conn: psycopg.Connection) -> None:
         """Sessions waiting on a lock, and what holds it: why the fleet stalls, when it does."""
@@ -255,8 +267,10 @@ class Run:
         self.log_dir = Path(tempfile.mkdtemp(prefix="chaos-logs-"))
         self.client_id = f"chaos-{secrets.token_hex(4)}"
         self.second_client_id = f"chaos-b-{secrets.token_hex(4)}"
-        self.groups: dict[str, WorkerGroup] = {}
-        self.retired: list[WorkerGroup] = []
+        self.groups: dict[str, WorkerGroup] = {}  # the live group of each host
+        self.retired: list[WorkerGroup] = []  # killed, or exited on their own
+        self.started: list[WorkerGroup] = []  # every group ever started: stopped on exit, logs read
+        self._groups_lock = threading.Lock()  # the driver replaces groups, the main thread supervises
         self.outages = Outages()
         self.report = Report()
         self.kills = 0
@@ -313,7 +327,7 @@ class Run:
         return env
 
     def __exit__(self, *exc: object) -> None:
-        for group in [*self.groups.values(), *self.retired]:
+        for group in self.started:
             group.stop(10)
         for cleanup in reversed(self._cleanups):
             try:
@@ -370,18 +384,19 @@ class Run:
 
     def start_group(self, name: str, prefix: tuple[str, ...]) -> WorkerGroup:
         group = WorkerGroup(name, self.env, self.plan.processes, self.plan.threads, prefix, self.log_dir)
+        self.started.append(group)
         self.groups[name] = group
         return group
 
     def replace_group(self, name: str) -> None:
         """SIGKILL the group, and start its replacement at once (as a supervisor would)."""
-        old = self.groups[name]
-        old.kill()
-        self.retired.append(old)
-        self.kills += 1
-        self.driver.note(f"SIGKILL {name}")
-        prefix = dict(self.hosts)[name]
-        self.start_group(name, prefix)
+        with self._groups_lock:
+            old = self.groups[name]
+            old.kill()
+            self.retired.append(old)
+            self.kills += 1
+            self.driver.note(f"SIGKILL {name}")
+            self.start_group(name, dict(self.hosts)[name])
 
     def finished(self) -> bool:
         try:
@@ -404,7 +419,9 @@ class Run:
         self.emulator.configure(faults=plan.faults)
         driver = driver or Driver()
         self.driver = driver
-        sampler = Sampler(self.postgres.url("chaos"))
+        box = RedisPenaltyBox(redis.Redis(port=self.redis.port, socket_timeout=1, socket_connect_timeout=1),
+                              RedisKeys(self.env["REDIS_NAMESPACE"]).penalty_box(self.client_id))
+        sampler = Sampler(self.postgres.url("chaos"), box)
         started = time.monotonic()
         for name, prefix in self.hosts:
             self.start_group(name, prefix)
@@ -433,11 +450,12 @@ class Run:
 
     def _supervise(self, driver: Driver) -> None:
         """A group that exited on its own is written down and started again (a supervisor's job)."""
-        for name, group in list(self.groups.items()):
-            if not group.alive() and group not in self.retired:
-                driver.note(f"group {name} exited on its own ({group.process.returncode}): restarted")
-                self.retired.append(group)
-                self.start_group(name, dict(self.hosts)[name])
+        with self._groups_lock:
+            for name, group in list(self.groups.items()):
+                if not group.alive():
+                    driver.note(f"group {name} exited on its own ({group.process.returncode}): restarted")
+                    self.retired.append(group)
+                    self.start_group(name, dict(self.hosts)[name])
 
     def _schedule(self, driver: Driver) -> None:
         plan = self.plan
@@ -532,7 +550,7 @@ class Run:
 
     # --- the figures and the checks ---
     def logs(self) -> list[Path]:
-        return [g.log_path for g in [*self.groups.values(), *self.retired]]
+        return [g.log_path for g in self.started]
 
     def _figures(self, sampler: Sampler, driver: Driver) -> None:
         report = self.report
@@ -553,6 +571,9 @@ class Run:
         report.parks_max = max(runs.parks.values(), default=0)
         report.longest_run_s = runs.longest_s
         spans = stalls(sampler.samples)
+        # Kept beside the workers' logs, for a look at any stall: [epoch s, finished, due].
+        (self.log_dir / "samples.json").write_text(json.dumps(
+            {"started": driver.started_wall, "samples": sampler.samples, "events": driver.events}))
         report.stall_s = max((end - start for start, end in spans), default=0.0)
         clear = [(end - start, start) for start, end in spans if not self.outages.overlaps(start, end)]
         longest, began = max(clear, default=(0.0, driver.started_wall))
