@@ -436,7 +436,7 @@ class Run:
             while not self.finished():
                 if time.monotonic() > deadline:
                     raise AssertionError(f"not drained after {plan.drain_timeout_s}s: {job_counts(self.engine)}\n"
-                                         + "\n".join(driver.events))
+                                         + "\n".join(driver.events) + "\n" + "\n".join(self._stuck_jobs_or_why()))
                 self._supervise(driver)
                 time.sleep(0.5)
         finally:
@@ -547,6 +547,42 @@ class Run:
                     driver.note(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "popularity")
                 threading.Thread(target=enqueue, name="chaos-popularity", daemon=True).start()
             driver.at(1, "popularity", popularity)
+
+    def _stuck_jobs_or_why(self) -> list[str]:
+        try:
+            return self.stuck_jobs()
+        except Exception as exc:  # noqa: BLE001 - the drain's failure must not be hidden by its diagnosis
+            return [f"(no broker view of the stuck jobs: {type(exc).__name__}: {exc})"]
+
+    def stuck_jobs(self) -> list[str]:
+        """Where the broker holds each unfinished job's message: in a queue, or in some worker's
+        acknowledgement set (fetched, never acknowledged), and whether that worker's heartbeat is fresh."""
+        with self.engine.connect() as conn:
+            jobs = conn.execute(text('SELECT id, "jobType", status, attempts, "notBefore", "enqueuedAt" '
+                                     "FROM spotify_sync_jobs WHERE status IN ('pending', 'running')")).all()
+        ns = RedisKeys(self.env["REDIS_NAMESPACE"]).dramatiq_namespace()
+        client = redis.Redis(port=self.redis.port, socket_timeout=5, decode_responses=True)
+        messages: dict[str, str] = {}  # job id -> message id
+        for key in client.scan_iter(f"{ns}:*.msgs"):
+            for message_id, data in client.hscan_iter(key):
+                args = json.loads(data).get("args") or [None]
+                messages[str(args[0])] = f"{message_id} in {key}"
+        holders: dict[str, str] = {}
+        beats = dict(client.zrange(f"{ns}:__heartbeats__", 0, -1, withscores=True))
+        redis_now_ms = client.time()[0] * 1000
+        for key in client.scan_iter(f"{ns}:__acks__.*"):
+            worker = key.split("__acks__.", 1)[1].rsplit(".", 1)[0]
+            age = f"heartbeat {(redis_now_ms - beats[worker]) / 1000:.0f}s old" if worker in beats else "no heartbeat"
+            for message_id in client.smembers(key):
+                holders[message_id] = f"acks of worker {worker} ({age})"
+        client.close()
+        lines = []
+        for job in jobs:
+            where = messages.get(job.id, "no message in the broker")
+            message_id = where.split(" ", 1)[0]
+            lines.append(f"stuck {job.jobType} {job.id} {job.status} attempts={job.attempts} notBefore={job.notBefore} "
+                         f"enqueuedAt={job.enqueuedAt}: {where}; {holders.get(message_id, 'in no ack set')}")
+        return lines
 
     # --- the figures and the checks ---
     def logs(self) -> list[Path]:

@@ -23,7 +23,7 @@ QUIET = dict(kill_every_s=None, pg_restart_at_s=None, redis_flush_at_s=None, red
              forced_429_at_s=None, window_burst_at_s=None, popularity_at_share=None, second_client=False,
              fleet_rate=f"{LIMIT // int(WINDOW_S)}/1s", emulator_limit=LIMIT, processes=1, threads=4)
 LOSSY = Plan(tracks=30_000, users={"u1": "bob"}, faults="", drain_timeout_s=300.0, **QUIET)  # type: ignore[arg-type]
-CUT = Plan(tracks=20_000, users={"u1": "bob"}, drain_timeout_s=300.0, **QUIET)  # type: ignore[arg-type]
+CUT = Plan(tracks=20_000, users={"u1": "bob"}, drain_timeout_s=200.0, **QUIET)  # type: ignore[arg-type]
 CUT_AT_S, CUT_FOR_S = 10.0, 30.0
 
 
