@@ -568,13 +568,15 @@ class Run:
                 args = json.loads(data).get("args") or [None]
                 messages[str(args[0])] = f"{message_id} in {key}"
         holders: dict[str, str] = {}
-        beats = dict(client.zrange(f"{ns}:__heartbeats__", 0, -1, withscores=True))
+        scored: Any = client.zrange(f"{ns}:__heartbeats__", 0, -1, withscores=True)
+        beats = {str(worker): float(score) for worker, score in scored}
         redis_now_ms = client.time()[0] * 1000
         for key in client.scan_iter(f"{ns}:__acks__.*"):
             worker = key.split("__acks__.", 1)[1].rsplit(".", 1)[0]
             age = f"heartbeat {(redis_now_ms - beats[worker]) / 1000:.0f}s old" if worker in beats else "no heartbeat"
-            for message_id in client.smembers(key):
-                holders[message_id] = f"acks of worker {worker} ({age})"
+            members: Any = client.smembers(key)
+            for message_id in members:
+                holders[str(message_id)] = f"acks of worker {worker} ({age})"
         client.close()
         lines = []
         for job in jobs:

@@ -27,6 +27,7 @@ def test_a_short_chaos_run_loses_nothing():
     with Run(SHORT) as run:
         report = run.execute()
         assert report.stall_outside_outages_s <= SHORT.max_stall_s, report.lines()
+        assert run.stuck_jobs() == []  # and the broker view a failed drain would print works
         assert report.kills == 1 and report.faults.get("incomplete") and report.rate_limited.get("forced")
         # The checks bite: a value changed, one erased and a saved track lost are each reported.
         with run.engine.begin() as conn:
