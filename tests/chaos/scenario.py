@@ -17,6 +17,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -335,6 +336,11 @@ class Run:
             except Exception:  # noqa: BLE001 - clean up the rest whatever one of them says
                 pass
         self._cleanups.clear()
+        # The workers' logs and the samples are kept only when the run failed: they say why.
+        if exc and exc[0] is not None:
+            print(f"\nthe chaos run's logs and samples: {self.log_dir}")
+        else:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
     # --- the work ---
     def seed_songs(self) -> None:
