@@ -113,11 +113,11 @@ def routes(state: EmulatorState) -> list[Route]:
             state.stats.fault(forced.kind)
             if forced.kind in ("429", "quota"):
                 return R.rate_limited(forced.retry_after_s, empty_body=forced.body == "empty")
-            return await fault_answer(forced.kind, run, slow_s=config.slow_s)
+            return await fault_answer(forced.kind, run, slow_s=config.slow_s, dice=state.dice)
         kind = state.dice.roll(config.faults, TOKEN)
         if kind is not None:
             state.stats.fault(kind)
-            return await fault_answer(kind, run, config.slow_s)
+            return await fault_answer(kind, run, config.slow_s, state.dice)
         return run()
 
     def _grant(form: dict[str, str], client_id: str, secret: str | None, now: float) -> Response:

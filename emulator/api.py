@@ -22,7 +22,7 @@ from starlette.routing import Route
 from emulator import keys as K
 from emulator import responses as R
 from emulator.config import EmulatorConfig
-from emulator.faults import ForcedRule
+from emulator.faults import FaultDice, ForcedRule
 from emulator.ids import is_well_formed
 from emulator.oauth import AccessToken
 from emulator.ratelimit import subject_for
@@ -84,15 +84,15 @@ def authenticate(state: EmulatorState, request: Request, config: EmulatorConfig,
     return unauthorized(config, checked) if isinstance(checked, str) else checked
 
 
-async def forced_answer(rule: ForcedRule, run: Callable[[], Response]) -> Response:
+async def forced_answer(rule: ForcedRule, run: Callable[[], Response], dice: FaultDice) -> Response:
     if rule.kind == "429":
         return R.rate_limited(rule.retry_after_s, empty_body=rule.body == "empty")
     if rule.kind == "quota":
         return R.quota_exceeded(rule.retry_after_s)
-    return await fault_answer(rule.kind, run, slow_s=None)
+    return await fault_answer(rule.kind, run, slow_s=None, dice=dice)
 
 
-async def fault_answer(kind: str, run: Callable[[], Response], slow_s: float | None) -> Response:
+async def fault_answer(kind: str, run: Callable[[], Response], slow_s: float | None, dice: FaultDice) -> Response:
     if kind in ("500", "502", "503"):
         return R.server_error(int(kind))
     if kind == "drop":
@@ -100,8 +100,12 @@ async def fault_answer(kind: str, run: Callable[[], Response], slow_s: float | N
     if kind == "slow":
         await asyncio.sleep(slow_s if slow_s is not None else 30.0)
         return run()
-    response = run()  # malformed
-    return R.malformed(response) if response.status_code == 200 else response
+    response = run()  # malformed or incomplete
+    if response.status_code != 200:
+        return response
+    if kind == "incomplete":
+        return R.json_bytes(dice.spoil(bytes(response.body)))
+    return R.malformed(response)
 
 
 def guarded(state: EmulatorState, endpoint: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -130,7 +134,7 @@ def guarded(state: EmulatorState, endpoint: str, handler: Handler) -> Callable[[
                 state.stats.limited("forced" if forced.kind == "429" else "forced_quota", now)
             else:
                 state.stats.fault(forced.kind)
-            return await forced_answer(forced, run)
+            return await forced_answer(forced, run, state.dice)
 
         refusal = state.limiter.check(config, client_id, now)
         if refusal is not None:
@@ -143,7 +147,7 @@ def guarded(state: EmulatorState, endpoint: str, handler: Handler) -> Callable[[
         kind = state.dice.roll(config.faults, endpoint)
         if kind is not None:
             state.stats.fault(kind)
-            return await fault_answer(kind, run, config.slow_s)
+            return await fault_answer(kind, run, config.slow_s, state.dice)
 
         if token.user is not None:
             cap = config.user_caps.get(call.tier)

@@ -5,6 +5,9 @@ Kinds:
   slow             sleep `slow_s` seconds, then answer normally (longer than a client's timeout)
   drop             close the connection without any response
   malformed        200 with a truncated JSON body
+  incomplete       200 with valid JSON in which one track lacks a field Spotify always sends
+                   (`name`, `artists`, `album`, `duration_ms`) or has it with the wrong type
+                   (see `incomplete_body`)
   429              (forced only) rate-limit answer with a chosen Retry-After
   quota            (forced only) 429 with "reason":"QUOTA_EXCEEDED"
 
@@ -19,10 +22,18 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-FAULT_KINDS = ("500", "502", "503", "slow", "drop", "malformed")
+import orjson
+
+FAULT_KINDS = ("500", "502", "503", "slow", "drop", "malformed", "incomplete")
+# What an incomplete track lacks or has wrong: (field, None to delete it or the wrong-typed value).
+SPOILS: tuple[tuple[str, Any], ...] = (
+    ("name", None), ("artists", None), ("album", None), ("duration_ms", None),
+    ("name", 42), ("artists", "an artist"), ("duration_ms", "215000"), ("album", ["an album"]),
+)
 FORCED_KINDS = FAULT_KINDS + ("429", "quota")
 
 
@@ -149,3 +160,39 @@ class FaultDice:
 
     def chance(self, p: float) -> bool:
         return p > 0 and self._random.random() < p
+
+    def spoil(self, body: bytes) -> bytes:
+        """An incomplete copy of `body` (see `incomplete_body`), by this dice's randomness."""
+        return incomplete_body(body, self._random)
+
+
+def _tracks_in(payload: Any) -> Iterator[dict[str, Any]]:
+    """The track objects of a Web API body: /tracks, /tracks/{id}, /me/tracks items, search."""
+    if not isinstance(payload, dict):
+        return
+    if isinstance(payload.get("id"), str) and "duration_ms" in payload:
+        yield payload
+    tracks = payload.get("tracks")
+    listed = tracks.get("items") if isinstance(tracks, dict) else tracks
+    for entry in [*(listed or []), *(payload.get("items") or [])]:
+        track = entry.get("track", entry) if isinstance(entry, dict) else None
+        if isinstance(track, dict):
+            yield track
+
+
+def incomplete_body(body: bytes, rng: random.Random) -> bytes:
+    """`body` (a 200's JSON) with one of its tracks spoiled: a required field deleted or given the
+    wrong type (SPOILS). A body without tracks (audio features, /me) loses one top-level field.
+    The JSON stays valid: only a client that checks each track notices."""
+    payload = orjson.loads(body)
+    tracks = list(_tracks_in(payload))
+    if tracks:
+        field, wrong = rng.choice(SPOILS)
+        track = rng.choice(tracks)
+        if wrong is None:
+            track.pop(field, None)
+        else:
+            track[field] = wrong
+    elif isinstance(payload, dict) and payload:
+        payload.pop(rng.choice(sorted(payload)))
+    return orjson.dumps(payload)

@@ -78,3 +78,16 @@ def test_bad_fault_specs_are_refused(emu):
     for spec in ("teapot:0.5", "500:2", "500"):
         response = emu.http.post("/_emulator/config", json={"faults": spec})
         assert response.status_code == 400 and "error" in response.json()
+
+
+def test_incomplete_is_a_200_of_valid_json_with_one_track_spoiled(emu):
+    emu.configure(faults="incomplete:1.0@/v1/tracks", fault_seed=5)
+    ids = emu.ids(50)
+    response = _tracks(emu, emu.app_token(), ids)
+    assert response.status_code == 200
+    tracks = response.json()["tracks"]
+    assert [t["id"] for t in tracks] == ids
+    whole = [t for t in tracks if isinstance(t.get("name"), str) and isinstance(t.get("artists"), list)
+             and isinstance(t.get("album"), dict) and isinstance(t.get("duration_ms"), int)]
+    assert len(whole) == 49
+    assert emu.stats()["faults"] == {"incomplete": 1}
