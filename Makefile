@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration e2e bench bench-quick venv clean
+.PHONY: demo test lint unit integration e2e chaos bench bench-quick venv clean
 
 venv: $(INSTALLED)
 
@@ -36,6 +36,10 @@ integration: venv
 
 e2e: venv
 	$(BIN)/python -m pytest tests/e2e
+
+# The chaos tier's long runs (as root: network namespaces); a short one is in tests/e2e.
+chaos: venv
+	$(BIN)/python -m pytest tests/chaos -q -s
 
 bench: venv
 	$(BIN)/python -m bench

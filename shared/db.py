@@ -21,6 +21,8 @@ def make_engine(settings_or_url: Settings | str, **options) -> Engine:
     url = settings_or_url if isinstance(settings_or_url, str) else settings_or_url.require_database_url()
     options.setdefault("pool_pre_ping", True)
     options.setdefault("pool_size", 5)
-    # A host that drops packets fails the connection in seconds instead of hanging the caller.
-    options.setdefault("connect_args", {"connect_timeout": 5})
+    # A host that drops packets fails the connection in seconds instead of hanging the caller, and
+    # keepalives find a pooled connection whose peer went away (a host cut off, then back).
+    options.setdefault("connect_args", {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10,
+                                        "keepalives_interval": 5, "keepalives_count": 3})
     return create_engine(sqlalchemy_url(url), **options)

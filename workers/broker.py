@@ -105,20 +105,37 @@ def queue_depths(broker: dramatiq.Broker) -> list[QueueDepth]:
     return depths
 
 
+# A message a worker fetched (held in its acks set) for longer than this, past its eta, is not
+# live: a worker that lost its connection drops what it held in memory, while its heartbeat (and so
+# the ack set) lives on. A real run renews its job's lease and shows as running, not pending.
+IN_FLIGHT_STALE_S = 300
+
+
 def live_job_ids(broker: dramatiq.Broker) -> set[str] | None:
-    """The job ids the broker holds a message for: ready, delayed or being worked on.
-    None when the broker cannot say (RabbitMQ): the reconciler then judges by age."""
+    """The job ids the broker holds a live message for: ready in a queue, or fetched by a worker
+    less than IN_FLIGHT_STALE_S ago (or not yet due). None when the broker cannot say (RabbitMQ):
+    the reconciler then judges by age."""
     if not isinstance(broker, RedisBroker):
         return None
     client, ns = broker.client, broker.namespace
+    seconds, micros = client.time()
+    stale_before_ms = int(seconds) * 1000 + int(micros) // 1000 - IN_FLIGHT_STALE_S * 1000
     live: set[str] = set()
     for queue in QUEUES:
-        for key in (f"{ns}:{queue}.msgs", f"{ns}:{queue}.DQ.msgs"):
-            for _, data in client.hscan_iter(key, count=1000):
+        for name in (f"{ns}:{queue}", f"{ns}:{queue}.DQ"):
+            ready = {_text(m) for m in client.lrange(name, 0, -1)}
+            for message_id, data in client.hscan_iter(name + ".msgs", count=1000):
                 try:
-                    args = json.loads(data)["args"]
-                except (ValueError, KeyError, TypeError):
+                    message = json.loads(data)
+                    job_id = str(message["args"][0])
+                except (ValueError, KeyError, TypeError, IndexError):
                     continue
-                if args:
-                    live.add(str(args[0]))
+                since_ms = max(int(message.get("message_timestamp") or 0), int(message["options"].get("eta") or 0)
+                               if isinstance(message.get("options"), dict) else 0)
+                if _text(message_id) in ready or since_ms > stale_before_ms:
+                    live.add(job_id)
     return live
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

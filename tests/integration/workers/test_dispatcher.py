@@ -79,3 +79,29 @@ def test_a_redis_that_lost_its_messages_gets_them_again_at_the_next_tick(fleet, 
     assert live_job_ids(broker) == set(waiting)
     with engine.connect() as conn:  # each sent once: the rows moved, and nothing else changed
         assert conn.execute(text("SELECT count(*) FROM spotify_sync_jobs WHERE status = 'pending'")).scalar() == 5
+
+
+def test_a_message_a_worker_fetched_and_dropped_long_ago_is_not_live(fleet, settings):
+    """A worker that lost its connection drops the messages it held in memory, while its heartbeat
+    and acks set live on: such a message, fetched over IN_FLIGHT_STALE_S ago, counts as lost."""
+    import json
+
+    from workers.broker import IN_FLIGHT_STALE_S
+
+    dispatcher, broker, client, _, engine = fleet
+    send = JobSender(broker)
+    recent, dropped = ledger.create_jobs(engine, [NewJob("track_sync", {"ids": [f"{i:022d}"]}) for i in range(2)])
+    for job_id in (recent, dropped):
+        send("track_sync", job_id)
+    ns = broker.namespace
+    fetched = {json.loads(data)["args"][0]: message_id for message_id, data in client.hscan_iter(f"{ns}:tracks.msgs")}
+    for job_id, age_s in ((recent, 10), (dropped, IN_FLIGHT_STALE_S + 60)):  # both taken by a worker...
+        message_id = fetched[job_id]
+        client.lrem(f"{ns}:tracks", 0, message_id)
+        client.sadd(f"{ns}:__acks__.gone-worker.tracks", message_id)
+        message = json.loads(client.hget(f"{ns}:tracks.msgs", message_id))
+        message["message_timestamp"] -= age_s * 1000
+        client.hset(f"{ns}:tracks.msgs", message_id, json.dumps(message))
+    assert live_job_ids(broker) == {recent}  # ...one of them long ago, and never run
+    next_tick(dispatcher, client, settings)  # the first tick: the broker marker is set, the lost one re-sent
+    assert ledger.get_job(engine, dropped).enqueued_at > ledger.get_job(engine, recent).enqueued_at
