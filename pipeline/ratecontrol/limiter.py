@@ -19,6 +19,12 @@ atomically in a Lua script. Around it this module adds what a fleet needs:
   between 250 ms and 1 s. A flat 250 ms let 6 requests in 3 minutes through as 429s with 24
   threads on 2 busy cores against a 30 s window (bench/saturation.py).
 
+Two lanes share the one log: background work (jobs) may fill the budget but for a reserved share
+(`INTERACTIVE_SHARE`, 5 %); interactive calls (a search someone waits on, `SpotifyClient.interactive()`)
+may fill all of it, so they find a permit at once while a backfill holds the background lane at its
+limit, and the backfill still gets 95 % while no search comes. The budget itself (budget.py) is fixed
+or learned, and read at every put: a learned change reaches every process within a second.
+
 We drive the bucket ourselves (put_decision, then sleep and retry with a fresh timestamp) rather
 than through `Limiter.try_acquire(blocking=True)`: its retry loop advances the item's timestamp
 by its own sleep instead of reading the shared clock again, so under contention the recorded
@@ -27,6 +33,7 @@ times drift behind the real ones and the fleet would overspend.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -34,6 +41,7 @@ from collections.abc import Callable
 from typing import cast
 
 import redis
+from loguru import logger
 from pyrate_limiter import Rate as PyrateRate
 from pyrate_limiter import RateItem
 from pyrate_limiter.abstracts import AbstractBucket, Decision
@@ -41,13 +49,36 @@ from pyrate_limiter.buckets import InMemoryBucket, RedisBucket
 from pyrate_limiter.buckets.redis_bucket import LuaScript
 
 from pipeline.errors import BUDGET, RateLimited, RedisUnavailable
+from pipeline.ratecontrol.budget import Budget, FixedBudget
 from shared.redis_conn import server_time_ms
 from shared.settings import Rate
+
+BACKGROUND = "background"
+INTERACTIVE = "interactive"
+LANES = (BACKGROUND, INTERACTIVE)
+INTERACTIVE_SHARE = 0.05  # of the budget, kept from background work
+LONG_WAIT_S = 5.0  # a thread that waits this long for the budget says so in the log
 
 
 def default_margin_ms(rate: Rate) -> int:
     """How much longer than the window an admission is held (see the module docstring)."""
     return int(min(max(rate.per_s * 1000 * 0.03, 250), 1000))
+
+
+def lane_limit(requests: int, lane: str) -> int:
+    """Of a budget of `requests` per window, what `lane` may fill: all of it for interactive calls,
+    all but the reserved share (none below 20 requests, where 5 % is not one) for background work."""
+    if lane == INTERACTIVE:
+        return requests
+    return max(1, requests - math.floor(requests * INTERACTIVE_SHARE))
+
+
+def default_max_wait_s(window_s: int, margin_ms: int) -> float:
+    """How long a background call waits for the budget before its job is parked: two windows. In a
+    saturated window every permit frees a window after it was taken, so a thread that came in late
+    waits a little more than one; parking it then would bring its job back after the permit it
+    waited for had gone to someone else (issue 16.5)."""
+    return 2 * window_s + margin_ms / 1000 + 1
 
 _LEAK_EVERY = 64
 
@@ -92,12 +123,16 @@ class BudgetLimiter:
         clock_ms: Callable[[], int],
         *,
         max_wait_s: float,
+        budget: Budget,
+        margin_ms: int = 0,
         name: str = "spotify",
         sleep: Callable[[float], None] = time.sleep,
         jitter_ms: int = 20,
     ):
         self.bucket = bucket
+        self.budget = budget
         self.max_wait_s = max_wait_s
+        self._margin_ms = margin_ms
         self._clock_ms = clock_ms
         self._name = name
         self._sleep = sleep
@@ -106,10 +141,14 @@ class BudgetLimiter:
         self._lock = threading.Lock()
         self._puts = 0
 
-    def try_acquire(self) -> float:
-        """Take one unit now if the budget allows: 0.0; else the seconds until one frees (no sleep)."""
+    def try_acquire(self, lane: str = BACKGROUND) -> float:
+        """Take one unit now if `lane`'s share of the budget allows: 0.0; else the seconds until one
+        frees (no sleep)."""
+        requests = self.budget.requests()  # outside the lock: a learned budget may ask Redis
+        rate = PyrateRate(lane_limit(requests, lane), self.budget.window_s * 1000 + self._margin_ms)
         try:
             with self._lock:
+                self.bucket.rates = [rate]
                 # The clock is read inside the lock: a timestamp taken before waiting for it would
                 # record the request earlier than it is sent (see the margin in the docstring).
                 now_ms = self._clock_ms()
@@ -121,25 +160,32 @@ class BudgetLimiter:
             raise RedisUnavailable(f"the rate limiter's Redis did not answer: {exc.__class__.__name__}") from exc
         if decision.allowed:
             return 0.0
+        self.budget.held_back()
         wait_ms = decision.retry_after_ms
         if wait_ms is None:  # cannot happen for weight 1; be safe: a whole window
             wait_ms = max(r.interval for r in self.bucket.rates)
         return max(wait_ms, 1) / 1000
 
-    def acquire(self, max_wait_s: float | None = None) -> float:
-        """Block until one unit of the budget is ours, for at most `max_wait_s` (default: the
-        limiter's); returns the seconds slept. Raises RateLimited(reason="local_budget") without
-        waiting when the budget frees later than that, RedisUnavailable when Redis does not answer."""
+    def acquire(self, max_wait_s: float | None = None, lane: str = BACKGROUND) -> float:
+        """Block until one unit of `lane`'s share of the budget is ours, for at most `max_wait_s`
+        (default: the limiter's); returns the seconds slept. Raises RateLimited(source="budget")
+        without waiting when the budget frees later than that, RedisUnavailable when Redis does not
+        answer. A wait of LONG_WAIT_S or more is logged, parked or not."""
         budget_s = self.max_wait_s if max_wait_s is None else max_wait_s
         deadline = time.monotonic() + budget_s
         slept_s = 0.0
         while True:
-            wait_s = self.try_acquire()
+            wait_s = self.try_acquire(lane)
             if wait_s == 0.0:
+                if slept_s >= LONG_WAIT_S:
+                    logger.info("waited {:.1f}s for the fleet's rate budget ({} lane)", slept_s, lane)
                 return slept_s
             # Spread the wake-ups of threads waiting for the same free slot.
             wait_s += random.uniform(0, self._jitter_ms) / 1000
             if time.monotonic() + wait_s > deadline:
+                if slept_s + wait_s >= LONG_WAIT_S:
+                    logger.info("the fleet's rate budget is not free for {:.1f}s more after a wait of {:.1f}s: "
+                                "the job is parked", wait_s, slept_s)
                 raise RateLimited(wait_s, "local_budget", source=BUDGET)
             self._sleep(wait_s)
             slept_s += wait_s
@@ -150,7 +196,8 @@ def pyrate_rate(rate: Rate, margin_ms: int) -> PyrateRate:
 
 
 class RedisLimiter(BudgetLimiter):
-    """The fleet's budget for one client id, in the Redis sorted set at `key`."""
+    """The fleet's budget for one client id, in the Redis sorted set at `key`. `budget` says how
+    many requests a window holds (default: `rate`, fixed)."""
 
     def __init__(
         self,
@@ -158,6 +205,7 @@ class RedisLimiter(BudgetLimiter):
         key: str,
         rate: Rate,
         *,
+        budget: Budget | None = None,
         max_wait_s: float | None = None,
         margin_ms: int | None = None,
         clock_ms: Callable[[], int] | None = None,
@@ -169,9 +217,16 @@ class RedisLimiter(BudgetLimiter):
         super().__init__(
             bucket,
             clock_ms or bucket.now,
-            max_wait_s=rate.per_s + margin_ms / 1000 + 1 if max_wait_s is None else max_wait_s,
+            max_wait_s=default_max_wait_s(rate.per_s, margin_ms) if max_wait_s is None else max_wait_s,
+            budget=budget or FixedBudget(rate),
+            margin_ms=margin_ms,
             sleep=sleep,
         )
+
+
+def used_since(key: str) -> Callable[[redis.Redis, int], int]:
+    """Counts the admissions of the log at `key` since `since_ms` (for budget.py)."""
+    return lambda client, since_ms: int(client.zcount(key, since_ms, "+inf"))
 
 
 def _script_hash(client: redis.Redis) -> str:
@@ -192,6 +247,7 @@ class InMemoryLimiter(BudgetLimiter):
         self,
         rate: Rate,
         *,
+        budget: Budget | None = None,
         max_wait_s: float | None = None,
         margin_ms: int = 0,
         clock_ms: Callable[[], int] | None = None,
@@ -201,6 +257,8 @@ class InMemoryLimiter(BudgetLimiter):
         super().__init__(
             bucket,
             clock_ms or (lambda: time.monotonic_ns() // 1_000_000),
-            max_wait_s=rate.per_s + 1 if max_wait_s is None else max_wait_s,
+            max_wait_s=default_max_wait_s(rate.per_s, margin_ms) if max_wait_s is None else max_wait_s,
+            budget=budget or FixedBudget(rate),
+            margin_ms=margin_ms,
             sleep=sleep,
         )
