@@ -45,7 +45,7 @@ def build_budget(settings: Settings, redis, engine=None) -> Budget:
 
     keys = RedisKeys(settings.redis_namespace)
     return LearnedBudget(redis, keys.learned_budget(client_id), rate, client_id,
-                         used_in_window=used_since(keys.rate_bucket(client_id)),
+                         used_since=used_since(keys.rate_bucket(client_id)), refused_key=keys.rate_refused(client_id),
                          rows=PostgresBudgetRows(engine) if engine is not None else None,
                          on_change=lambda requests: gauge.set(requests * SPOTIFY_WINDOW_S / rate.per_s))
 

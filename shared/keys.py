@@ -35,6 +35,10 @@ class RedisKeys:
         """The fleet's learned budget (SPOTIFY_RATE_LIMIT=auto; a hash, PostgreSQL keeps a copy)."""
         return self._key("rate-learned", client_id)
 
+    def rate_refused(self, client_id: str) -> str:
+        """When Spotify answered a window 429 (a sorted set): the learned budget's measure of the limit."""
+        return self._key("rate-refused", client_id)
+
     def return_line(self, client_id: str) -> str:
         """The next free return slot of parked work (pipeline/ratecontrol/pacer.py)."""
         return self._key("return-line", client_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Protocol, cast
@@ -112,7 +113,7 @@ class LearnedBudget:
     learned = True
 
     def __init__(self, client: redis.Redis, key: str, rate: Rate, client_id: str, *,
-                 used_since: Callable[[Any, int], int], rows: BudgetRows | None = None,
+                 used_since: Callable[[Any, int], int], refused_key: str, rows: BudgetRows | None = None,
                  on_change: Callable[[int], None] | None = None, monotonic: Callable[[], float] = time.monotonic):
         if rate.learn_up_to is None:
             raise ValueError("a learned budget needs SPOTIFY_RATE_LIMIT=auto")
@@ -121,6 +122,7 @@ class LearnedBudget:
         self._client_id = client_id
         self.bounds = Bounds(rate.requests, rate.learn_up_to, rate.per_s * 1000)
         self._used_since = used_since
+        self._refused_key = refused_key
         self._rows = rows
         self._on_change = on_change or (lambda requests: None)
         self._monotonic = monotonic
@@ -144,6 +146,16 @@ class LearnedBudget:
         return state.requests
 
     def rate_limited(self) -> None:
+        try:  # this refusal counts against the measure of the limit, for this 429 and the next ones
+            seconds, micros = self._redis.time()
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zadd(self._refused_key, {f"{now_ms}:{uuid.uuid4().hex[:8]}": now_ms})
+            pipe.zremrangebyscore(self._refused_key, "-inf", now_ms - 2 * self.bounds.window_ms)
+            pipe.pexpire(self._refused_key, 2 * self.bounds.window_ms)
+            pipe.execute()
+        except redis.exceptions.RedisError as exc:
+            raise RedisUnavailable(f"the learned budget's Redis did not answer: {exc.__class__.__name__}") from exc
         with self._lock:
             before = self._state
             self._state = self._change(after_rate_limit)
@@ -190,8 +202,10 @@ class LearnedBudget:
             if step is after_window:
                 stepped = after_window(state, self._used_since(pipe, state.stepped_at_ms), now_ms, self.bounds,
                                        held_back=held_back_ms >= state.stepped_at_ms)
-            else:
-                stepped = step(state, self._used_since(pipe, now_ms - self.bounds.window_ms), now_ms, self.bounds)
+            else:  # a window 429: what Spotify let through of our last window
+                since_ms = now_ms - self.bounds.window_ms
+                refused = int(pipe.zcount(self._refused_key, since_ms, "+inf"))
+                stepped = step(state, self._used_since(pipe, since_ms) - refused, now_ms, self.bounds)
             if stepped is not None:
                 changed.append(stepped)
             if restored or changed:

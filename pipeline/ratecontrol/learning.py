@@ -6,14 +6,15 @@ Spotify never says its limit; it only answers 429 once its rolling 30 s window i
   used most of it, or was held back by it (no growth without demand: an idle fleet must not drift
   to the ceiling).
 - **A window 429 measures the limit.** The fleet's own log holds every request admitted in the last
-  window, so at a 429 it holds about what Spotify counted: that count, less the refused request, is
-  the `ceiling`. The budget drops to `SAFE_SHARE` of it: just below the limit in one step, not the
-  halving of textbook AIMD, whose saw-tooth would average 75 %.
+  window, so at a 429 it holds about what Spotify counted: that count, less the requests Spotify
+  refused in the window, is the `ceiling`. The budget drops to `SAFE_SHARE` of it: just below the
+  limit in one step, not the halving of textbook AIMD, whose saw-tooth would average 75 %.
 - **Hold, then probe gently.** Below a known ceiling the budget stays put for `hold_windows`, then
   creeps up by `PROBE_STEP` a window. A 429 at the same ceiling again doubles the hold (up to
   `MAX_HOLD_WINDOWS`), so a steady limit costs one 429 every 10-20 minutes; a probe that passes the
   old ceiling by `GREW` without a 429 means the limit grew: slow start again from there.
-- One decrease per window: the 429s of the requests already in flight measure the same event.
+- One decrease per window: the 429s of the requests already in flight measure the same event, and
+  only sharpen the measure (each one refused is one fewer that Spotify counted).
 
 A quota 429 (QUOTA_EXCEEDED, or a Retry-After far beyond the window) says nothing about the rate and
 never reaches this module.
@@ -83,15 +84,19 @@ def after_window(state: LearnedState, used: int, now_ms: int, bounds: Bounds, *,
     return replace(moved, budget=min(float(bounds.maximum), budget))
 
 
-def after_rate_limit(state: LearnedState, used: int, now_ms: int, bounds: Bounds) -> LearnedState | None:
-    """The state after a window 429 with `used` requests in the fleet's last window (the refused one
-    among them); None when this window already had its decrease."""
+def after_rate_limit(state: LearnedState, counted: int, now_ms: int, bounds: Bounds) -> LearnedState | None:
+    """The state after a window 429, `counted` being the requests of the fleet's last window that
+    Spotify let through (admitted by us, less those it refused); None when nothing changes."""
+    ceiling = float(max(1, counted))
     if state.decreased_at_ms and now_ms - state.decreased_at_ms < bounds.window_ms:
-        return None
-    ceiling = float(max(1, used - 1))
+        # The same event: a later 429 of it can only sharpen the measure, never count twice.
+        if state.ceiling is None or ceiling >= state.ceiling:
+            return None
+        return replace(state, ceiling=ceiling, budget=max(1.0, min(state.budget, ceiling * SAFE_SHARE)),
+                       version=state.version + 1)
     same_limit = state.ceiling is not None and ceiling <= state.ceiling * SAME_CEILING
     hold = min(MAX_HOLD_WINDOWS, state.hold_windows * 2) if same_limit else FIRST_HOLD_WINDOWS
     return replace(
-        state, budget=max(1.0, min(state.budget, ceiling) * SAFE_SHARE) if used > 1 else max(1.0, state.budget / 2),
-        ceiling=ceiling, hold_windows=hold, hold_until_ms=now_ms + hold * bounds.window_ms,
-        stepped_at_ms=now_ms, decreased_at_ms=now_ms, version=state.version + 1)
+        state, budget=max(1.0, min(state.budget, ceiling) * SAFE_SHARE), ceiling=ceiling, hold_windows=hold,
+        hold_until_ms=now_ms + hold * bounds.window_ms, stepped_at_ms=now_ms, decreased_at_ms=now_ms,
+        version=state.version + 1)

@@ -44,13 +44,14 @@ class ReturnPacer:
 
     def __init__(self, client: redis.Redis, key: str, budget: Budget):
         self._take = client.register_script(_TAKE)
+        self._key = key
         self._budget = budget
 
     def slot(self, delay_s: float) -> tuple[float, float]:
         """The next return slot at least `delay_s` from now: (slot, now), epoch s on Redis's clock."""
         width_ms = int(slot_width_s(self._budget) * 1000)
         try:
-            slot_ms, now_ms = self._take(args=[int(max(delay_s, 0.0) * 1000), max(width_ms, 1)])
+            slot_ms, now_ms = self._take(keys=[self._key], args=[int(max(delay_s, 0.0) * 1000), max(width_ms, 1)])
         except redis.exceptions.RedisError as exc:
             raise RedisUnavailable(f"the return line's Redis did not answer: {exc.__class__.__name__}") from exc
         return int(slot_ms) / 1000, int(now_ms) / 1000

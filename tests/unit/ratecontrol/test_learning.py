@@ -44,7 +44,7 @@ class Simulation:
             if len(self.theirs) >= self.limit:  # a window 429: Retry-After until Spotify's window frees
                 self.rate_limited_at.append(self.now_ms)
                 self.blocked_until_ms = self.theirs[0] + WINDOW_MS
-                self.state = after_rate_limit(self.state, len(self.ours), self.now_ms, self.bounds) or self.state
+                self.state = after_rate_limit(self.state, len(self.ours) - 1, self.now_ms, self.bounds) or self.state
                 return
             self.theirs.append(self.now_ms)
             self.admitted_at.append(self.now_ms)
@@ -96,17 +96,20 @@ def test_an_idle_fleet_does_not_grow_its_budget():
     assert sim.state.requests == 50
 
 
-def test_one_decrease_per_window_however_many_429s_come_back():
+def test_one_decrease_per_window_the_other_429s_of_the_event_only_sharpen_it():
     bounds = Bounds(400, 3000, WINDOW_MS)
-    state = after_rate_limit(initial(bounds, 0), 201, 10_000, bounds)
-    assert state is not None and state.ceiling == 200 and state.requests == 190
-    assert after_rate_limit(state, 150, 12_000, bounds) is None  # the same event's other requests
-    assert after_rate_limit(state, 150, 41_000, bounds) is not None
+    state = after_rate_limit(initial(bounds, 0), 200, 10_000, bounds)
+    assert state is not None and state.ceiling == 200 and state.requests == 190 and state.hold_windows == 10
+    assert after_rate_limit(state, 205, 11_000, bounds) is None  # the same event, no lower
+    sharper = after_rate_limit(state, 196, 12_000, bounds)  # four more of the window were refused
+    assert sharper is not None and sharper.ceiling == 196 and sharper.requests == 186 and sharper.hold_windows == 10
+    again = after_rate_limit(sharper, 196, 41_000, bounds)  # the next window: the same limit found again
+    assert again is not None and again.hold_windows == 20
 
 
 def test_a_429_never_raises_the_budget():
     bounds = Bounds(50, 3000, WINDOW_MS)
-    state = after_rate_limit(initial(bounds, 0), 201, 10_000, bounds)
+    state = after_rate_limit(initial(bounds, 0), 200, 10_000, bounds)
     assert state is not None and state.requests == 47
 
 
