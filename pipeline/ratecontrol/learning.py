@@ -13,6 +13,9 @@ Spotify never says its limit; it only answers 429 once its rolling 30 s window i
   creeps up by `PROBE_STEP` a window. A 429 at the same ceiling again doubles the hold (up to
   `MAX_HOLD_WINDOWS`), so a steady limit costs one 429 every 10-20 minutes; a probe that passes the
   old ceiling by `GREW` without a 429 means the limit grew: slow start again from there.
+- A 429 that came while the fleet sent less than `MEASURABLE` of its budget (another program on the
+  same client id, a 429 of Spotify's own) measures nothing: the budget halves, as in AIMD, which
+  does not slow what the fleet was sending, and the ceiling stays as it was.
 - One decrease per window: the 429s of the requests already in flight measure the same event, and
   only sharpen the measure (each one refused is one fewer that Spotify counted).
 
@@ -32,6 +35,7 @@ PROBE_STEP = 0.02  # of the budget per window, at least one request
 GREW = 1.1  # a probe this far past the old ceiling without a 429: the limit grew
 FIRST_HOLD_WINDOWS = 10
 MAX_HOLD_WINDOWS = 40
+MEASURABLE = 0.5  # a 429 measures the limit only when the fleet sent at least this share of its budget
 SAME_CEILING = 1.05  # a 429 at or below this share of the old ceiling found the same limit again
 
 
@@ -94,6 +98,9 @@ def after_rate_limit(state: LearnedState, counted: int, now_ms: int, bounds: Bou
             return None
         return replace(state, ceiling=ceiling, budget=max(1.0, min(state.budget, ceiling * SAFE_SHARE)),
                        version=state.version + 1)
+    if counted < MEASURABLE * state.requests:
+        return replace(state, budget=max(1.0, state.budget / 2), stepped_at_ms=now_ms, decreased_at_ms=now_ms,
+                       hold_until_ms=now_ms + bounds.window_ms, version=state.version + 1)
     same_limit = state.ceiling is not None and ceiling <= state.ceiling * SAME_CEILING
     hold = min(MAX_HOLD_WINDOWS, state.hold_windows * 2) if same_limit else FIRST_HOLD_WINDOWS
     return replace(

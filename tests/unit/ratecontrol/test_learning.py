@@ -113,6 +113,12 @@ def test_a_429_never_raises_the_budget():
     assert state is not None and state.requests == 47
 
 
+def test_a_429_while_the_fleet_sent_little_measures_nothing_and_only_halves_the_budget():
+    bounds = Bounds(400, 3000, WINDOW_MS)
+    state = after_rate_limit(initial(bounds, 0), 3, 10_000, bounds)
+    assert state is not None and state.requests == 200 and state.ceiling is None
+
+
 def test_the_budget_never_grows_past_its_maximum():
     sim = Simulation(100_000, bounds=Bounds(50, 400, WINDOW_MS))
     sim.run(600)
