@@ -117,21 +117,22 @@ def enqueue_user_library(ctx: click.Context, users: tuple[str, ...], all_users: 
 
 
 @enqueue.command(BY_NAME["popularity_update"].cli_label)
-@click.option("--older-than", default="1h", show_default=True, help="Refresh songs whose popularity is older (30m, 1h, 2d).")
+@click.option("--older-than", default=None,
+              help="Refresh songs whose popularity is older (30m, 1h, 2d). Default: POPULARITY_TTL (1h).")
 @click.option("--limit", default=10_000, show_default=True, type=click.IntRange(1, 10_000_000),
               help="At most this many songs, stalest first.")
 @click.pass_context
-def enqueue_popularity_update(ctx: click.Context, older_than: str, limit: int) -> None:
+def enqueue_popularity_update(ctx: click.Context, older_than: str | None, limit: int) -> None:
     """Refresh the popularity of the stalest songs, in jobs of 50 (the hourly cron entry point)."""
     from pipeline.errors import ProducerBusy
     from pipeline.producers import enqueue_popularity_update as produce
     from shared.settings import parse_duration_s
 
+    settings = settings_of(ctx)
     try:
-        older_than_s = parse_duration_s(older_than)
+        older_than_s = settings.popularity_ttl_s if older_than is None else parse_duration_s(older_than)
     except ValueError as exc:
         raise UsageProblem(f"--older-than: expected {exc}, got {older_than!r}") from None
-    settings = settings_of(ctx)
     with database(settings) as engine, job_sender(settings) as (_, send):
         try:
             result = produce(engine, send, older_than_s=older_than_s, limit=limit)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 
 import click
 
@@ -34,24 +33,28 @@ def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, 
     them gracefully; jobs a killed worker held are run again (see workers/broker.py). Metrics:
     http://HOST:METRICS_PORT/ (Prometheus text format).
     """
-    # Before anything imports prometheus_client: every process of this run writes its values to
-    # one fresh directory, which Dramatiq's exposition server reads (multiprocess mode).
-    metrics_dir = tempfile.mkdtemp(prefix="spotify-sync-metrics-")
-    os.environ.update({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, "dramatiq_prom_db": metrics_dir,
-                       "dramatiq_prom_port": str(metrics_port), "dramatiq_prom_host": metrics_host})
-    from dramatiq.cli import main as dramatiq_main
-    from dramatiq.cli import make_argument_parser
-
     from shared.settings import parse_duration_s
-    from workers.setup import route_stdlib_logging
 
     settings = settings_of(ctx)
     settings.require_database_url()
+    # The fleet's shared app token sits in Redis: never in plaintext (README, "Token encryption").
+    settings.require_token_keys()
     settings.effective_broker_url  # noqa: B018 - fails now, with one line, rather than in every process
     try:
         shutdown_ms = parse_duration_s(shutdown_timeout) * 1000
     except ValueError as exc:
         raise UsageProblem(f"--shutdown-timeout: expected {exc}") from None
+    # Before anything imports prometheus_client: every process of this run writes its values to
+    # one fresh directory, which Dramatiq's exposition server reads (multiprocess mode).
+    from workers.metrics_dir import make_metrics_dir
+
+    metrics_dir = make_metrics_dir()
+    os.environ.update({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, "dramatiq_prom_db": metrics_dir,
+                       "dramatiq_prom_port": str(metrics_port), "dramatiq_prom_host": metrics_host})
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    from workers.setup import route_stdlib_logging
     argv = ["workers.main:broker", "--processes", str(processes), "--threads", str(threads), "--skip-logging",
             "--worker-shutdown-timeout", str(shutdown_ms)]
     if queues:

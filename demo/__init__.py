@@ -91,7 +91,8 @@ def run(settings: Settings, echo: Echo, plan: DemoPlan = DemoPlan()) -> None:
         since = ledger.db_now(engine)
         cli = _Cli(settings)
 
-        cli.run("connect", "--user", DEMO_USER, *(["--open-with-http"] if emulator_url else []), echo=echo)
+        cli.run("connect", "--user", DEMO_USER,
+                *(["--open-with-http", "--emulated-user", DEMO_USER] if emulator_url else []), echo=echo)
         if emulator_url:
             _seed_existing_songs(engine, emulator_url, plan, echo)
         ids_file = _backfill_ids(engine, emulator_url, plan, stack)

@@ -1,4 +1,5 @@
-"""The accounts host: GET /authorize and POST /api/token.
+"""The accounts host: GET /authorize (automatic consent or a consent page), POST /authorize (the
+page's answer) and POST /api/token.
 
 Client authentication on /api/token: `Authorization: Basic base64(id:secret)` or
 client_id/client_secret in the form body (both accepted); PKCE public clients send client_id
@@ -13,16 +14,25 @@ import binascii
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from emulator import responses as R
 from emulator.api import fault_answer
-from emulator.oauth import AuthorizeError, TokenError
+from emulator.config import EmulatorConfig
+from emulator.consent import consent_page, error_page
+from emulator.oauth import DEFAULT_USER, AuthorizeError, TokenError
 from emulator.state import EmulatorState
 
 TOKEN = "/api/token"
 AUTHORIZE = "/authorize"
+NO_STORE = {"Cache-Control": "no-store"}  # a held request's id is single use
+
+
+def wants_automatic_consent(config: EmulatorConfig, params: dict[str, str]) -> bool:
+    """No page when the config says so, or when the query names the emulated user or the answer
+    (`emulated_user=`, `emulated_consent=`), as `spotify-sync connect --emulated-user` and tests do."""
+    return config.consent == "auto" or "emulated_user" in params or "emulated_consent" in params
 
 
 def _client_auth(request: Request, form: dict[str, str]) -> tuple[str, str | None]:
@@ -41,14 +51,45 @@ def _client_auth(request: Request, form: dict[str, str]) -> tuple[str, str | Non
 
 def routes(state: EmulatorState) -> list[Route]:
     async def authorize(request: Request) -> Response:
+        response = _authorize(dict(request.query_params))
+        state.stats.request(AUTHORIZE, response.status_code)
+        return response
+
+    def _authorize(params: dict[str, str]) -> Response:
         config = state.config
+        now = state.now(config)
         try:
-            url = state.oauth.authorize(config, dict(request.query_params), state.now(config))
+            if wants_automatic_consent(config, params):
+                return RedirectResponse(state.oauth.authorize(config, params, now), status_code=303)
+            checked = state.oauth.authorization_request(config, params)
         except AuthorizeError as exc:
-            state.stats.request(AUTHORIZE, 400)
             return PlainTextResponse(str(exc), status_code=400)
-        state.stats.request(AUTHORIZE, 303)
-        return RedirectResponse(url, status_code=303)
+        if isinstance(checked, str):  # an error the app hears about at once, as from Spotify
+            return RedirectResponse(checked, status_code=303)
+        request_id = state.oauth.hold_for_consent(config, checked, now)
+        app_name = config.app_names.get(checked.client_id, checked.client_id)
+        return HTMLResponse(consent_page(checked, request_id, app_name), headers=NO_STORE)
+
+    async def answer_consent(request: Request) -> Response:
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+        response = _answer_consent(form)
+        state.stats.request(AUTHORIZE, response.status_code)
+        return response
+
+    def _answer_consent(form: dict[str, str]) -> Response:
+        config = state.config
+        now = state.now(config)
+        decision = form.get("decision")
+        if decision not in ("agree", "cancel"):
+            return HTMLResponse(error_page("decision must be agree or cancel"), status_code=400, headers=NO_STORE)
+        held = state.oauth.take_held(form.get("request_id", ""), now)
+        if held is None:
+            message = "This authorization request is unknown, expired or already answered: start again."
+            return HTMLResponse(error_page(message), status_code=400, headers=NO_STORE)
+        if decision == "cancel":
+            return RedirectResponse(held.back(error="access_denied"), status_code=303)
+        user = form.get("user", "").strip() or DEFAULT_USER
+        return RedirectResponse(state.oauth.consent(config, held, user, now), status_code=303)
 
     async def token(request: Request) -> Response:
         response = await _token(request)
@@ -102,5 +143,6 @@ def routes(state: EmulatorState) -> list[Route]:
 
     return [
         Route(AUTHORIZE, authorize, methods=["GET"]),
+        Route(AUTHORIZE, answer_consent, methods=["POST"]),
         Route(TOKEN, token, methods=["POST"]),
     ]

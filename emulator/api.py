@@ -32,6 +32,7 @@ from emulator.users import Library, profile
 MAX_TRACK_IDS = 50
 MAX_FEATURE_IDS = 100
 SEARCH_LIMITS = {"extended": 50, "dev-legacy": 50, "dev-2026": 10}
+MAX_SEARCH_OFFSET = 1000
 UNREGISTERED_USER = "Check settings on developer.spotify.com/dashboard, the user may not be registered."
 
 
@@ -125,12 +126,15 @@ def guarded(state: EmulatorState, endpoint: str, handler: Handler) -> Callable[[
 
         forced = state.take_forced(config, endpoint, client_id)
         if forced is not None:
-            state.stats.limited("forced") if forced.kind in ("429", "quota") else state.stats.fault(forced.kind)
+            if forced.kind in ("429", "quota"):
+                state.stats.limited("forced" if forced.kind == "429" else "forced_quota", now)
+            else:
+                state.stats.fault(forced.kind)
             return await forced_answer(forced, run)
 
         refusal = state.limiter.check(config, client_id, now)
         if refusal is not None:
-            state.stats.limited(refusal.kind)
+            state.stats.limited(refusal.kind, now)
             if refusal.kind == "quota":
                 return R.quota_exceeded(refusal.wait_s)
             wait_s = None if state.dice.chance(config.p_429_no_retry_after) else refusal.wait_s
@@ -224,13 +228,16 @@ def _int_param(call: Call, name: str, default: int) -> int | None:
         return None
 
 
-def _paging(call: Call, path: str, extra: dict[str, str], offset: int, limit: int, total: int, items: bytes) -> bytes:
+def _paging(call: Call, path: str, extra: dict[str, str], offset: int, limit: int, total: int, items: bytes,
+            max_offset: int | None = None) -> bytes:
+    """A Paging object around `items`; no `next` past the end, nor past `max_offset` (which would be a 400)."""
     base = call.base_url() + path
 
     def link(at: int) -> str:
         return base + "?" + urlencode({**extra, "offset": at, "limit": limit})
 
-    next_url = link(offset + limit) if offset + limit < total else None
+    more = offset + limit < total and (max_offset is None or offset + limit <= max_offset)
+    next_url = link(offset + limit) if more else None
     prev_url = link(max(0, offset - limit)) if offset > 0 else None
     head = orjson.dumps({"href": link(offset), "limit": limit, "next": next_url, "offset": offset,
                            "previous": prev_url, "total": total})
@@ -248,12 +255,14 @@ def saved_tracks(state: EmulatorState, call: Call) -> Response:
     if offset is None or offset < 0:
         return R.api_error(400, "Invalid offset")
     config = call.config
-    library = Library.of(call.token.user, config.library_size(call.token.user), config.catalog_size, config.catalog_seed)
+    user = call.token.user
+    library = Library.of(user, config.library_size(user), config.catalog_size, config.catalog_seed)
     market = call.request.query_params.get("market")
     extra = {"market": market} if market else {}
     catalog, view, hour = state.catalog, call.view, call.hour
     items = b",".join(
-        b'{"added_at":"' + added_at.encode() + b'","track":' + catalog.track_json(index, view, bool(market), hour) + b"}"
+        b'{"added_at":"' + added_at.encode() + b'","track":'
+        + catalog.track_json(index, view, bool(market), hour) + b"}"
         for index, added_at in library.page(offset, limit)
     )
     return R.json_bytes(_paging(call, "/v1/me/tracks", extra, offset, limit, library.size, items))
@@ -273,13 +282,14 @@ def search(state: EmulatorState, call: Call) -> Response:
     limit, offset = _int_param(call, "limit", min(20, max_limit)), _int_param(call, "offset", 0)
     if limit is None or not 1 <= limit <= max_limit:
         return R.api_error(400, "Invalid limit")
-    if offset is None or not 0 <= offset <= 1000:
+    if offset is None or not 0 <= offset <= MAX_SEARCH_OFFSET:
         return R.api_error(400, "Invalid offset")
     total, indexes = state.catalog.search(query, offset, limit)
     market = params.get("market")
     extra = {"query": query, "type": "track", **({"market": market} if market else {})}
     items = b",".join(state.catalog.track_json(i, call.view, bool(market), call.hour) for i in indexes)
-    return R.json_bytes(b'{"tracks":' + _paging(call, "/v1/search", extra, offset, limit, total, items) + b"}")
+    page = _paging(call, "/v1/search", extra, offset, limit, total, items, MAX_SEARCH_OFFSET)
+    return R.json_bytes(b'{"tracks":' + page + b"}")
 
 
 ENDPOINTS: list[tuple[str, Handler]] = [

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from emulator import names, search
 from emulator.ids import IdCodec
 
 TRACKS_PER_ALBUM = 10
@@ -27,19 +28,6 @@ TRACKS_PER_ARTIST = 40
 MARKETS = ["AR", "AU", "BR", "CA", "DE", "ES", "FR", "GB", "IT", "JP", "MX", "NL", "SE", "US"]
 API = "https://api.spotify.com/v1"
 OPEN = "https://open.spotify.com"
-
-_ADJECTIVES = (
-    "Velvet Golden Broken Silent Electric Midnight Crystal Wild Hollow Neon Paper Burning "
-    "Frozen Lonely Sweet Distant Purple Restless Gentle Savage Quiet Endless Falling Rising"
-).split()
-_NOUNS = (
-    "Morning Heart River Highway Dream Fire Ocean Shadow Summer Mirror Garden Thunder City "
-    "Letter Horizon Window Echo Signal Harbor Ghost Machine Daylight Avenue Satellite"
-).split()
-_FIRST = "Nova Luna Echo Milo Ivy Juno Otis Aria Felix Nina Rex Zara Leo Maya Hugo Iris".split()
-_LAST = "Park Rivers Stone Vale Cruz Lind Moreau Sato Okafor Berg Novak Quinn Reyes Holm".split()
-_BANDS = "Collective Orchestra Brothers Club Society Machine Parade Union Kids Saints".split()
-
 
 def _digest(seed: bytes, kind: bytes, index: int) -> bytes:
     return hashlib.blake2b(index.to_bytes(8, "big"), key=seed, person=kind, digest_size=32).digest()
@@ -59,7 +47,8 @@ def _right_sized(rendered: bytes) -> bytes:
 class Catalog:
     """One catalog (size, seed). Build a new one when either changes."""
 
-    def __init__(self, size: int, seed: str, audio_features_share: float = 0.9) -> None:
+    def __init__(self, size: int, seed: str, audio_features_share: float = 0.9,
+                 search_index_max_tracks: int = search.DEFAULT_MAX_TRACKS) -> None:
         self.size = size
         self.seed = seed
         self.audio_features_share = audio_features_share
@@ -73,6 +62,10 @@ class Catalog:
         self._track_base = lru_cache(maxsize=100_000)(self._build_track_base)
         self.track_json = lru_cache(maxsize=200_000)(self._render_track)
         self.audio_features_json = lru_cache(maxsize=100_000)(self._render_audio_features)
+        self._artist_name = lru_cache(maxsize=100_000)(self.artist_name)
+        self._album_name = lru_cache(maxsize=10_000)(self.album_name)
+        self._album_artist = lru_cache(maxsize=10_000)(self.album_artist_index)
+        self._search_index = search.SearchIndex(size, self.names, search_index_max_tracks)
 
     # --- ids ---
     def track_index(self, track_id: str) -> int | None:
@@ -87,20 +80,35 @@ class Catalog:
 
     # --- artists and albums ---
     def artist(self, artist_index: int) -> dict[str, Any]:
-        d = _digest(self._key, b"artist", artist_index)
-        if d[0] < 90:
-            name = f"The {_ADJECTIVES[d[1] % len(_ADJECTIVES)]} {_BANDS[d[2] % len(_BANDS)]}"
-        else:
-            name = f"{_FIRST[d[1] % len(_FIRST)]} {_LAST[d[2] % len(_LAST)]}"
         artist_id = self.artists.encode(artist_index)
         return {
             "external_urls": {"spotify": f"{OPEN}/artist/{artist_id}"},
             "href": f"{API}/artists/{artist_id}",
             "id": artist_id,
-            "name": name,
+            "name": self.artist_name(artist_index),
             "type": "artist",
             "uri": f"spotify:artist:{artist_id}",
         }
+
+    def artist_name(self, artist_index: int) -> str:
+        return names.artist_name(artist_index, _digest(self._key, b"artist", artist_index))
+
+    def album_name(self, album_index: int) -> str:
+        artist = self.artist_name(self.album_artist_index(album_index))
+        return names.album_name(_digest(self._key, b"album", album_index), artist)
+
+    def featured_artist_index(self, index: int) -> int | None:
+        """The second artist of track `index`, when it has one (about one track in six)."""
+        return self._featured(_digest(self._key, b"track", index))
+
+    def _featured(self, track_digest: bytes) -> int | None:
+        d = track_digest
+        return int.from_bytes(d[1:5], "big") % self.artist_count if d[0] < 40 else None
+
+    def track_name(self, index: int) -> str:
+        d = _digest(self._key, b"track", index)
+        featured = self._featured(d)
+        return names.track_name(d, None if featured is None else self._artist_name(featured))
 
     def album_artist_index(self, album_index: int) -> int:
         d = _digest(self._key, b"albumart", album_index)
@@ -127,7 +135,7 @@ class Catalog:
                 {"url": f"https://i.scdn.co/image/ab67616d00001e02{image}", "height": 300, "width": 300},
                 {"url": f"https://i.scdn.co/image/ab67616d00004851{image}", "height": 64, "width": 64},
             ],
-            "name": f"{_NOUNS[d[6] % len(_NOUNS)]} of {_ADJECTIVES[d[7] % len(_ADJECTIVES)]} {_NOUNS[d[28] % len(_NOUNS)]}s",
+            "name": self.album_name(album_index),
             "release_date": release,
             "release_date_precision": precision,
             "type": "album",
@@ -160,12 +168,10 @@ class Catalog:
         album = self._album(album_index)
         track_id = self.tracks.encode(index)
         artists = list(album["artists"])
-        if d[0] < 40:  # a featured artist now and then
-            artists.append(self.artist(int.from_bytes(d[1:5], "big") % self.artist_count))
+        featured = self.featured_artist_index(index)
+        if featured is not None:  # a featured artist now and then
+            artists.append(self.artist(featured))
         year = int(album["release_date"][:4])
-        name = f"{_ADJECTIVES[d[5] % len(_ADJECTIVES)]} {_NOUNS[d[6] % len(_NOUNS)]}"
-        if d[7] < 25:
-            name += " - Remastered"
         return {
             "album": album,
             "artists": artists,
@@ -178,7 +184,7 @@ class Catalog:
             "href": f"{API}/tracks/{track_id}",
             "id": track_id,
             "is_local": False,
-            "name": name,
+            "name": self.track_name(index),
             "popularity": 0,  # filled per hour by popularity()
             "preview_url": None if d[12] < 50 else f"https://p.scdn.co/mp3-preview/{d[13:31].hex()}",
             "track_number": index % TRACKS_PER_ALBUM + 1,
@@ -245,20 +251,29 @@ class Catalog:
         return _right_sized(orjson.dumps(self.audio_features(index)))  # b"null" when there are none
 
     # --- search ---
+    def names(self, index: int) -> tuple[str, list[str], str]:
+        """(track name, artist names, album name) of track `index`: what search matches, and
+        the same names its Track object carries (one digest per track: the index is built from these)."""
+        d = _digest(self._key, b"track", index)
+        album_index = index // TRACKS_PER_ALBUM
+        artists = [self._artist_name(self._album_artist(album_index))]
+        featured = self._featured(d)
+        if featured is not None:
+            artists.append(self._artist_name(featured))
+        name = names.track_name(d, None if featured is None else artists[1])
+        return name, artists, self._album_name(album_index)
+
     def search(self, query: str, offset: int, limit: int) -> tuple[int, list[int]]:
-        """(total, indexes). `isrc:XXX` finds that track; any other query gets a deterministic
-        pseudo-random result set of a size that depends on the query (no text index)."""
-        query = query.strip()
-        for word in query.split():
-            if word.lower().startswith("isrc:"):
-                found = self.index_from_isrc(word[5:])
-                hits = [] if found is None else [found]
-                return len(hits), hits[offset : offset + limit]
-        d = hashlib.blake2b(query.lower().encode(), key=self._key, digest_size=16).digest()
-        total = min(self.size, 1 + int.from_bytes(d[:4], "big") % 1200)
-        start, stride = int.from_bytes(d[4:12], "big") % self.size, _coprime_stride(d, self.size)
-        stop = min(total, offset + limit)
-        return total, [(start + k * stride) % self.size for k in range(offset, stop)]
+        """(total, the indexes of one page) of the tracks matching `query` (see emulator.search)."""
+        parsed = search.parse(query)
+        if parsed.isrc is not None:
+            found = self.index_from_isrc(parsed.isrc)
+            hits = [] if found is None else [found]
+            if parsed.terms and hits:
+                hits = [i for i in hits if i in set(self._search_index.search(parsed))]
+        else:
+            hits = self._search_index.search(parsed)
+        return len(hits), hits[offset : offset + limit]
 
 
 def _b36(number: int) -> str:
@@ -268,13 +283,6 @@ def _b36(number: int) -> str:
         number, rem = divmod(number, 36)
         out = digits[rem] + out
     return out or "0"
-
-
-def _coprime_stride(digest: bytes, size: int) -> int:
-    stride = (int.from_bytes(digest[12:16], "big") % size) | 1
-    while math.gcd(stride, size) != 1:
-        stride += 1
-    return stride % size or 1
 
 
 def iso_utc(epoch_s: float) -> str:

@@ -14,7 +14,7 @@ import json
 import click
 
 from emulator.catalog import Catalog
-from emulator.config import TIERS, ConfigError, EmulatorConfig
+from emulator.config import CONSENT_MODES, TIERS, ConfigError, EmulatorConfig
 from emulator.faults import FaultSpecError, parse_fault_spec
 
 DEFAULTS = EmulatorConfig()
@@ -43,6 +43,8 @@ def _limit(value: str | None) -> int | None:
 @click.option("--catalog-seed", default=DEFAULTS.catalog_seed, show_default=True)
 @click.option("--access-token-ttl-s", type=float, default=DEFAULTS.access_token_ttl_s, show_default=True)
 @click.option("--refresh-token-ttl-s", type=float, default=DEFAULTS.refresh_token_ttl_s, show_default=True)
+@click.option("--consent", type=click.Choice(CONSENT_MODES), default=DEFAULTS.consent, show_default=True,
+              help="/authorize: 'page' shows a consent page unless the query has emulated_user=; 'auto' never does.")
 @click.option("--redis-url", default=None, help="Share state between emulator processes through Redis.")
 @click.option("--redis-prefix", default=None, help="Key prefix in Redis (default emulator:<random>).")
 @click.option("--config-json", default=None, help="Any EmulatorConfig fields as a JSON object.")
@@ -77,6 +79,7 @@ def _config(options: dict, config_json: str | None) -> EmulatorConfig:
         catalog_seed=options["catalog_seed"],
         access_token_ttl_s=options["access_token_ttl_s"],
         refresh_token_ttl_s=options["refresh_token_ttl_s"],
+        consent=options["consent"],
         redis_url=options["redis_url"],
         redis_prefix=options["redis_prefix"],
     )

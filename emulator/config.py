@@ -16,6 +16,7 @@ from typing import Any
 from emulator.faults import FaultRule, ForcedRule, parse_fault_spec
 
 TIERS = ("extended", "dev-legacy", "dev-2026")
+CONSENT_MODES = ("page", "auto")
 SIX_MONTHS_S = 183 * 86400  # "six months after the user first authorised"
 
 
@@ -58,11 +59,16 @@ class EmulatorConfig:
     open_registration: bool = True  # any client id with a non-empty secret is accepted
     clients: dict[str, str] = field(default_factory=dict)  # fixed client id -> secret
     auth_error_style: str = "classic"  # "classic" messages or "newer" (Missing/invalid/expired)
+    # /authorize: "page" shows a consent page unless the query asks for automatic consent
+    # (emulated_user= or emulated_consent=); "auto" never shows it.
+    consent: str = "page"
+    app_names: dict[str, str] = field(default_factory=dict)  # client id -> name on the consent page
 
     # --- catalog and users ---
     catalog_size: int = 100_000
     catalog_seed: str = "spotify-sync"
     audio_features_share: float = 0.9
+    search_index_max_tracks: int = 1_000_000  # search covers the first N tracks (memory bound)
     default_library_size: int = 200
     library_sizes: dict[str, int] = field(
         default_factory=lambda: {"demo": 2000, "alice": 500, "bob": 50, "empty": 0}
@@ -94,6 +100,10 @@ class EmulatorConfig:
             raise ConfigError("access_token_ttl_s must be >= 1")
         if self.catalog_size < 1 or self.catalog_size > 100_000_000:
             raise ConfigError("catalog_size must be 1..100000000")
+        if self.search_index_max_tracks < 0:
+            raise ConfigError("search_index_max_tracks must be >= 0")
+        if self.consent not in CONSENT_MODES:
+            raise ConfigError(f"consent must be one of {', '.join(CONSENT_MODES)}")
         if self.auth_error_style not in ("classic", "newer"):
             raise ConfigError("auth_error_style must be classic or newer")
         for name in ("p_429_empty_body", "p_429_no_retry_after", "audio_features_share"):

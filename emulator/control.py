@@ -13,6 +13,8 @@ Never rate-limited, never faulted. Bodies are JSON; errors are `{"error": "..."}
   POST /_emulator/clock                   {"advance_s": 30} | {"freeze_at": 1.7e9} | {"freeze": true}
                                           | {"unfreeze": true} | {"offset_s": 0}
   GET  /_emulator/ids?count=N&offset=M    valid track ids, by catalog index
+  GET  /_emulator/tracks?count=N&offset=M  tracks by catalog index, with their exact names
+  GET  /_emulator/tracks/{id}             one track's exact names (404 when not in the catalog)
   GET  /_emulator/users/{user}/library?offset=&limit=   a user's saved track ids, newest first
 """
 
@@ -26,13 +28,23 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator import responses as R
+from emulator.catalog import Catalog
 from emulator.config import ConfigError, EmulatorConfig
 from emulator.faults import FaultSpecError, ForcedRule
+from emulator.ids import is_well_formed
 from emulator.oauth import USER_RE
 from emulator.state import EmulatorState
 from emulator.users import Library
 
 MAX_LISTED_IDS = 100_000
+MAX_LISTED_TRACKS = 1_000
+
+
+def track_names(catalog: Catalog, index: int) -> dict[str, Any]:
+    """What a search test needs to know of a track: its id, ISRC and exact names."""
+    track = catalog.track(index)
+    return {"id": track["id"], "index": index, "isrc": track["external_ids"]["isrc"], "name": track["name"],
+            "artists": [a["name"] for a in track["artists"]], "album": track["album"]["name"]}
 
 
 def _bad(message: str) -> Response:
@@ -140,6 +152,27 @@ def routes(state: EmulatorState) -> list[Route]:
         return R.json_obj({"catalog_size": catalog.size, "offset": offset,
                            "ids": [catalog.track_id(i) for i in range(max(0, offset), stop)]})
 
+    async def tracks(request: Request) -> Response:
+        try:
+            count = int(request.query_params.get("count", "10"))
+            offset = int(request.query_params.get("offset", "0"))
+        except ValueError:
+            return _bad("count and offset must be integers")
+        if not 0 <= count <= MAX_LISTED_TRACKS or offset < 0:
+            return _bad(f"count must be 0..{MAX_LISTED_TRACKS} and offset >= 0")
+        catalog = state.catalog
+        listed = [track_names(catalog, i) for i in range(offset, min(catalog.size, offset + count))]
+        return R.json_obj({"catalog_size": catalog.size, "offset": offset, "tracks": listed})
+
+    async def one_track(request: Request) -> Response:
+        track_id = request.path_params["id"]
+        if not is_well_formed(track_id):
+            return _bad("a track id is 22 characters of base62")
+        index = state.catalog.track_index(track_id)
+        if index is None:
+            return R.json_obj({"error": "no such track in the catalog"}, 404)
+        return R.json_obj(track_names(state.catalog, index))
+
     async def library(request: Request) -> Response:
         user = request.path_params["user"]
         if not USER_RE.match(user):
@@ -168,5 +201,7 @@ def routes(state: EmulatorState) -> list[Route]:
         Route("/_emulator/revoke", revoke, methods=["POST"]),
         Route("/_emulator/clock", clock, methods=["POST"]),
         Route("/_emulator/ids", ids, methods=["GET"]),
+        Route("/_emulator/tracks", tracks, methods=["GET"]),
+        Route("/_emulator/tracks/{id}", one_track, methods=["GET"]),
         Route("/_emulator/users/{user}/library", library, methods=["GET"]),
     ]

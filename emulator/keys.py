@@ -36,6 +36,10 @@ def stats_window_log(client_id: str) -> str:
     return f"stats:log:{client_id}"
 
 
+def stats_per_second() -> str:
+    return "stats:per-second"  # field "<epoch second>" (calls) or "<epoch second>|429"
+
+
 def stats_window_max() -> str:
     return "stats:window-max"  # field: client id -> max requests in any window
 
@@ -68,6 +72,10 @@ def client_secret(client_id: str) -> str:
 
 def auth_code(code: str) -> str:
     return f"oauth:code:{code}"
+
+
+def consent_request(request_id: str) -> str:
+    return f"oauth:consent:{request_id}"
 
 
 def access_token(token: str) -> str:

@@ -3,8 +3,10 @@
 - Clients: a fixed set (`clients`), or, with `open_registration` (the default, so every test can
   use its own client id), any client id with a non-empty secret; the first secret seen for a
   client id sticks, a different one is `invalid_client`. PKCE public clients send only client_id.
-- /authorize answers straight away for the emulated user named by `emulated_user` (default
-  "demo"): no login page. Codes are single-use and bound to client, redirect URI and challenge.
+- /authorize either answers straight away for the emulated user named by `emulated_user`
+  (default "demo"), or holds the request while a consent page is shown (emulator/consent.py)
+  and issues the code when the page's form posts back. Codes are single-use and bound to
+  client, redirect URI and challenge.
 - A grant is (client id, user). Revoking it makes its refresh and access tokens invalid at once.
   Refresh tokens expire `refresh_token_ttl_s` after the authorisation that issued the family;
   refreshing never extends that. PKCE refresh tokens rotate (the old one is then revoked);
@@ -16,6 +18,7 @@ Errors are `TokenError` (flat body of the token endpoint) and `AuthorizeError`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import re
 import secrets
@@ -38,6 +41,7 @@ SCOPES = frozenset(
     "soa-manage-entitlements soa-manage-partner soa-create-partner".split()
 )
 USER_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+USER_RULE = "emulated_user must be 1..64 of [A-Za-z0-9_.-]"
 DEFAULT_USER = "demo"
 CLEANUP_MARGIN_S = 3600.0
 
@@ -52,6 +56,23 @@ class TokenError(Exception):
 
 class AuthorizeError(Exception):
     """/authorize cannot redirect (bad client or redirect URI): an error page, HTTP 400."""
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """A checked /authorize request: who asks, for what, and where the answer goes."""
+
+    client_id: str
+    redirect_uri: str
+    state: str | None
+    scopes: tuple[str, ...]
+    challenge: str | None
+
+    def back(self, **query: str) -> str:
+        """The redirect URI with `query` and the request's state."""
+        if self.state is not None:
+            query["state"] = self.state
+        return self.redirect_uri + ("&" if "?" in self.redirect_uri else "?") + urlencode(query)
 
 
 @dataclass(frozen=True)
@@ -101,40 +122,65 @@ class OAuth:
             raise TokenError("invalid_client", "Invalid client secret", 400)
 
     # --- /authorize ---
-    def authorize(self, cfg: EmulatorConfig, params: dict[str, str], now: float) -> str:
-        """The URL to redirect to (with code or error), or AuthorizeError."""
+    def authorization_request(self, cfg: EmulatorConfig, params: dict[str, str]) -> AuthorizationRequest | str:
+        """The checked request, or the URL to send the browser back to with an error.
+
+        Raises AuthorizeError when there is no safe place to send it back to (bad client or redirect URI).
+        """
         client_id = params.get("client_id", "")
         if not self.client_known(cfg, client_id):
             raise AuthorizeError("INVALID_CLIENT: Invalid client")
         redirect_uri = params.get("redirect_uri", "")
         check_redirect_uri(redirect_uri)
-        state = params.get("state")
-
-        def back(**query: str) -> str:
-            if state is not None:
-                query["state"] = state
-            return redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(query)
-
+        request = AuthorizationRequest(client_id, redirect_uri, params.get("state"),
+                                       tuple(params.get("scope", "").split()), params.get("code_challenge"))
         if params.get("response_type") != "code":
-            return back(error="unsupported_response_type")
-        scopes = params.get("scope", "").split()
-        if any(s not in SCOPES for s in scopes):
-            return back(error="invalid_scope")
-        challenge = params.get("code_challenge")
-        if challenge is not None and params.get("code_challenge_method") != "S256":
-            return back(error="invalid_request", error_description="code_challenge_method must be S256")
-        user = params.get("emulated_user") or DEFAULT_USER
-        if not USER_RE.match(user):
-            return back(error="invalid_request", error_description="emulated_user must be 1..64 of [A-Za-z0-9_.-]")
+            return request.back(error="unsupported_response_type")
+        if any(s not in SCOPES for s in request.scopes):
+            return request.back(error="invalid_scope")
+        if request.challenge is not None and params.get("code_challenge_method") != "S256":
+            return request.back(error="invalid_request", error_description="code_challenge_method must be S256")
+        return request
+
+    def authorize(self, cfg: EmulatorConfig, params: dict[str, str], now: float) -> str:
+        """Automatic consent: the URL to redirect to (with code or error), or AuthorizeError.
+
+        The emulated user is `emulated_user` (default "demo"); `emulated_consent=deny` refuses.
+        """
+        request = self.authorization_request(cfg, params)
+        if isinstance(request, str):
+            return request
         if params.get("emulated_consent") == "deny":
-            return back(error="access_denied")
+            return request.back(error="access_denied")
+        return self.consent(cfg, request, params.get("emulated_user") or DEFAULT_USER, now)
+
+    def consent(self, cfg: EmulatorConfig, request: AuthorizationRequest, user: str, now: float) -> str:
+        """`user` agreed: the URL back to the app with a new single-use code."""
+        if not USER_RE.match(user):
+            return request.back(error="invalid_request", error_description=USER_RULE)
         code = secrets.token_urlsafe(48)
         record = {
-            "client_id": client_id, "redirect_uri": redirect_uri, "scopes": scopes,
-            "user": user, "challenge": challenge, "expires_at": now + cfg.code_ttl_s,
+            "client_id": request.client_id, "redirect_uri": request.redirect_uri, "scopes": list(request.scopes),
+            "user": user, "challenge": request.challenge, "expires_at": now + cfg.code_ttl_s,
         }
         self._store.set(K.auth_code(code), orjson.dumps(record).decode(), ttl_s=cfg.code_ttl_s + CLEANUP_MARGIN_S)
-        return back(code=code)
+        return request.back(code=code)
+
+    def hold_for_consent(self, cfg: EmulatorConfig, request: AuthorizationRequest, now: float) -> str:
+        """Keep a request while the consent page is shown; the id its form posts back (single use)."""
+        request_id = secrets.token_urlsafe(24)
+        record = {**dataclasses.asdict(request), "expires_at": now + cfg.code_ttl_s}
+        self._store.set(K.consent_request(request_id), orjson.dumps(record).decode(),
+                        ttl_s=cfg.code_ttl_s + CLEANUP_MARGIN_S)
+        return request_id
+
+    def take_held(self, request_id: str, now: float) -> AuthorizationRequest | None:
+        """The request a consent page was shown for, once; None when unknown, used or expired."""
+        raw = self._store.pop(K.consent_request(request_id)) if request_id else None
+        record = orjson.loads(raw) if raw else None
+        if record is None or now >= record.pop("expires_at"):
+            return None
+        return AuthorizationRequest(**{**record, "scopes": tuple(record["scopes"])})
 
     # --- /api/token ---
     def client_credentials(self, cfg: EmulatorConfig, client_id: str, secret: str, now: float) -> dict:

@@ -46,7 +46,7 @@ class RateLimiter:
             if refusal:
                 return refusal
         if cfg.daily_quota is not None:
-            refusal = self._quota_exhausted(cfg, subject, now)
+            refusal = self._quota_exhausted(cfg, cfg.daily_quota, subject, now)
             if refusal:
                 return refusal
         if cfg.rate_limit is not None:
@@ -67,7 +67,7 @@ class RateLimiter:
         self._store.set(K.rate_blocked(subject), repr(blocked_until), ttl_s=blocked_until - now + 60)
         return Refusal("penalty", blocked_until - now)
 
-    def _quota_exhausted(self, cfg: EmulatorConfig, subject: str, now: float) -> Refusal | None:
+    def _quota_exhausted(self, cfg: EmulatorConfig, quota: int, subject: str, now: float) -> Refusal | None:
         start_key, count_key = K.rate_quota_start(subject), K.rate_quota_count(subject)
         ttl_s = cfg.quota_period_s + 60  # clean-up only; the period is checked against `now`
         self._store.set_nx(start_key, repr(now), ttl_s=ttl_s)
@@ -77,7 +77,7 @@ class RateLimiter:
             self._store.delete(count_key)
             return None
         used = int(self._store.get(count_key) or 0)
-        if used >= cfg.daily_quota:
+        if used >= quota:
             return Refusal("quota", start + cfg.quota_period_s - now)
         return None
 

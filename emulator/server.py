@@ -35,7 +35,7 @@ try:  # httptools is the fast parser; without it, uvicorn's h11 and no clean "dr
 
     class EmulatorHttpToolsProtocol(HttpToolsProtocol):
         def on_headers_complete(self) -> None:
-            self.scope[TRANSPORT_SCOPE_KEY] = self.transport  # type: ignore[typeddict-unknown-key]
+            self.scope[TRANSPORT_SCOPE_KEY] = self.transport  # type: ignore[typeddict-unknown-key,literal-required]
             super().on_headers_complete()
 
     HTTP_PROTOCOL: type | str = EmulatorHttpToolsProtocol

@@ -61,9 +61,7 @@ class EmulatorState:
     def _adopt(self, config: EmulatorConfig) -> None:
         config = _keep_process_fields(config, self.initial_config)
         old = self._config
-        if (old.catalog_size, old.catalog_seed, old.audio_features_share) != (
-            config.catalog_size, config.catalog_seed, config.audio_features_share
-        ):
+        if _catalog_fields(old) != _catalog_fields(config):
             self.catalog = self._build_catalog(config)
         if old.fault_seed != config.fault_seed:
             self.dice.reseed(config.fault_seed)
@@ -85,7 +83,8 @@ class EmulatorState:
 
     @staticmethod
     def _build_catalog(config: EmulatorConfig) -> Catalog:
-        return Catalog(config.catalog_size, config.catalog_seed, config.audio_features_share)
+        return Catalog(config.catalog_size, config.catalog_seed, config.audio_features_share,
+                       config.search_index_max_tracks)
 
     # --- clock ---
     def now(self, config: EmulatorConfig | None = None) -> float:
@@ -119,6 +118,11 @@ class EmulatorState:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _catalog_fields(config: EmulatorConfig) -> tuple[int, str, float, int]:
+    """What the catalog is built from: a change of any of them builds a new one."""
+    return config.catalog_size, config.catalog_seed, config.audio_features_share, config.search_index_max_tracks
 
 
 def _keep_process_fields(config: EmulatorConfig, initial: EmulatorConfig) -> EmulatorConfig:

@@ -4,6 +4,11 @@ The busiest-window figure is exact: each client id's request timestamps are logg
 window; at every request the count of the log within (t - window, t] is taken and the
 maximum kept. The count only grows at arrivals, so the maximum over arrivals is the maximum
 over all windows.
+
+Requests per second: every authenticated API call, and every 429 among them, is counted in the
+second of the emulator's clock it arrived in (one hash field per second: 86,400 a day at most;
+/reset clears them). The snapshot gives the mean over the seconds from the first call to the
+last, the peak second, and the last SERIES_S seconds one by one.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from emulator import keys as K
 from emulator.store import Store
 
 BATCH_ENDPOINTS = ("/v1/tracks", "/v1/audio-features")
+SERIES_S = 120
+# The reason a client can tell from the body: Spotify's rate limit, or the daily quota.
+LIMIT_REASONS = {"window": "rate_limit", "penalty": "rate_limit", "forced": "rate_limit",
+                 "quota": "quota_exceeded", "forced_quota": "quota_exceeded"}
 
 
 class Stats:
@@ -23,8 +32,10 @@ class Stats:
     def request(self, endpoint: str, status: int | str) -> None:
         self._store.hincr(K.stats_requests(), f"{endpoint}|{status}")
 
-    def limited(self, kind: str) -> None:
+    def limited(self, kind: str, now: float) -> None:
+        """A 429 of `kind` (a key of LIMIT_REASONS) answered at `now`."""
         self._store.hincr(K.stats_limited(), kind)
+        self._store.hincr(K.stats_per_second(), f"{int(now)}|429")
 
     def fault(self, kind: str) -> None:
         self._store.hincr(K.stats_faults(), kind)
@@ -38,9 +49,29 @@ class Stats:
     def client_request(self, client_id: str, now: float, window_s: float) -> None:
         in_window = self._store.window_record(K.stats_window_log(client_id), now, window_s)
         self._store.hmax(K.stats_window_max(), client_id, in_window)
+        self._store.hincr(K.stats_per_second(), str(int(now)))
 
     def reset(self) -> None:
         self._store.delete_prefix(K.STATS)
+
+    def _per_second(self) -> dict[str, Any]:
+        calls: dict[int, int] = {}
+        refused: dict[int, int] = {}
+        for field, count in self._store.hgetall(K.stats_per_second()).items():
+            second, _, kind = field.partition("|")
+            (refused if kind else calls)[int(second)] = int(count)
+        if not calls:
+            return {"first_s": None, "last_s": None, "seconds": 0, "mean": 0.0, "peak": 0, "series": []}
+        first, last = min(calls), max(calls)
+        seconds = last - first + 1
+        return {
+            "first_s": first, "last_s": last, "seconds": seconds,
+            "mean": round(sum(calls.values()) / seconds, 3),
+            "peak": max(calls.values()),
+            # [second, API calls, of which 429], oldest first, seconds without a call included
+            "series": [[t, calls.get(t, 0), refused.get(t, 0)]
+                       for t in range(max(first, last - SERIES_S + 1), last + 1)],
+        }
 
     def snapshot(self, window_s: float) -> dict[str, Any]:
         requests: dict[str, dict[str, int]] = {}
@@ -55,23 +86,29 @@ class Stats:
             grant, client_id, user = field.split("|", 2)
             tokens.setdefault(grant, {}).setdefault(client_id, {})[user] = int(count)
 
-        batches = {}
+        batches: dict[str, dict[str, Any]] = {}
         for endpoint in BATCH_ENDPOINTS:
             histogram = {int(n): int(c) for n, c in self._store.hgetall(K.stats_batch(endpoint)).items()}
-            count = sum(histogram.values())
+            calls = sum(histogram.values())
             ids = sum(n * c for n, c in histogram.items())
             batches[endpoint] = {
                 "histogram": {str(n): histogram[n] for n in sorted(histogram)},
-                "requests": count,
+                "requests": calls,
                 "ids": ids,
-                "ids_per_request": round(ids / count, 3) if count else None,
+                "ids_per_request": round(ids / calls, 3) if calls else None,
             }
 
         by_client = {c: int(v) for c, v in self._store.hgetall(K.stats_window_max()).items()}
+        limited = {k: int(v) for k, v in self._store.hgetall(K.stats_limited()).items()}
+        by_reason = {"rate_limit": 0, "quota_exceeded": 0}
+        for kind, refused in limited.items():
+            by_reason[LIMIT_REASONS[kind]] += refused
         return {
             "requests_total": total,
             "requests": requests,
-            "rate_limited": {k: int(v) for k, v in self._store.hgetall(K.stats_limited()).items()},
+            "rate_limited": limited,  # by kind: window, penalty, quota, forced, forced_quota
+            "rate_limited_by_reason": {**by_reason, "total": sum(by_reason.values())},
+            "requests_per_second": self._per_second(),
             "faults": {k: int(v) for k, v in self._store.hgetall(K.stats_faults()).items()},
             # grant type -> client id -> user ("-" for client credentials) -> count;
             # refreshes are the "refresh_token" grant.

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import Protocol
+from typing import Protocol, cast
 
 
 class Store(Protocol):
@@ -155,7 +155,7 @@ class MemoryStore:
 
     def keys(self, prefix: str) -> list[str]:
         with self._lock:
-            found = set()
+            found: set[str] = set()
             for family in (self._strings, self._hashes, self._sets, self._windows):
                 found.update(k for k in family if k.startswith(prefix))
             return sorted(found)
@@ -233,7 +233,7 @@ class RedisStore:
         return None if ttl_s is None else max(1, math.ceil(ttl_s * 1000))
 
     def get(self, key: str) -> str | None:
-        return self._redis.get(self._k(key))
+        return cast("str | None", self._redis.get(self._k(key)))  # decode_responses: str, never bytes
 
     def set(self, key: str, value: str, ttl_s: float | None = None) -> None:
         self._redis.set(self._k(key), value, px=self._px(ttl_s))
@@ -242,7 +242,7 @@ class RedisStore:
         return bool(self._redis.set(self._k(key), value, px=self._px(ttl_s), nx=True))
 
     def pop(self, key: str) -> str | None:
-        return self._redis.getdel(self._k(key))
+        return cast("str | None", self._redis.getdel(self._k(key)))
 
     def delete(self, *keys: str) -> None:
         if keys:
@@ -255,7 +255,7 @@ class RedisStore:
         self._redis.hincrby(self._k(key), field, n)
 
     def hgetall(self, key: str) -> dict[str, str]:
-        return self._redis.hgetall(self._k(key))
+        return cast("dict[str, str]", self._redis.hgetall(self._k(key)))
 
     def hmax(self, key: str, field: str, value: int) -> None:
         self._hmax(keys=[self._k(key)], args=[field, value])

@@ -70,9 +70,9 @@ def profile(user: str, view: str, scopes: frozenset[str]) -> dict[str, Any]:
         "type": "user",
         "uri": f"spotify:user:{user}",
     }
+    out["account_id"] = d.hex()  # added May 2026, for every app whatever its tier (platform notes)
     if view == "dev-2026":
-        out["account_id"] = d.hex()  # added May 2026; country/email/product/followers left out
-        return out
+        return out  # country, email, product and followers are left out
     out["followers"] = {"href": None, "total": d[0] % 200}
     if "user-read-private" in scopes:
         out["country"] = ("SE", "US", "GB", "DE", "FR", "BR")[d[1] % 6]

@@ -39,6 +39,12 @@ CAPABILITY_CHANGES = Counter(
 JOB_RUNS = Counter(
     "spotify_sync_jobs_total", "Job runs by type and outcome (completed, failed, parked, retry).",
     ["job_type", "outcome"])
+RECONCILED = Counter(
+    "spotify_sync_reconciled_total", "Jobs whose message was lost, sent again by the reconciler, by kind "
+    "(lease_expired: the worker was lost; resent: a pending job without a live message).", ["kind"])
+CONNECTIONS = Gauge(
+    "spotify_sync_connections", "Users' Spotify connections by status (active, needs_reauth, expiring_soon: "
+    "a refresh token that dies within 14 days).", ["status"], multiprocess_mode="livemax")
 ROWS_WRITTEN = Counter(
     "spotify_sync_rows_upserted_total", "Rows written by the pipeline's batch statements, by table.", ["table"])
 QUEUE_DEPTH = Gauge(

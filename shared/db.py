@@ -1,14 +1,10 @@
-"""The database engine and sessions. SQL lives in pipeline/ (and shared/ for tokens); callers
-outside those never hold a session."""
+"""The database engine. SQL and transactions live in the store layer (pipeline/store/db.py);
+nothing else holds a connection."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
 
@@ -25,15 +21,6 @@ def make_engine(settings_or_url: Settings | str, **options) -> Engine:
     url = settings_or_url if isinstance(settings_or_url, str) else settings_or_url.require_database_url()
     options.setdefault("pool_pre_ping", True)
     options.setdefault("pool_size", 5)
+    # A host that drops packets fails the connection in seconds instead of hanging the caller.
+    options.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(sqlalchemy_url(url), **options)
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commits when the block ends, rolls back if it raises."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        yield session

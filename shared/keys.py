@@ -60,6 +60,15 @@ class RedisKeys:
         """Held (SET NX, short expiry) by the one caller that tries a forbidden capability again."""
         return self._key("capability-probe", client_id, capability)
 
+    # --- the dispatcher (workers/dispatcher.py) ---
+    def dispatcher_turn(self) -> str:
+        """Held (SET NX, shorter than a tick) by the one worker process that dispatches this tick."""
+        return self._key("dispatcher-turn")
+
+    def broker_epoch(self) -> str:
+        """Set once in the broker's Redis: missing again means that Redis lost its messages."""
+        return self._key("broker-epoch")
+
     # --- Dramatiq (workers/broker.py): its own keys live under this prefix ---
     def dramatiq_namespace(self) -> str:
         return self._key("dramatiq")

@@ -164,7 +164,8 @@ class SpotifySyncJob(Base):
     lease_until: Mapped[datetime | None] = mapped_column("leaseUntil", DateTime)
     # A parked job (rate limited, waiting out a backoff) does not run before this time.
     not_before: Mapped[datetime | None] = mapped_column("notBefore", DateTime)
-    # When its last message was sent (the reconciler leaves young pending jobs alone).
+    # When its last message was sent (the reconciler leaves young pending jobs alone). NULL for a
+    # parked job: no message is out, and the dispatcher (workers/dispatcher.py) sends one when due.
     enqueued_at: Mapped[datetime | None] = mapped_column("enqueuedAt", DateTime)
     # How many times it was claimed: the fencing token of a run, and a guard against poison jobs.
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

@@ -13,14 +13,15 @@ import dramatiq
 from dramatiq.middleware import Middleware
 from loguru import logger
 
-from pipeline.metrics import QUEUE_DEPTH
+from pipeline.metrics import CONNECTIONS, QUEUE_DEPTH
 
 SAMPLE_EVERY_S = 5.0
 
 
 class QueueDepthSampler(Middleware):
-    """Each worker process samples the queue depths every few seconds into a gauge (the highest
-    live value is exported), so the metrics show the backlog without a scrape touching Redis."""
+    """Each worker process samples the queue depths and the connections by status every few
+    seconds into gauges (the highest live value is exported), so the metrics show the backlog
+    and the refresh tokens about to die without a scrape touching Redis or PostgreSQL."""
 
     def __init__(self, every_s: float = SAMPLE_EVERY_S):
         self.every_s = every_s
@@ -33,7 +34,9 @@ class QueueDepthSampler(Middleware):
         self._stop.set()
 
     def _loop(self, broker: dramatiq.Broker) -> None:
+        from pipeline.store.connections import count_by_status
         from workers.broker import queue_depths
+        from workers.setup import current_env
 
         while True:
             try:
@@ -41,6 +44,8 @@ class QueueDepthSampler(Middleware):
                     for state in ("ready", "delayed"):
                         if getattr(depth, state) is not None:
                             QUEUE_DEPTH.labels(depth.queue, state).set(getattr(depth, state))
+                for status, n in count_by_status(current_env().engine).items():
+                    CONNECTIONS.labels(status).set(n)
             except Exception as exc:  # noqa: BLE001 - a metrics sampler must never take a worker down
                 logger.debug("queue depths not sampled: {}", exc)
             if self._stop.wait(self.every_s):

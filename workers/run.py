@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TypeVar
 
 from dramatiq.middleware import Interrupt
@@ -129,9 +128,9 @@ def _record_failure(env: WorkerEnv, job: Job, exc: BaseException) -> None:
                                                                   decision.message)
         return
     assert isinstance(decision, Park)
+    # Parked on its row only: the dispatcher (workers/dispatcher.py) sends its message when it is due.
     if _through_blips(lambda: ledger.park(env.engine, job, decision.until, decision.error_class, decision.message,
                                           count_retry=decision.counts_as_retry)):
-        env.send(job.job_type, job.id, (decision.until - now) / timedelta(seconds=1))
         JOB_RUNS.labels(job.job_type, "retry" if decision.counts_as_retry else "parked").inc()
         verb = "will retry" if decision.counts_as_retry else "parked"
         # A job the fleet's own box or budget held back sent nothing: below a real 429's warning.

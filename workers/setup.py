@@ -1,7 +1,7 @@
 """What every worker process sets up: `WorkerSetup` (Dramatiq middleware), in each worker process
 after it boots, builds the process's `WorkerEnv`: logging (loguru, with Dramatiq's own stdlib
 logging routed into it), the settings, one engine, one Redis client, one Spotify client, the
-audio-features coalescer and the lease keeper. Nothing is built before the fork.
+audio-features coalescer, the lease keeper and the dispatcher. Nothing is built before the fork.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from loguru import logger
 
 from pipeline.batching import Coalescer
 from pipeline.sync import Context
+from shared.keys import RedisKeys
 from shared.settings import Settings
+from workers.dispatcher import Dispatcher
 from workers.leases import LeaseKeeper
 from workers.sender import JobSender
 
@@ -46,17 +48,27 @@ class WorkerEnv:
         from shared.db import make_engine
         from shared.redis_conn import connect
 
+        settings.require_token_keys()  # the fleet's app token sits in Redis: never in plaintext
         engine = make_engine(settings, pool_size=8, max_overflow=8)
         redis = connect(settings)
         client = build_client(settings, redis, engine)
         leases = LeaseKeeper(engine, settings.job_lease_s)
         leases.start()
+        send = JobSender(broker)
+        rate = settings.spotify_rate_limit
+        dispatcher = Dispatcher(engine, broker, send, redis, RedisKeys(settings.redis_namespace),
+                                max_retries=settings.job_max_retries, release_per_s=rate.requests / rate.per_s,
+                                penalty_s=client.held_off_s)
+        dispatcher.start()
         # Jobs carry 50 tracks; /audio-features takes 100: the process's threads pair up.
         features = Coalescer(client.get_audio_features, size=100)
-        return cls(settings, engine, client, JobSender(broker), leases, redis, extras={"audio_features": features})
+        return cls(settings, engine, client, send, leases, redis,
+                   extras={"audio_features": features, "dispatcher": dispatcher})
 
     def close(self) -> None:
         self.leases.stop()
+        if "dispatcher" in self.extras:
+            self.extras["dispatcher"].stop()
         self.engine.dispose()
 
 

@@ -87,6 +87,7 @@ class Limiter(Protocol):
 class PenaltyBox(Protocol):
     def check(self) -> None: ...
     def block(self, retry_after_s: float, reason: str) -> float: ...
+    def remaining_s(self) -> float: ...
 
 
 class LearningBudget(Protocol):
@@ -189,6 +190,10 @@ class SpotifyClient:
         other = copy.copy(self)
         other._tokens = _StaticToken(access_token)
         return other
+
+    def held_off_s(self) -> float:
+        """Seconds until the fleet's penalty box opens for this client id (0.0: open)."""
+        return self._penalty.remaining_s()
 
     # --- tracks ---
 

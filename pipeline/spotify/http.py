@@ -58,7 +58,7 @@ def send(request: Callable[[], httpx.Response], endpoint: str) -> httpx.Response
         return request()
     except httpx.TimeoutException as exc:
         raise NetworkError(f"{endpoint}: timed out ({exc.__class__.__name__})", endpoint=endpoint) from exc
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise ForeignUrl(f"{endpoint}: {exc}"[:200]) from exc
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError) as exc:  # a URL httpx cannot build
+        raise ForeignUrl(f"{endpoint}: {exc.__class__.__name__}") from exc
     except httpx.HTTPError as exc:  # TransportError and the rest: the request did not complete
         raise NetworkError(f"{endpoint}: {exc.__class__.__name__}", endpoint=endpoint) from exc

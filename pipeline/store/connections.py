@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Engine, Table, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from pipeline.store.db import NOW_SQL, transaction
+from pipeline.store.db import NOW, NOW_SQL, transaction
 from shared.crypto import TokenCipher
 from shared.models import SpotifyConnection, User
 
@@ -176,3 +176,18 @@ def mark_needs_reauth(engine: Engine, user_id: str) -> None:
     with transaction(engine) as conn:
         conn.execute(update(CONNECTIONS).where(CONNECTIONS.c.userId == user_id)
                      .values(status="needs_reauth", updatedAt=NOW_SQL))
+
+
+REFRESH_TOKEN_LIFETIME_DAYS = 180  # Spotify: six months after the user authorised, not extended by refreshes
+
+
+def count_by_status(engine: Engine, *, expiring_within_days: int = 14) -> dict[str, int]:
+    """How many connections are active, need the user again, and (of the active ones) have a
+    refresh token that dies within `expiring_within_days` (the operators' alert)."""
+    with transaction(engine) as conn:
+        row = conn.execute(text(f"""
+            SELECT count(*) FILTER (WHERE status = 'active'), count(*) FILTER (WHERE status = 'needs_reauth'),
+                   count(*) FILTER (WHERE status = 'active' AND "authorizedAt" + make_interval(days => :life)
+                                    < {NOW} + make_interval(days => :within))
+            FROM spotify_connections"""), {"life": REFRESH_TOKEN_LIFETIME_DAYS, "within": expiring_within_days}).one()
+    return {"active": row[0], "needs_reauth": row[1], "expiring_soon": row[2]}

@@ -79,9 +79,9 @@ class Job:
 class Claim:
     """What a worker holding a message for a job may do.
 
-    Exactly one of: `job` (it is yours, run it), `wait_until` (not yet: parked or leased to
-    another worker; send the message again for then), or neither (finished or gone, or failed
-    just now as `gave_up`: drop the message).
+    Exactly one of: `job` (it is yours, run it), `wait_until` (not yet: leased to another worker,
+    or a message sent early; send the message again for then), or neither (finished or gone;
+    parked, its message the dispatcher's to send; or failed just now as `gave_up`: drop it).
     """
 
     job: Job | None = None
@@ -199,11 +199,14 @@ def claim(engine: Engine, job_id: str, lease_s: int, *, max_retries: int) -> Cla
             job = Job.from_row(row)
             return Claim(gave_up=job) if job.status == "failed" else Claim(job=job)
         current = conn.execute(
-            select(JOBS.c.status, JOBS.c.notBefore, JOBS.c.leaseUntil, NOW_SQL).where(JOBS.c.id == job_id)
+            select(JOBS.c.status, JOBS.c.notBefore, JOBS.c.leaseUntil, JOBS.c.enqueuedAt, NOW_SQL)
+            .where(JOBS.c.id == job_id)
         ).first()
     if current is None or current.status in FINISHED:
         return Claim()
-    db_now = current[3]
+    if current.status == "pending" and current.enqueuedAt is None:
+        return Claim()  # parked: the dispatcher sends its message when it is due (`take_due`)
+    db_now = current[4]
     wait_until = current.notBefore if current.status == "pending" else current.leaseUntil
     return Claim(wait_until=wait_until or db_now, db_now=db_now)
 
@@ -286,9 +289,11 @@ def fail(engine: Engine, job: Job, error_class: str, message: str, *, result: di
 def park(engine: Engine, job: Job, not_before: datetime, error_class: str, message: str,
          *, count_retry: bool = False) -> bool:
     """Back to pending until `not_before` (a rate limit: count_retry False; a backoff: True).
-    The error stays on the row so an operator sees why it waits."""
+    The error stays on the row so an operator sees why it waits. No message is out for a parked
+    job (enqueuedAt NULL): `take_due` hands it to the dispatcher once `not_before` has passed,
+    so the ledger alone knows when it runs again, whatever the broker lost meanwhile."""
     values: dict[str, Any] = {"status": "pending", "leaseUntil": None, "notBefore": not_before,
-                              "enqueuedAt": NOW_SQL, "errorClass": error_class, "error": message[:2000]}
+                              "enqueuedAt": None, "errorClass": error_class, "error": message[:2000]}
     if count_retry:
         values["retryCount"] = JOBS.c.retryCount + 1
     return _run_update(engine, job, values)
@@ -599,6 +604,35 @@ def stalest_popularity(engine: Engine, *, older_than_s: int, limit: int) -> list
         ).scalars())
 
 
+# --- the dispatcher -----------------------------------------------------------------------------
+
+
+def take_due(engine: Engine, *, limit: int) -> list[tuple[str, str]]:
+    """Parked jobs whose not-before time has passed, the longest due first, at most `limit`: each
+    is marked sent (enqueuedAt now) in the same statement, so of several hosts one takes each
+    job. Returns (id, jobType) for the caller to send."""
+    with transaction(engine) as conn:
+        return [(r[0], r[1]) for r in conn.execute(
+            text(f"""
+                WITH due AS (
+                    SELECT id FROM spotify_sync_jobs
+                    WHERE status = 'pending' AND "enqueuedAt" IS NULL AND "notBefore" <= {NOW}
+                    ORDER BY "notBefore" LIMIT :n FOR UPDATE SKIP LOCKED)
+                UPDATE spotify_sync_jobs j SET "enqueuedAt" = {NOW}, "updatedAt" = {NOW}
+                FROM due WHERE j.id = due.id
+                RETURNING j.id, j."jobType"
+                """),
+            {"n": limit},
+        )]
+
+
+def parked_count(engine: Engine) -> int:
+    """Parked jobs with no message out (due or not): the dispatcher's backlog."""
+    with transaction(engine) as conn:
+        return conn.execute(text('SELECT count(*) FROM spotify_sync_jobs WHERE status = \'pending\' '
+                                 'AND "enqueuedAt" IS NULL')).scalar_one()
+
+
 # --- the reconciler -----------------------------------------------------------------------------
 
 
@@ -620,11 +654,12 @@ def take_back_lost(engine: Engine, *, max_retries: int, limit: int) -> list[tupl
 
 
 def pending_sent_before(engine: Engine, moment: datetime, *, after: str, limit: int) -> list[str]:
-    """Ids of pending jobs whose last message was sent before `moment`, after `after` in id order."""
+    """Ids of pending jobs whose last message was sent before `moment`, after `after` in id order
+    (parked jobs, which have no message out, are the dispatcher's: `take_due`)."""
     with transaction(engine) as conn:
         return list(conn.execute(
             text('SELECT id FROM spotify_sync_jobs WHERE status = \'pending\' AND id > :after '
-                 'AND coalesce("enqueuedAt", "createdAt") < :moment ORDER BY id LIMIT :n'),
+                 'AND "enqueuedAt" < :moment ORDER BY id LIMIT :n'),
             {"after": after, "moment": moment, "n": limit},
         ).scalars())
 
@@ -639,7 +674,7 @@ def mark_resent(engine: Engine, job_ids: Sequence[str], sent_before: datetime) -
         return [(r[0], r[1], float(r[2] or 0)) for r in conn.execute(
             text(f"""
                 UPDATE spotify_sync_jobs SET "enqueuedAt" = {NOW}, "updatedAt" = {NOW}
-                WHERE id = ANY(:ids) AND status = 'pending' AND coalesce("enqueuedAt", "createdAt") < :before
+                WHERE id = ANY(:ids) AND status = 'pending' AND "enqueuedAt" < :before
                 RETURNING id, "jobType", greatest(0, extract(epoch FROM "notBefore" - {NOW}))"""),
             {"ids": list(job_ids), "before": sent_before},
         )]

@@ -59,9 +59,11 @@ class Emulator:
 @pytest.fixture(scope="module")
 def emulator():
     handle = start_subprocess(EmulatorConfig(rate_limit=None))
+    client = Emulator(handle.base_url)
     try:
-        yield Emulator(handle.base_url)
+        yield client
     finally:
+        client.http.close()
         handle.stop()
 
 

@@ -13,7 +13,9 @@ def _tracks(emu, token, ids, **client_kwargs):
         return client.get("/v1/tracks", params={"ids": ",".join(ids)}, headers={"Authorization": f"Bearer {token}"})
 
 
-@pytest.mark.parametrize("status,message", [(500, "Server error."), (502, "Bad gateway."), (503, "Service unavailable")])
+@pytest.mark.parametrize("status,message", [
+    (500, "Server error."), (502, "Bad gateway."), (503, "Service unavailable"),
+])
 def test_server_errors_with_spotify_bodies(emu, status, message):
     emu.configure(faults=f"{status}:1.0@/v1/tracks")
     token, ids = emu.app_token(), emu.ids(2)

@@ -26,7 +26,8 @@ def test_client_credentials_with_basic_auth_or_body(emu):
 
 def test_open_registration_keeps_the_first_secret(emu):
     client_id = new_client_id()
-    assert emu.http.post("/api/token", data={"grant_type": "client_credentials"}, auth=(client_id, "one")).status_code == 200
+    first = emu.http.post("/api/token", data={"grant_type": "client_credentials"}, auth=(client_id, "one"))
+    assert first.status_code == 200
     wrong = emu.http.post("/api/token", data={"grant_type": "client_credentials"}, auth=(client_id, "two"))
     assert wrong.status_code == 400
     assert wrong.json()["error"] == "invalid_client"
@@ -36,7 +37,8 @@ def test_open_registration_keeps_the_first_secret(emu):
 
 @pytest.mark.parametrize("emu_config", [EmulatorConfig(open_registration=False, clients={"known": "k-secret"})])
 def test_fixed_clients_refuse_any_other(emu):
-    assert emu.http.post("/api/token", data={"grant_type": "client_credentials"}, auth=("known", "k-secret")).status_code == 200
+    known = emu.http.post("/api/token", data={"grant_type": "client_credentials"}, auth=("known", "k-secret"))
+    assert known.status_code == 200
     other = emu.http.post("/api/token", data={"grant_type": "client_credentials"}, auth=("stranger", "x"))
     assert other.status_code == 400 and other.json()["error"] == "invalid_client"
     assert emu.authorize("stranger").status_code == 400
@@ -122,7 +124,8 @@ def test_confidential_refresh_omits_the_refresh_token_unless_set(emu):
     form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     plain = emu.http.post("/api/token", auth=(tokens["client_id"], "secret"), data=form)
     assert plain.status_code == 200 and "refresh_token" not in plain.json()
-    assert emu.http.post("/api/token", auth=(tokens["client_id"], "secret"), data=form).status_code == 200  # still valid
+    again = emu.http.post("/api/token", auth=(tokens["client_id"], "secret"), data=form)
+    assert again.status_code == 200  # still valid
     emu.configure(rotate_confidential_refresh=True)
     rotated = emu.http.post("/api/token", auth=(tokens["client_id"], "secret"), data=form)
     assert rotated.json()["refresh_token"] != tokens["refresh_token"]

@@ -30,13 +30,17 @@ def test_cli_prints_valid_ids():
 
 
 def test_cli_server_with_options():
-    with start_subprocess(extra_args=("--tier", "dev-2026", "--rate-limit", "2", "--faults", "503:0@/v1/tracks")) as emu:
+    args = ("--tier", "dev-2026", "--rate-limit", "2", "--faults", "503:0@/v1/tracks", "--consent", "auto")
+    with start_subprocess(extra_args=args) as emu:
         config = httpx.get(emu.base_url + "/_emulator/config").json()
-        assert config["tier"] == "dev-2026" and config["rate_limit"] == 2
+        assert config["tier"] == "dev-2026" and config["rate_limit"] == 2 and config["consent"] == "auto"
+        authorize = httpx.get(emu.base_url + "/authorize", params={
+            "client_id": "cli-app", "response_type": "code", "redirect_uri": "http://127.0.0.1:9/cb"})
+        assert authorize.status_code == 303 and "code=" in authorize.headers["location"]  # no page
         token = _token(emu.base_url, "cli-app")
         track = httpx.get(emu.base_url + "/_emulator/ids", params={"count": 1}).json()["ids"][0]
-        statuses = [httpx.get(f"{emu.base_url}/v1/tracks/{track}", headers={"Authorization": f"Bearer {token}"}).status_code
-                    for _ in range(3)]
+        auth = {"Authorization": f"Bearer {token}"}
+        statuses = [httpx.get(f"{emu.base_url}/v1/tracks/{track}", headers=auth).status_code for _ in range(3)]
         assert statuses == [200, 200, 429]
     assert emu.process.poll() is not None
 
@@ -70,7 +74,8 @@ def test_two_processes_share_grants_windows_stats_and_config(redis_url, redis_pr
 def test_forced_answers_are_counted_once_across_the_store(store, request):
     extra = {}
     if store == "redis":
-        extra = {"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": request.getfixturevalue("redis_prefix")}
+        extra = {"redis_url": request.getfixturevalue("redis_url"),
+                 "redis_prefix": request.getfixturevalue("redis_prefix")}
     with start_subprocess(EmulatorConfig(**extra)) as emu:
         token = _token(emu.base_url, "forced-app")
         httpx.post(emu.base_url + "/_emulator/force", json={"kind": "429", "count": 2, "retry_after_s": 3600})

@@ -137,3 +137,56 @@ def test_refused_calls_do_not_fill_the_window(emu):
     assert statuses == [200, 200] + [429] * 8
     emu.clock(freeze_at=T0 + 30)
     assert [_call(emu, token, track).status_code for _ in range(3)] == [200, 200, 429]
+
+
+# --- a limit the fleet does not know (benchmarks of an adaptive limiter) ---
+def test_the_window_limit_changes_while_running(emu):
+    emu.configure(rate_limit=3)
+    token, track = emu.app_token(), emu.ids(1)[0]
+    assert [_call(emu, token, track).status_code for _ in range(4)] == [200, 200, 200, 429]
+    emu.configure(rate_limit=5)  # the same window, a higher limit: two more fit in it
+    assert [_call(emu, token, track).status_code for _ in range(3)] == [200, 200, 429]
+    emu.configure(rate_limit=2)  # lower than what the window holds: refused until it drains
+    refused = _call(emu, token, track)
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) == 30
+    emu.configure(rate_limit=None)
+    assert _call(emu, token, track).status_code == 200
+    assert emu.http.get("/_emulator/config").json()["rate_limit"] is None
+
+
+def test_daily_quota_is_shared_by_every_client_id_of_a_developer_account(emu):
+    emu.configure(tier="dev-2026", rate_limit=None, daily_quota=3, access_token_ttl_s=3 * 86400,
+                  client_accounts={"team-a": "dev-1", "team-b": "dev-1", "other": "dev-2"})
+    a, b, other, track = emu.app_token("team-a"), emu.app_token("team-b"), emu.app_token("other"), emu.ids(1)[0]
+    assert [_call(emu, a, track).status_code, _call(emu, b, track).status_code] == [200, 200]
+    emu.clock(freeze_at=T0 + 7200)
+    assert _call(emu, a, track).status_code == 200  # the account's third
+    for token in (a, b):
+        refused = _call(emu, token, track)
+        assert refused.status_code == 429
+        assert refused.json() == {"error": {"status": 429, "message": "Too many requests", "reason": "QUOTA_EXCEEDED"}}
+        assert refused.headers["retry-after"] == str(86400 - 7200)  # hours: until the account's day ends
+    assert _call(emu, other, track).status_code == 200  # another developer account has its own
+    emu.clock(freeze_at=T0 + 86400)
+    assert _call(emu, b, track).status_code == 200
+
+
+def test_stats_give_the_busiest_window_429s_by_reason_and_requests_per_second(emu):
+    emu.configure(rate_limit=4, penalty_s=2)
+    token, track = emu.app_token("bench-app"), emu.ids(1)[0]
+    for second, calls in ((0, 3), (1, 2), (2, 0), (3, 1)):
+        emu.clock(freeze_at=T0 + second)
+        for _ in range(calls):
+            _call(emu, token, track)
+    emu.http.post("/_emulator/force", json={"kind": "quota", "retry_after_s": 80000})
+    _call(emu, token, track)  # still at T0 + 3: a forced quota answer
+    stats = emu.stats()
+    assert stats["max_requests_in_window"]["by_client"] == {"bench-app": 7}
+    assert stats["max_requests_in_window"]["max"] == 7 and stats["max_requests_in_window"]["window_s"] == 30
+    # admitted: 3 at T0, 1 at T0+1; the window refuses the 5th, the penalty box the 6th, then the forced one
+    assert stats["rate_limited"] == {"window": 1, "penalty": 1, "forced_quota": 1}
+    assert stats["rate_limited_by_reason"] == {"rate_limit": 2, "quota_exceeded": 1, "total": 3}
+    per_second = stats["requests_per_second"]
+    assert per_second["series"] == [[int(T0), 3, 0], [int(T0) + 1, 2, 1], [int(T0) + 2, 0, 0], [int(T0) + 3, 2, 2]]
+    assert per_second["seconds"] == 4 and per_second["peak"] == 3 and per_second["mean"] == 7 / 4
+    assert stats["requests"]["/v1/tracks/{id}"] == {"200": 4, "429": 3}

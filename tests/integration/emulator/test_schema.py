@@ -20,10 +20,11 @@ import pytest
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
+import emulator
 from emulator.config import EmulatorConfig
 from emulator.ids import IdCodec
 
-SPEC_DIR = Path("/work/shared/spotify-openapi")
+SPEC_DIR = Path(emulator.__file__).resolve().parent / "openapi"  # copies of the official files
 SPEC_FILES = {
     "extended": "spotify-web-api-2025.5.18.yml",
     "dev-legacy": "spotify-web-api-2025.5.18.yml",
@@ -86,7 +87,7 @@ def test_every_endpoint_validates_against_its_tiers_spec(emu, specs, tier):
     check(user, "/me/tracks", 200, {"limit": 50, "offset": 1950})  # the last page: next is null
     check(user, "/me/tracks", 200, {"limit": 7, "market": "SE"})
     limit = 10 if tier == "dev-2026" else 50
-    check(app, "/search", 200, {"q": "golden river", "type": "track", "limit": limit})
+    check(app, "/search", 200, {"q": "love", "type": "track", "limit": limit})
     check(app, "/search", 200, {"q": "isrc:NOPE00000000", "type": "track"})  # no hits
     # documented error bodies
     check(None, "/tracks", 401, {"ids": ids[0]})

@@ -175,3 +175,16 @@ def test_status_prints_one_json_document(settings, clean_db):
 def test_json_and_watch_do_not_mix(settings, clean_db):
     result = run(settings, "status", "--json", "--watch")
     assert result.returncode == 2 and "--json" in result.stderr
+
+
+def test_the_popularity_refresh_takes_songs_older_than_popularity_ttl_by_default(settings, clean_db):
+    from sqlalchemy import text
+
+    with clean_db.begin() as conn:  # refreshed two hours ago
+        conn.execute(text('INSERT INTO songs (title, artist, "spotifyId", "lastPopularityUpdate") '
+                          "VALUES ('t', 'a', :i, (now() AT TIME ZONE 'UTC') - interval '2 hours')"), {"i": ID})
+    fresh_enough = run(settings.replace(popularity_ttl_s=3 * 3600), "enqueue", "popularity-update")
+    assert fresh_enough.returncode == 0, fresh_enough.stderr
+    assert fresh_enough.stdout.startswith("0 popularity job(s)")
+    stale = run(settings.replace(popularity_ttl_s=3600), "enqueue", "popularity-update")
+    assert stale.stdout.startswith("1 popularity job(s) enqueued for 1 song(s)"), stale.stdout + stale.stderr

@@ -18,7 +18,8 @@ def make_jobs(engine, n):
 def age(engine, seconds):
     with engine.begin() as conn:
         conn.execute(text('UPDATE spotify_sync_jobs SET "enqueuedAt" = "enqueuedAt" - make_interval(secs => :s), '
-                          '"leaseUntil" = "leaseUntil" - make_interval(secs => :s)'), {"s": seconds})
+                          '"leaseUntil" = "leaseUntil" - make_interval(secs => :s), '
+                          '"notBefore" = "notBefore" - make_interval(secs => :s)'), {"s": seconds})
 
 
 def test_pending_jobs_without_a_live_message_are_resent_and_live_or_young_ones_are_not(clean_db):
@@ -34,15 +35,17 @@ def test_pending_jobs_without_a_live_message_are_resent_and_live_or_young_ones_a
     assert reconciler.reconcile(clean_db, lambda *m: sent.append(m), lambda: {live}, max_retries=5).pending_resent == 0
 
 
-def test_a_parked_job_is_resent_with_the_delay_left_until_its_not_before(clean_db):
+def test_a_parked_job_is_the_dispatchers_not_the_reconcilers(clean_db):
+    """A parked job has no message out, so none can be lost: the dispatcher sends one when it is due."""
     [job_id] = make_jobs(clean_db, 1)
     run = ledger.claim(clean_db, job_id, 60, max_retries=5).job
     ledger.park(clean_db, run, ledger.db_now(clean_db) + timedelta(seconds=300), "RateLimited", "429")
     age(clean_db, 200)
     sent = []
     reconciler.reconcile(clean_db, lambda *m: sent.append(m), lambda: set(), max_retries=5, grace_s=120)
-    [(job_type, sent_id, delay_s)] = sent
-    assert sent_id == job_id and 290 < delay_s <= 300
+    assert sent == [] and ledger.take_due(clean_db, limit=10) == []
+    age(clean_db, 301)
+    assert ledger.take_due(clean_db, limit=10) == [(job_id, "track_sync")]
 
 
 def test_a_running_job_whose_lease_ran_out_goes_back_to_pending_and_fails_when_it_keeps_dying(clean_db):

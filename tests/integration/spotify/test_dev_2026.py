@@ -6,7 +6,6 @@ from sqlalchemy import select
 
 from pipeline.errors import CapabilityForbidden
 from pipeline.wiring import build_client
-from shared.db import transaction
 from shared.models import SpotifyCapability
 from shared.settings import Rate
 from tests.integration.spotify.conftest import pointed_at
@@ -41,7 +40,7 @@ def test_dev_2026_learns_its_capabilities_and_falls_back(settings, clean_db, sta
     assert requests["/v1/tracks"] == {"403": 1}
     assert requests["/v1/audio-features"] == {"403": 1}
     assert requests["/v1/tracks/{id}"] == {"200": 500 + 60 + 5}
-    with transaction(clean_db) as session:
+    with clean_db.begin() as session:
         rows = {r.capability: r for r in session.scalars(select(SpotifyCapability))}
     assert {c: (r.client_id, r.allowed) for c, r in rows.items()} == {
         "batch_tracks": (settings.spotify_client_id, False),

@@ -12,7 +12,6 @@ from pipeline.errors import InvalidGrant
 from pipeline.store.connections import load_tokens
 from pipeline.wiring import build_client
 from shared.crypto import TokenCipher
-from shared.db import transaction
 from shared.models import SpotifyConnection, User
 from tests.integration.spotify.conftest import pointed_at, settings_env
 from tests.integration.spotify.fleet import user_calls
@@ -36,7 +35,7 @@ def test_connect_stores_the_user_and_encrypted_tokens(settings, clean_db, start_
     cipher = TokenCipher(settings.spotify_token_keys)
     tokens = load_tokens(clean_db, cipher, "user-1")
     assert (tokens.spotify_user_id, tokens.status, "user-library-read" in tokens.scopes) == ("alice", "active", True)
-    with transaction(clean_db) as session:
+    with clean_db.begin() as session:
         row = session.scalars(select(SpotifyConnection)).one()
         assert session.get(User, "user-1") is not None
     assert tokens.access_token not in row.access_token and tokens.refresh_token not in row.refresh_token
@@ -72,7 +71,7 @@ def test_twenty_threads_in_three_processes_refresh_once_and_a_revoked_grant_need
     after = load_tokens(clean_db, cipher, "user-2")
     assert after.refresh_token != before.refresh_token  # PKCE refresh tokens rotate: the new one is kept
     assert after.access_token != before.access_token and after.status == "active"
-    with transaction(clean_db) as session:
+    with clean_db.begin() as session:
         row = session.scalars(select(SpotifyConnection)).one()
     assert after.refresh_token not in row.refresh_token and cipher.decrypt(row.refresh_token) == after.refresh_token
 

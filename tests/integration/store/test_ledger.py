@@ -66,10 +66,12 @@ def test_parking_keeps_the_retry_count_and_the_job_waits_for_its_not_before(clea
     assert (parked.status, parked.retry_count, parked.not_before, parked.error_class) == (
         "pending", 0, until, "RateLimited")
     assert ledger.counts(clean_db)["track_sync"]["parked"] == 1
-    early = ledger.claim(clean_db, job_id, lease_s=60, max_retries=5)
-    assert early.job is None and early.wait_until == until
+    assert parked.enqueued_at is None  # no message out: the dispatcher sends one when it is due
+    early = ledger.claim(clean_db, job_id, lease_s=60, max_retries=5)  # a duplicate message, early
+    assert early.finished and ledger.take_due(clean_db, limit=10) == []
     with clean_db.begin() as conn:  # the deadline passes
         conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = "notBefore" - interval \'1 hour\''))
+    assert ledger.take_due(clean_db, limit=10) == [(job_id, "track_sync")]
     rerun = ledger.claim(clean_db, job_id, lease_s=60, max_retries=5).job
     assert (rerun.attempts, rerun.retry_count, rerun.not_before) == (2, 0, None)
     assert ledger.complete(clean_db, rerun, {})

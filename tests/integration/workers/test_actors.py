@@ -161,23 +161,27 @@ def test_a_job_does_not_ask_again_for_ids_spotify_answered_null_for_within_the_t
     assert ledger.get_job(engine, job_id).result["skipped_fresh"] == 10
 
 
-def test_a_rate_limit_parks_the_job_with_a_delayed_message_and_keeps_its_retries(world):
+def test_a_rate_limit_parks_the_job_on_its_row_and_keeps_its_retries(world):
     broker, _, spotify, env, engine = world
     job = enqueue(env)
+    messages(broker, "tracks").clear()
     spotify.errors = [RateLimited(120)]
     run("track_sync", job.id, env)
     parked = ledger.get_job(engine, job.id)
     assert (parked.status, parked.retry_count, parked.error_class) == ("pending", 0, "RateLimited")
     wait = parked.not_before - ledger.db_now(engine)
     assert timedelta(seconds=115) < wait <= timedelta(seconds=126)
-    [message] = delayed(broker, "tracks")
-    assert message.args == (job.id,) and 119_000 <= message.options["eta"] - message.message_timestamp <= 126_000
-    # The message comes back too early (a duplicate): it is sent again for the deadline.
+    # No message is out for a parked job: the ledger says when it runs, and nothing is due yet.
+    assert parked.enqueued_at is None and delayed(broker, "tracks") == []
+    assert ledger.take_due(engine, limit=10) == []
+    # A message that comes back early (a duplicate) is dropped: the job is the dispatcher's.
     run("track_sync", job.id, env)
-    assert len(delayed(broker, "tracks")) == 2 and ledger.get_job(engine, job.id).status == "pending"
-    # The deadline passes: it runs and completes.
+    assert ledger.get_job(engine, job.id).status == "pending" and delayed(broker, "tracks") == []
+    # The deadline passes: the dispatcher takes the job once and its message runs it.
     with engine.begin() as conn:
         conn.execute(text('UPDATE spotify_sync_jobs SET "notBefore" = "notBefore" - interval \'1 hour\''))
+    assert ledger.take_due(engine, limit=10) == [(job.id, "track_sync")]
+    assert ledger.take_due(engine, limit=10) == []
     run("track_sync", job.id, env)
     assert ledger.get_job(engine, job.id).status == "completed"
 
@@ -211,8 +215,9 @@ def test_transient_errors_retry_with_backoff_then_fail_with_the_error(world):
         release_parked_jobs(engine)
     run("track_sync", job.id, env)
     failed = ledger.get_job(engine, job.id)
-    assert (failed.status, failed.error_class, failed.error) == ("failed", "ServerError", "HTTP 503 (gave up after 2 retries)")
-    assert len(delayed(broker, "tracks")) == 2
+    assert (failed.status, failed.error_class, failed.error) == (
+        "failed", "ServerError", "HTTP 503 (gave up after 2 retries)")
+    assert delayed(broker, "tracks") == []  # a backoff parks on the row, like a rate limit
 
 
 def test_a_permanent_error_fails_at_once(world):

@@ -54,7 +54,7 @@ def test_popularity_drifts_slowly_within_bounds():
     for index in range(200):
         series = [catalog.popularity(index, hour) for hour in range(0, 24 * 28, 6)]
         assert all(0 <= p <= 100 for p in series)
-        assert max(abs(a - b) for a, b in zip(series, series[1:])) <= 1
+        assert max(abs(a - b) for a, b in zip(series, series[1:], strict=False)) <= 1
     assert any(catalog.popularity(i, 0) != catalog.popularity(i, 24 * 7) for i in range(50))
 
 
@@ -64,9 +64,7 @@ def test_isrc_round_trip_and_search():
     assert catalog.index_from_isrc(track["external_ids"]["isrc"]) == 987_654
     assert catalog.index_from_isrc("USRC17607839") is None
     assert catalog.search(f"isrc:{track['external_ids']['isrc']}", 0, 10) == (1, [987_654])
-    total, page = catalog.search("love song", 0, 50)
-    assert 1 <= total <= 1200 and len(page) == min(50, total) and len(set(page)) == len(page)
-    assert catalog.search("love song", 0, 50) == (total, page)
+    assert catalog.search("isrc:USRC17607839", 0, 10) == (0, [])
 
 
 def test_a_million_tracks_cost_no_memory_up_front():

@@ -10,7 +10,9 @@ from emulator.faults import FaultDice, FaultRule, FaultSpecError, ForcedRule, pa
 
 def test_parse_fault_spec():
     rules = parse_fault_spec("503:0.05, slow:0.01@/v1/tracks,drop:1@/api/token")
-    assert rules == (FaultRule("503", 0.05), FaultRule("slow", 0.01, "/v1/tracks"), FaultRule("drop", 1.0, "/api/token"))
+    assert rules == (
+        FaultRule("503", 0.05), FaultRule("slow", 0.01, "/v1/tracks"), FaultRule("drop", 1.0, "/api/token"),
+    )
     assert parse_fault_spec("") == ()
     for bad in ("418:0.1", "500:1.5", "500", "500:x"):
         with pytest.raises(FaultSpecError):

@@ -28,3 +28,9 @@ def test_profile_by_scope_and_tier():
     assert "email" not in bare and "country" not in bare
     dev = profile("demo", "dev-2026", frozenset({"user-read-private", "user-read-email"}))
     assert "account_id" in dev and not {"country", "email", "product", "followers"} & set(dev)
+
+
+def test_account_id_in_every_tier_and_stable_per_user():
+    ids = {view: profile("demo", view, frozenset())["account_id"] for view in ("full", "dev-2026")}
+    assert ids["full"] == ids["dev-2026"] and len(ids["full"]) == 16
+    assert profile("alice", "full", frozenset())["account_id"] != ids["full"]

@@ -113,9 +113,10 @@ def test_a_follower_whose_request_never_comes_back_gives_up():
     leader = threading.Thread(target=coalescer, args=([f"a{i}" for i in range(50)],))
     leader.start()
     try:
-        import time
-
-        time.sleep(0.01)  # the leader opens the batch first
+        opened = threading.Event()
+        while not opened.wait(0.001):  # until the leader has opened the batch: then we follow it
+            if coalescer._open is not None:
+                opened.set()
         with pytest.raises(CoalescedRequestLost):
             coalescer([f"b{i}" for i in range(50)])
     finally:

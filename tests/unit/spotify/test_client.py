@@ -217,6 +217,16 @@ def test_a_next_url_off_the_api_base_is_refused_and_gets_no_token(fakes, httpx_m
     assert len(httpx_mock.get_requests()) == 1  # pytest-httpx would refuse the foreign request anyway
 
 
+@pytest.mark.parametrize("next_url", [f"{API}/me/tracks?offset=\x00", f"{API}/me/tracks?offset=\ud800"])
+def test_a_malformed_next_link_is_one_of_our_errors_never_a_raw_httpx_one(fakes, httpx_mock, next_url):
+    httpx_mock.add_response(url=f"{API}/me/tracks?limit=2&offset=0", json={
+        "items": [], "offset": 0, "limit": 2, "total": 3, "next": next_url})
+    client = fakes.client()
+    with pytest.raises(errors.ForeignUrl) as caught:
+        client.next_page(client.saved_tracks(offset=0, limit=2))
+    assert not caught.value.transient and len(httpx_mock.get_requests()) == 1
+
+
 def test_search_and_me(fakes, httpx_mock):
     httpx_mock.add_response(url=f"{API}/search?q=abba&type=track&limit=10&offset=0", json={"tracks": {
         "items": [track_json(make_ids(1)[0])], "offset": 0, "limit": 10, "total": 1, "next": None}})

@@ -1,6 +1,7 @@
 """The penalty box: one contract for Redis (fakeredis) and the in-memory fake."""
 
 import time
+from types import SimpleNamespace
 
 import fakeredis
 import pytest
@@ -52,13 +53,30 @@ def test_a_longer_block_extends_it(make_box):
     assert box.block(60, "rate_limit") > short + 50
 
 
-def test_the_box_opens_when_its_deadline_passes():
-    box = RedisPenaltyBox(fakeredis.FakeRedis(decode_responses=True), "test:penalty:open")
-    box.block(0.05, "rate_limit")
-    deadline = time.monotonic() + 2
-    while box.remaining_s() > 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    box.check()
+def test_the_box_opens_when_its_deadline_passes(monkeypatch):
+    """On frozen clocks (Redis's and the process's), moved by hand across the deadline."""
+    from fakeredis.commands_mixins import server_mixin
+
+    redis_now, local_now = [1_800_000_000.0], [0.0]
+    monkeypatch.setattr(server_mixin, "time", SimpleNamespace(time=lambda: redis_now[0]))
+    box = RedisPenaltyBox(fakeredis.FakeRedis(decode_responses=True), "test:penalty:open",
+                          monotonic=lambda: local_now[0])
+    assert box.block(30, "rate_limit") == pytest.approx(redis_now[0] + 30)
+    for clock in (redis_now, local_now):
+        clock[0] += 29.9
+    with pytest.raises(RateLimited) as caught:
+        box.check()
+    assert caught.value.retry_after_s == pytest.approx(0.1, abs=0.01)
+    for clock in (redis_now, local_now):
+        clock[0] += 0.2
+    box.check()  # open again: no RateLimited
+    assert box.remaining_s() == 0.0
+    memory = InMemoryPenaltyBox(clock_s=lambda: redis_now[0])
+    memory.block(5, "rate_limit")
+    assert memory.remaining_s() == pytest.approx(5)
+    redis_now[0] += 5.01
+    memory.check()
+    assert memory.remaining_s() == 0.0
 
 
 def test_every_process_sees_a_block_set_by_another():
