@@ -84,7 +84,7 @@ def build_client(settings: Settings, redis=None, engine=None, *, http=None) -> S
         penalty_box=RedisPenaltyBox(redis, keys.penalty_box(client_id), on_change=gauge.set),
         quota_box=RedisPenaltyBox(redis, keys.quota_box(quota_account(settings)),
                                   on_change=metrics.QUOTA_BLOCKED_SECONDS.labels(client_id).set),
-        budget=budget if budget.learned else None,
+        budget=budget,
         pacer=ReturnPacer(redis, keys.return_line(client_id), budget),
         tokens=AppToken(redis, keys, endpoint, cipher=cipher),
         capabilities=capabilities,

@@ -58,7 +58,7 @@ from pipeline.errors import (
     RateLimited,
     Unauthorized,
 )
-from pipeline.ratecontrol.limiter import BACKGROUND, INTERACTIVE
+from pipeline.ratecontrol.limiter import BACKGROUND, INTERACTIVE, lane_limit
 from pipeline.ratecontrol.penalty_box import is_quota
 from pipeline.spotify.http import bounded_retry, send
 from pipeline.spotify.ids import batches, normalize_track_id, normalize_track_ids
@@ -90,7 +90,12 @@ class PenaltyBox(Protocol):
     def remaining_s(self) -> float: ...
 
 
-class LearningBudget(Protocol):
+class Budget(Protocol):  # pipeline/ratecontrol/budget.py
+    learned: bool
+
+    @property
+    def window_s(self) -> int: ...
+    def requests(self) -> int: ...
     def rate_limited(self) -> None: ...
 
 
@@ -135,7 +140,7 @@ class SpotifyClient:
         user_token_cache_size: int = USER_TOKEN_CACHE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
         quota_box: PenaltyBox | None = None,
-        budget: LearningBudget | None = None,
+        budget: Budget | None = None,
         pacer: Pacer | None = None,
     ):
         self._http = http
@@ -192,8 +197,17 @@ class SpotifyClient:
         return other
 
     def held_off_s(self) -> float:
-        """Seconds until the fleet's penalty box opens for this client id (0.0: open)."""
-        return self._penalty.remaining_s()
+        """Seconds until the fleet may call again: its penalty box, or its developer account's spent
+        quota (0.0: both open)."""
+        quota_s = self._quota.remaining_s() if self._quota is not None else 0.0
+        return max(self._penalty.remaining_s(), quota_s)
+
+    def background_per_s(self) -> float | None:
+        """Requests a second background work may send now (the budget, fixed or learned, less the
+        interactive share); None without a budget to ask."""
+        if self._budget is None:
+            return None
+        return lane_limit(self._budget.requests(), BACKGROUND) / self._budget.window_s
 
     # --- tracks ---
 
@@ -396,7 +410,7 @@ class SpotifyClient:
                            "holds off", endpoint=endpoint, reason=limited.reason, retry_after_s=limited.retry_after_s)
             return
         limited.blocked_until = self._penalty.block(limited.retry_after_s, limited.reason)
-        if learn and self._budget is not None and limited.source == SPOTIFY:
+        if learn and self._budget is not None and self._budget.learned and limited.source == SPOTIFY:
             self._budget.rate_limited()
         logger.warning("spotify answered 429: every worker of this client id holds off", endpoint=endpoint,
                        reason=limited.reason, retry_after_s=limited.retry_after_s)

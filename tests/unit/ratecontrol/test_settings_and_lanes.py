@@ -70,8 +70,14 @@ def test_small_budgets_keep_no_reserve():
 
 
 class Teachable:
+    learned = True
+    window_s = 10
+
     def __init__(self) -> None:
         self.taught = 0
+
+    def requests(self) -> int:
+        return 100
 
     def rate_limited(self) -> None:
         self.taught += 1
