@@ -30,6 +30,7 @@ BENCHMARKS = [
     ("scale", "bench.scale"),
     ("recovery", "bench.recovery"),
     ("emulator", "bench.emulator_speed"),
+    ("finish", "bench.finish"),
 ]
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -62,7 +62,7 @@ class WorkerEnv:
                                 penalty_s=client.held_off_s)
         dispatcher.start()
         # Jobs carry 50 tracks; /audio-features takes 100: the process's threads pair up.
-        features = Coalescer(client.get_audio_features, size=100)
+        features = Coalescer(client.get_audio_features, size=100, hold_while=client.budget_spent)
         return cls(settings, engine, client, send, leases, redis,
                    extras={"audio_features": features, "dispatcher": dispatcher})
 

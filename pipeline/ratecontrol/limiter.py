@@ -140,6 +140,9 @@ class BudgetLimiter:
         # The bucket records its last verdict on itself: one put at a time per process.
         self._lock = threading.Lock()
         self._puts = 0
+        # This process's last verdicts (monotonic): `spent()` reads them, no round trip.
+        self._refused_at = float("-inf")
+        self._admitted_at = float("-inf")
 
     def try_acquire(self, lane: str = BACKGROUND) -> float:
         """Take one unit now if `lane`'s share of the budget allows: 0.0; else the seconds until one
@@ -159,12 +162,19 @@ class BudgetLimiter:
         except redis.exceptions.RedisError as exc:
             raise RedisUnavailable(f"the rate limiter's Redis did not answer: {exc.__class__.__name__}") from exc
         if decision.allowed:
+            self._admitted_at = time.monotonic()
             return 0.0
+        self._refused_at = time.monotonic()
         self.budget.held_back()
         wait_ms = decision.retry_after_ms
         if wait_ms is None:  # cannot happen for weight 1; be safe: a whole window
             wait_ms = max(r.interval for r in self.bucket.rates)
         return max(wait_ms, 1) / 1000
+
+    def spent(self) -> bool:
+        """Was this process's last put refused (the budget is spent for now)? A caller about to
+        send a half-filled request may as well keep filling it until this is False."""
+        return self._refused_at > self._admitted_at
 
     def acquire(self, max_wait_s: float | None = None, lane: str = BACKGROUND) -> float:
         """Block until one unit of `lane`'s share of the budget is ours, for at most `max_wait_s`

@@ -202,6 +202,12 @@ class SpotifyClient:
         quota_s = self._quota.remaining_s() if self._quota is not None else 0.0
         return max(self._penalty.remaining_s(), quota_s)
 
+    def budget_spent(self) -> bool:
+        """Is the fleet's budget spent for now, as this process last saw it? (A request of fewer ids
+        than it may hold would wait for it anyway: the coalescer keeps filling it meanwhile.)"""
+        spent = getattr(self._limiter, "spent", None)
+        return bool(spent()) if spent is not None else False
+
     def background_per_s(self) -> float | None:
         """Requests a second background work may send now (the budget, fixed or learned, less the
         interactive share); None without a budget to ask."""
