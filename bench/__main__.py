@@ -31,6 +31,7 @@ BENCHMARKS = [
     ("recovery", "bench.recovery"),
     ("emulator", "bench.emulator_speed"),
     ("finish", "bench.finish"),
+    ("pace", "bench.pace"),
 ]
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results.json"
 

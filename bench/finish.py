@@ -88,7 +88,7 @@ def pipeline_once(count: int, limit: int, window_s: int) -> dict:
 def spotipy_once(count: int, limit: int, window_s: int, processes: int) -> dict:
     with world(_config(count, limit, window_s)) as w:
         ids_file = write_ids(w, count)
-        token = w.emulator.app_token(w.settings.spotify_client_id, w.settings.spotify_client_secret)
+        token = w.emulator.app_token(*w.settings.require_client_credentials())
         children = [subprocess.Popen([sys.executable, "-m", "bench.spotipy_script", w.settings.spotify_api_base_url,
                                       token, w.database_url, str(ids_file), str(part), str(processes)],
                                      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -116,7 +116,8 @@ def run(quick: bool) -> list[Figure]:
     return [
         Figure("backfill finish, worst run", round(worst["seconds"], 1), "s",
                against=(f"physical minimum {floor_s:.0f} s for {fewest_requests(count)} requests "
-                        f"({worst['seconds'] / (floor_s + ROUND_TRIP_S):.2f}x of it + {ROUND_TRIP_S:.0f} s); runs: {each} s; "
+                        f"({worst['seconds'] / (floor_s + ROUND_TRIP_S):.2f}x of it + {ROUND_TRIP_S:.0f} s); "
+                        f"runs: {each} s; "
                         f"{shape}"),
                target=f"<= {goal_s:.1f} s ({TARGET}x)", met=worst["seconds"] <= goal_s),
         Figure("backfill worst run: requests / runs / 429s", worst["requests"], "requests",

@@ -19,10 +19,13 @@ atomically in a Lua script. Around it this module adds what a fleet needs:
   between 250 ms and 1 s. A flat 250 ms let 6 requests in 3 minutes through as 429s with 24
   threads on 2 busy cores against a 30 s window (bench/saturation.py).
 
-Two lanes share the one log: background work (jobs) may fill the budget but for a reserved share
-(`INTERACTIVE_SHARE`, 5 %); interactive calls (a search someone waits on, `SpotifyClient.interactive()`)
-may fill all of it, so they find a permit at once while a backfill holds the background lane at its
-limit, and the backfill still gets 95 % while no search comes. The budget itself (budget.py) is fixed
+Two lanes share the one log: interactive calls (a search someone waits on, `SpotifyClient.interactive()`)
+may fill all of the budget; background work (jobs) may fill all but a reserved share
+(`INTERACTIVE_SHARE`, 5 %) while interactive calls are about (one in the last two windows,
+anywhere in the fleet: `LanePresence`), so searches find a permit at once while a backfill holds
+the background lane at its limit. With no search about, background work has all of it: a reserve
+kept for nobody would cost a finite backfill a whole extra window (600 requests at 300 per 30 s
+would need three windows, not two). The budget itself (budget.py) is fixed
 or learned, and read at every put: a learned change reaches every process within a second.
 
 We drive the bucket ourselves (put_decision, then sleep and retry with a fresh timestamp) rather
@@ -65,12 +68,43 @@ def default_margin_ms(rate: Rate) -> int:
     return int(min(max(rate.per_s * 1000 * 0.03, 250), 1000))
 
 
-def lane_limit(requests: int, lane: str) -> int:
-    """Of a budget of `requests` per window, what `lane` may fill: all of it for interactive calls,
-    all but the reserved share (none below 20 requests, where 5 % is not one) for background work."""
-    if lane == INTERACTIVE:
+def lane_limit(requests: int, lane: str, *, reserving: bool = True) -> int:
+    """Of a budget of `requests` per window, what `lane` may fill: all of it for interactive calls;
+    for background work all but the reserved share while `reserving` (none below 20 requests,
+    where 5 % is not one)."""
+    if lane == INTERACTIVE or not reserving:
         return requests
     return max(1, requests - math.floor(requests * INTERACTIVE_SHARE))
+
+
+class LanePresence:
+    """Whether interactive calls are about: one seen in the last `window_s` x 2, by any process
+    (Redis, with a client) or by this one (without). Each process asks at most once a second."""
+
+    def __init__(self, window_s: int, client: redis.Redis | None = None, key: str = "",
+                 monotonic: Callable[[], float] = time.monotonic):
+        self._ttl_ms = 2 * window_s * 1000
+        self._client, self._key = client, key
+        self._monotonic = monotonic
+        self._seen_at = float("-inf")  # this process's last interactive call
+        self._told_at = float("-inf")  # when it last told Redis
+        self._asked_at, self._answer = float("-inf"), False
+
+    def seen(self) -> None:
+        now = self._seen_at = self._monotonic()
+        if self._client is not None and now - self._told_at >= 1.0:
+            self._told_at = now
+            self._client.set(self._key, 1, px=self._ttl_ms)
+
+    def recent(self) -> bool:
+        now = self._monotonic()
+        if now - self._seen_at < self._ttl_ms / 1000:
+            return True
+        if self._client is None:
+            return False
+        if now - self._asked_at >= 1.0:
+            self._asked_at, self._answer = now, bool(self._client.exists(self._key))
+        return self._answer
 
 
 def default_max_wait_s(window_s: int, margin_ms: int) -> float:
@@ -125,6 +159,7 @@ class BudgetLimiter:
         max_wait_s: float,
         budget: Budget,
         margin_ms: int = 0,
+        presence: LanePresence | None = None,
         name: str = "spotify",
         sleep: Callable[[float], None] = time.sleep,
         jitter_ms: int = 20,
@@ -133,6 +168,7 @@ class BudgetLimiter:
         self.budget = budget
         self.max_wait_s = max_wait_s
         self._margin_ms = margin_ms
+        self.presence = presence or LanePresence(budget.window_s)
         self._clock_ms = clock_ms
         self._name = name
         self._sleep = sleep
@@ -147,8 +183,15 @@ class BudgetLimiter:
     def try_acquire(self, lane: str = BACKGROUND) -> float:
         """Take one unit now if `lane`'s share of the budget allows: 0.0; else the seconds until one
         frees (no sleep)."""
-        requests = self.budget.requests()  # outside the lock: a learned budget may ask Redis
-        rate = PyrateRate(lane_limit(requests, lane), self.budget.window_s * 1000 + self._margin_ms)
+        try:  # outside the lock: a learned budget and the presence may ask Redis
+            requests = self.budget.requests()
+            if lane == INTERACTIVE:
+                self.presence.seen()
+            reserving = self.presence.recent()
+        except redis.exceptions.RedisError as exc:
+            raise RedisUnavailable(f"the rate limiter's Redis did not answer: {exc.__class__.__name__}") from exc
+        limit = lane_limit(requests, lane, reserving=reserving)
+        rate = PyrateRate(limit, self.budget.window_s * 1000 + self._margin_ms)
         try:
             with self._lock:
                 self.bucket.rates = [rate]
@@ -230,6 +273,7 @@ class RedisLimiter(BudgetLimiter):
             max_wait_s=default_max_wait_s(rate.per_s, margin_ms) if max_wait_s is None else max_wait_s,
             budget=budget or FixedBudget(rate),
             margin_ms=margin_ms,
+            presence=LanePresence(rate.per_s, client, key + ":interactive"),
             sleep=sleep,
         )
 

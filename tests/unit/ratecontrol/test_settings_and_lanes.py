@@ -52,11 +52,19 @@ class Clock:
         self.ms += int(seconds * 1000)
 
 
-def test_background_work_fills_all_but_the_reserved_share_and_interactive_calls_take_it():
+def test_with_no_search_about_background_work_fills_the_whole_budget():
+    clock = Clock()
+    limiter = InMemoryLimiter(Rate(100, 10), clock_ms=clock.now_ms, sleep=clock.sleep)
+    assert [limiter.try_acquire(BACKGROUND) for _ in range(100)] == [0.0] * 100
+    assert limiter.try_acquire(BACKGROUND) > 0
+
+
+def test_while_searches_are_about_background_work_leaves_the_reserved_share_and_they_take_it():
     clock = Clock()
     limiter = InMemoryLimiter(Rate(100, 10), clock_ms=clock.now_ms, sleep=clock.sleep)
     assert lane_limit(100, BACKGROUND) == 95 and lane_limit(100, INTERACTIVE) == 100
-    assert [limiter.try_acquire(BACKGROUND) for _ in range(95)] == [0.0] * 95
+    assert limiter.try_acquire(INTERACTIVE) == 0.0  # a search came
+    assert [limiter.try_acquire(BACKGROUND) for _ in range(94)] == [0.0] * 94
     assert limiter.try_acquire(BACKGROUND) > 0  # the background lane is full ...
     assert [limiter.try_acquire(INTERACTIVE) for _ in range(5)] == [0.0] * 5  # ... the reserve is not
     assert limiter.try_acquire(INTERACTIVE) > 0
