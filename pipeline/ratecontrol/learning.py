@@ -98,7 +98,10 @@ def after_rate_limit(state: LearnedState, counted: int, now_ms: int, bounds: Bou
             return None
         return replace(state, ceiling=ceiling, budget=max(1.0, min(state.budget, ceiling * SAFE_SHARE)),
                        version=state.version + 1)
-    if counted < MEASURABLE * state.requests:
+    # In slow start the budget may have doubled past twice the limit since the fleet last filled it:
+    # measure against what it had filled, not against the new budget.
+    filled = state.requests / (SLOW_START_FACTOR if state.ceiling is None else 1.0)
+    if counted < MEASURABLE * filled:
         return replace(state, budget=max(1.0, state.budget / 2), stepped_at_ms=now_ms, decreased_at_ms=now_ms,
                        hold_until_ms=now_ms + bounds.window_ms, version=state.version + 1)
     same_limit = state.ceiling is not None and ceiling <= state.ceiling * SAME_CEILING

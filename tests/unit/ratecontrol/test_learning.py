@@ -113,6 +113,12 @@ def test_a_429_never_raises_the_budget():
     assert state is not None and state.requests == 47
 
 
+def test_a_slow_start_that_doubled_past_twice_the_limit_still_measures_it():
+    bounds = Bounds(5, 3000, 3000)
+    state = after_rate_limit(initial(bounds, 0).__class__(budget=80.0), 30, 10_000, bounds)
+    assert state is not None and state.ceiling == 30 and state.requests == 28
+
+
 def test_a_429_while_the_fleet_sent_little_measures_nothing_and_only_halves_the_budget():
     bounds = Bounds(400, 3000, WINDOW_MS)
     state = after_rate_limit(initial(bounds, 0), 3, 10_000, bounds)
