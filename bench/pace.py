@@ -7,8 +7,8 @@ a parked job would). All cases run at once, so a full run takes as long as its l
 the bench samples each emulator's counts and the learned budget once a second. Figures:
 - converge: the first second from which the learned budget stays within 85 %..110 % of the real
   limit to the end (goal <= 5 minutes);
-- achieved / real limit after it: requests Spotify answered (not 429) per window, over the real
-  limit (goal >= 0.9); static cases are measured after their first window;
+- achieved / real limit after it: requests Spotify answered (not 429) in the rolling window before
+  each second, averaged, over the real limit (goal >= 0.9); static cases after their first window;
 - 429s per 10 minutes after it (goal <= 1), scaled from the span measured;
 - halved: the real limit halved once the budget converged: the 429s until the budget is within
   85 %..110 % of the new limit and stays there, and the seconds that took;
@@ -104,6 +104,20 @@ def converged_at(samples: list[tuple[float, int, int, float]], limit: float, sin
     return found
 
 
+def rolling_share(samples: list[tuple[float, int, int, float]], limit: int, window_s: int, since: float) -> float:
+    """The mean, over every sample from `since` + a window on, of the requests answered in the window
+    before it, over `limit`. A fleet at its budget sends in bursts a window apart: a plain count
+    between two instants would depend on how many bursts fell between them."""
+    shares = []
+    for i, (t, answered, _, _) in enumerate(samples):
+        if t < since + window_s:
+            continue
+        before = next((a for u, a, _, _ in reversed(samples[:i]) if u <= t - window_s), None)
+        if before is not None:
+            shares.append((answered - before) / limit)
+    return sum(shares) / len(shares) if shares else 0.0
+
+
 def _at(samples: list[tuple[float, int, int, float]], t: float) -> tuple[float, int, int, float]:
     return next((s for s in samples if s[0] >= t), samples[-1])
 
@@ -133,7 +147,7 @@ def _figures(case: Case, window_s: int, converge_cap_s: float) -> list[Figure]:
     t0, answered0, limited0, _ = _at(s, start)
     t1, answered1, limited1, budget1 = s[-1]
     span = t1 - t0
-    achieved = (answered1 - answered0) / (case.limit * span / window_s)
+    achieved = rolling_share(s, case.limit, window_s, t0)
     per_10_min = (limited1 - limited0) * 600 / span
     figures = [Figure(f"{case.name}: achieved / real", round(achieved, 3), "of limit",
                       against=f"{shape}; {span:.0f} s measured from {t0:.0f} s; budget at the end {budget1:.0f}",
