@@ -31,6 +31,9 @@ BENCHMARKS = [
     ("recovery", "bench.recovery"),
     ("emulator", "bench.emulator_speed"),
     ("search", "bench.search"),
+    ("finish", "bench.finish"),
+    ("pace", "bench.pace"),
+    ("enrichment", "bench.enrichment"),
 ]
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from cli import connect, db, demo, enqueue, jobs, keys, serve, services, status, worker
+from cli import connect, db, demo, enqueue, jobs, keys, ratelimit, serve, services, status, worker
 from cli.common import FriendlyGroup, fail
 from emulator.cli import emulator
 from shared.settings import Settings, SettingsError
@@ -39,5 +39,5 @@ def main(ctx: click.Context) -> None:
 
 # The emulator keeps its own command module (emulator/cli.py): it is a separate tool that ships with us.
 for command in (db.db, keys.keys, services.services, demo.demo, enqueue.enqueue, jobs.jobs, status.status,
-                worker.worker, connect.connect, serve.serve, emulator):
+                worker.worker, connect.connect, ratelimit.ratelimit, serve.serve, emulator):
     main.add_command(command)

@@ -25,8 +25,9 @@ def _queues(broker: Any) -> tuple[list[Any], str | None]:
 
 def _status_document(settings: Any, engine: Any, broker: Any, redis: Any) -> dict[str, Any]:
     """What `status --json` prints. Keys (stable): queues, jobs, backfills, penalty_box, budget,
-    capabilities, problems; penalty_box and budget are null when there is no client id or no
-    Redis to ask."""
+    quota, capabilities, problems; penalty_box, budget and quota are null when there is no client
+    id or no Redis to ask. budget: used, limit, requests (per window_s, in force now), learned,
+    kept_in, limit_measured_at; quota: developer_account, shut, blocked_for_s, reason, until."""
     from pipeline.status import snapshot
 
     snap = snapshot(settings, engine, redis)
@@ -36,6 +37,13 @@ def _status_document(settings: Any, engine: Any, broker: Any, redis: Any) -> dic
         "client_id": snap.client_id, "blocked_for_s": snap.penalty_s, "reason": snap.penalty_reason}
     budget = None if snap.rate_used is None else {
         "client_id": snap.client_id, "used": snap.rate_used, "limit": snap.rate_limit}
+    quota = None
+    if snap.limits is not None:
+        from pipeline.ratecontrol.report import as_document
+
+        limits = as_document(snap.limits)
+        budget = {**(budget or {}), **limits["budget"]}
+        quota = {"developer_account": limits["developer_account"], **limits["quota"]}
     return {
         "queues": depths,
         "jobs": {t: {c: snap.counts.get(t, {}).get(c, 0) for c in JOB_COUNTS} for t in JOB_TYPE_NAMES},
@@ -45,6 +53,7 @@ def _status_document(settings: Any, engine: Any, broker: Any, redis: Any) -> dic
                       for b in snap.backfills],
         "penalty_box": penalty,
         "budget": budget,
+        "quota": quota,
         "capabilities": snap.capabilities,
         "problems": problems,
     }
@@ -75,6 +84,11 @@ def _status_lines(document: dict[str, Any]) -> list[str]:
                                           if penalty["blocked_for_s"] > 0 else "open"))
     if budget:
         lines.append(f"  rate budget: {budget['used']} used of {budget['limit']}")
+    quota = document.get("quota")
+    if quota:
+        lines.append(f"  quota ({quota['developer_account']}): " + (
+            f"spent ({quota['reason']}); comes back in {quota['blocked_for_s']:.0f}s, at {quota['until']}"
+            if quota["shut"] else "not spent"))
     for cap in document["capabilities"]:
         lines.append(f"  capability {cap.capability}: " + ("allowed" if cap.allowed else
                      f"forbidden ({cap.reason}); looked at again after {cap.recheck_after:%Y-%m-%d %H:%M}"))
@@ -87,7 +101,8 @@ def _status_lines(document: dict[str, Any]) -> list[str]:
 @click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.2, 3600),
               help="Seconds between refreshes.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON document (queues, jobs, backfills, penalty_box, budget, capabilities, problems).")
+              help="Print one JSON document (queues, jobs, backfills, penalty_box, budget, quota, capabilities, "
+                   "problems).")
 @click.pass_context
 def status(ctx: click.Context, watch: bool, interval: float, as_json: bool) -> None:
     """Queue depths, jobs by status, recent backfills, the penalty box, the rate budget and

@@ -31,10 +31,16 @@ class CoalescedRequestLost(Exception):
 
 class Coalescer:
     def __init__(self, fetch: Fetch, *, size: int = 100, max_wait_s: float = 0.3, follower_timeout_s: float = 120.0,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, hold_while: Callable[[], bool] | None = None,
+                 max_hold_s: float = 60.0):
         self._fetch = fetch
         self.size = size
         self.max_wait_s = max_wait_s
+        # While `hold_while()` (the rate budget is spent: the request would only wait for it), a
+        # leader keeps its batch open past max_wait_s, up to max_hold_s: a half batch sent then
+        # costs a whole request of the window (issue 16.5: 601 requests need a third window).
+        self._hold_while = hold_while or (lambda: False)
+        self.max_hold_s = max_hold_s
         # A follower never waits forever: its job's lease is renewed while it waits.
         self.follower_timeout_s = follower_timeout_s
         self._monotonic = monotonic
@@ -78,8 +84,19 @@ class Coalescer:
         try:
             with self._lock:
                 try:
-                    deadline = self._monotonic() + self.max_wait_s
-                    while not batch.full and (left := deadline - self._monotonic()) > 0:
+                    started = self._monotonic()
+                    deadline, held = started + self.max_wait_s, False
+                    while not batch.full:
+                        left = deadline - self._monotonic()
+                        if left <= 0:
+                            if self._hold_while() and self._monotonic() - started < self.max_hold_s:
+                                held = True  # look at the budget again after another short wait
+                            elif held:
+                                held = False  # it just freed: one more wait, for the threads it let through
+                            else:
+                                break
+                            left = self.max_wait_s
+                            deadline = self._monotonic() + left
                         self._lock.wait(left)
                 finally:
                     if self._open is batch:

@@ -26,6 +26,12 @@ TOKEN_REFRESHES = Counter(
 PENALTY_BOX_SECONDS = Gauge(
     "spotify_penalty_box_seconds", "Seconds left before the client id may call Spotify again.", ["client_id"],
     multiprocess_mode="livemax")
+RATE_BUDGET = Gauge(
+    "spotify_rate_budget", "The fleet's request budget in requests per 30 s (Spotify's window), fixed by "
+    "SPOTIFY_RATE_LIMIT or learned with auto.", ["client_id"], multiprocess_mode="livemax")
+QUOTA_BLOCKED_SECONDS = Gauge(
+    "spotify_quota_blocked_seconds", "Seconds before a spent quota (QUOTA_EXCEEDED, or a Retry-After beyond ten "
+    "minutes) comes back for the client id's developer account.", ["client_id"], multiprocess_mode="livemax")
 CAPABILITY_CHANGES = Counter(
     "spotify_capability_changes_total", "Capabilities learned (allowed true/false).", ["capability", "allowed"])
 

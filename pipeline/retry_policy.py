@@ -3,7 +3,10 @@ decision 4). The errors are pipeline/errors.py's.
 
 - `RateLimited` (a 429, the fleet's penalty box, the budget not free in time): **park** until the
   deadline. It is Spotify's time, not the job's fault: the retry count is left alone, however
-  long the wait (a Retry-After of a day parks for a day).
+  long the wait (a Retry-After of a day parks for a day). The client has already given the job
+  its turn in the fleet's return line (pipeline/ratecontrol/pacer.py), so the deadline is spread
+  at the budget's pace; only a little jitter is added here. A park without a request of its own
+  (the fleet's box was shut, or its budget was spent) is `quiet`: the runner logs it below a 429.
 - A transient `PipelineError` (5xx and timeouts after the client's own short retries, a
   malformed body, the database or Redis unavailable, an interrupted run): **retry** with
   exponential backoff and jitter while the job's retries last, then **fail** with the error,
@@ -21,14 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pipeline.errors import PipelineError, RateLimited
+from pipeline.errors import SPOTIFY, PipelineError, RateLimited
 
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 600.0
-# Parked jobs come back spread over this share of their wait (at most PARK_SPREAD_CAP_S), so a
-# thousand jobs parked by one 429 do not all hit the limiter in the same second.
-PARK_SPREAD = 0.1
-PARK_SPREAD_CAP_S = 5.0
+# Jitter on a parked job's return: this share of its wait, at most PARK_SPREAD_CAP_S. The spread that
+# matters is the return line's (the client's); this only keeps two slots' messages from one instant.
+PARK_SPREAD = 0.01
+PARK_SPREAD_CAP_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Park:
     error_class: str
     message: str
     counts_as_retry: bool = False
+    quiet: bool = False  # parked without a request of its own (the box shut, the budget spent): not a 429
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ def decide(exc: BaseException, *, retry_count: int, max_retries: int, now: datet
     if isinstance(exc, RateLimited):
         wait_s = max(exc.retry_after_s, 0.0)
         wait_s += min(wait_s * PARK_SPREAD, PARK_SPREAD_CAP_S) * rand()
-        return Park(now + timedelta(seconds=wait_s), wait_s, error_class, message)
+        return Park(now + timedelta(seconds=wait_s), wait_s, error_class, message, quiet=exc.source != SPOTIFY)
     if not isinstance(exc, PipelineError):
         return Fail(error_class, message, bug=True)
     if not exc.transient:

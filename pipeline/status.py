@@ -11,8 +11,6 @@ from sqlalchemy import Engine
 
 from pipeline.errors import PipelineError
 from pipeline.store import ledger
-from shared.keys import RedisKeys
-from shared.redis_conn import server_time_ms
 from shared.settings import Settings
 
 
@@ -25,6 +23,7 @@ class Snapshot:
     penalty_reason: str | None = None
     rate_used: int | None = None
     rate_limit: str | None = None
+    limits: Any = None  # pipeline.ratecontrol.report.FleetLimits: boxes and budget, when Redis answered
     capabilities: list[Any] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -41,19 +40,15 @@ def snapshot(settings: Settings, engine: Engine, redis: Any | None, *, backfills
     snap.capabilities = sorted(PostgresCapabilityRows(engine).load(client_id).values(), key=lambda s: s.capability)
     if redis is None:
         return snap
-    keys = RedisKeys(settings.redis_namespace)
-    try:
-        from pipeline.errors import RateLimited
-        from pipeline.ratecontrol.penalty_box import RedisPenaltyBox
+    from pipeline.ratecontrol import report
 
-        try:
-            RedisPenaltyBox(redis, keys.penalty_box(client_id)).check()
-            snap.penalty_s = 0.0
-        except RateLimited as limited:
-            snap.penalty_s, snap.penalty_reason = limited.retry_after_s, limited.reason
-        now_ms = server_time_ms(redis)
-        window_ms = settings.spotify_rate_limit.per_s * 1000
-        snap.rate_used = int(redis.zcount(keys.rate_bucket(client_id), now_ms - window_ms, "+inf"))
+    try:
+        limits = snap.limits = report.read(settings, redis, engine)
     except (PipelineError, RedisError) as exc:  # show what we can
         snap.problems.append(f"Redis: {exc.__class__.__name__}: {exc}")
+        return snap
+    snap.penalty_s, snap.penalty_reason = limits.penalty.blocked_for_s, limits.penalty.reason
+    snap.rate_used = limits.budget.used
+    if settings.spotify_rate_limit.learned:
+        snap.rate_limit = f"{limits.budget.requests}/{limits.budget.window_s}s (learned; {settings.spotify_rate_limit})"
     return snap

@@ -27,6 +27,22 @@ class RedisKeys:
     def penalty_box(self, client_id: str) -> str:
         return self._key("penalty", client_id)
 
+    def quota_box(self, developer_account: str) -> str:
+        """Shut when Spotify says the quota is spent: shared by every client id of the account."""
+        return self._key("quota", developer_account)
+
+    def learned_budget(self, client_id: str) -> str:
+        """The fleet's learned budget (SPOTIFY_RATE_LIMIT=auto; a hash, PostgreSQL keeps a copy)."""
+        return self._key("rate-learned", client_id)
+
+    def rate_refused(self, client_id: str) -> str:
+        """When Spotify answered a window 429 (a sorted set): the learned budget's measure of the limit."""
+        return self._key("rate-refused", client_id)
+
+    def return_line(self, client_id: str) -> str:
+        """The next free return slot of parked work (pipeline/ratecontrol/pacer.py)."""
+        return self._key("return-line", client_id)
+
     # --- the client-credentials token shared by the fleet (pipeline/auth/app_token.py) ---
     def app_token(self, client_id: str) -> str:
         return self._key("app-token", client_id)

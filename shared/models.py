@@ -291,3 +291,19 @@ class SpotifyUnknownTrack(Base):
 
     spotify_id: Mapped[str] = mapped_column("spotifyId", Text, primary_key=True)
     checked_at: Mapped[datetime] = mapped_column("checkedAt", DateTime, nullable=False)
+
+
+# --- 20261201_01 the learned rate budget (pipeline/store/ratecontrol.py) ---
+
+
+class SpotifyRateBudget(Base):
+    """The fleet's learned request budget per client id (SPOTIFY_RATE_LIMIT=auto), kept beside its
+    Redis copy so that a restart of every worker or a loss of Redis does not start it again.
+    `state` is pipeline/ratecontrol/learning.py's LearnedState; `version` only grows."""
+
+    __tablename__ = "spotify_rate_budgets"
+
+    client_id: Mapped[str] = mapped_column("clientId", Text, primary_key=True)
+    state: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column("updatedAt", DateTime, nullable=False)

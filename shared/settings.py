@@ -28,13 +28,29 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True)
 class Rate:
-    """A rate budget: `requests` per `per_s` seconds."""
+    """A rate budget: `requests` per `per_s` seconds.
+
+    With `learn_up_to` set (SPOTIFY_RATE_LIMIT=auto), `requests` is only where the fleet starts:
+    the budget is learned from Spotify's answers (pipeline/ratecontrol/learning.py), never above
+    `learn_up_to`."""
 
     requests: int
     per_s: int
+    learn_up_to: int | None = None
+
+    @property
+    def learned(self) -> bool:
+        return self.learn_up_to is not None
 
     def __str__(self) -> str:
+        if self.learn_up_to is not None:
+            return f"auto:start={self.requests},max={self.learn_up_to},window={self.per_s}s"
         return f"{self.requests}/{self.per_s}s"
+
+
+# SPOTIFY_RATE_LIMIT=auto: Spotify's window is a rolling 30 s one; the start is the seed's 100 per
+# minute as a 30 s figure; the ceiling keeps a runaway estimate from ever flooding Spotify.
+AUTO_START, AUTO_MAX, AUTO_WINDOW_S = 50, 3000, 30
 
 
 # --- parsers: each takes the raw string and returns the value or raises ValueError(expected) ---
@@ -82,6 +98,31 @@ def parse_rate(raw: str) -> Rate:
     if not 1 <= int(requests) <= MAX_RATE_REQUESTS or per_s < 1:
         raise ValueError(expected + f", both numbers above zero, at most {MAX_RATE_REQUESTS:,} requests")
     return Rate(int(requests), per_s)
+
+
+def parse_rate_limit(raw: str) -> Rate:
+    """SPOTIFY_RATE_LIMIT: a static rate ('100/60s'), or 'auto' / 'auto:start=50,max=3000,window=30s'
+    for a budget learned from Spotify's answers."""
+    if not raw.strip().lower().startswith("auto"):
+        return parse_rate(raw)
+    expected = "auto, or auto:start=N,max=N,window=30s (any of the three; start <= max)"
+    head, _, options = raw.strip().partition(":")
+    if head.lower() != "auto" or (_ and not options.strip()):
+        raise ValueError(expected)
+    values = {"start": AUTO_START, "max": AUTO_MAX, "window": AUTO_WINDOW_S}
+    for option in filter(None, (o.strip() for o in options.split(","))):
+        name, sep, value = (part.strip() for part in option.partition("="))
+        if not sep or name not in values:
+            raise ValueError(f"{expected}; {option!r} is not one of them")
+        try:
+            values[name] = parse_duration_s(value, minimum=1) if name == "window" else parse_count(value)
+        except ValueError:
+            raise ValueError(f"{expected}; {name}={value!r} is not a number above zero") from None
+        if values[name] < 1:
+            raise ValueError(f"{expected}; {name} must be above zero")
+    if values["start"] > values["max"] or values["max"] > MAX_RATE_REQUESTS:
+        raise ValueError(f"{expected}, max at most {MAX_RATE_REQUESTS:,}")
+    return Rate(values["start"], values["window"], learn_up_to=values["max"])
 
 
 def parse_positive_float(raw: str) -> float:
@@ -253,7 +294,11 @@ class Settings:
     spotify_accounts_base_url: str = _setting(
         "SPOTIFY_ACCOUNTS_BASE_URL", _url("http", "https"), default=SPOTIFY_ACCOUNTS_BASE_URL
     )
-    spotify_rate_limit: Rate = _setting("SPOTIFY_RATE_LIMIT", parse_rate, default=Rate(100, 60))
+    spotify_rate_limit: Rate = _setting("SPOTIFY_RATE_LIMIT", parse_rate_limit, default=Rate(100, 60))
+    # The developer account the client id belongs to: since July 2026 Spotify counts development-mode
+    # quota per account, so every client id naming the same account shares one quota box. Unset: the
+    # client id is its own account.
+    spotify_developer_account: str | None = _setting("SPOTIFY_DEVELOPER_ACCOUNT", _namespace)
     spotify_token_keys: tuple[str, ...] = _setting("SPOTIFY_TOKEN_KEYS", parse_token_keys, secret=True, default=())
     # A 429 without a usable Retry-After (missing, 0, empty body) is taken to mean this long.
     retry_after_default_s: int = _setting("SPOTIFY_RETRY_AFTER_DEFAULT", parse_positive_duration_s, default=30)

@@ -43,7 +43,8 @@ RECONCILE_EVERY_S = 60.0
 
 class Dispatcher:
     def __init__(self, engine: Engine, broker: dramatiq.Broker, send: Callable[[str, str, float], None],
-                 redis_client: redis.Redis, keys: RedisKeys, *, max_retries: int, release_per_s: float,
+                 redis_client: redis.Redis, keys: RedisKeys, *, max_retries: int,
+                 release_per_s: float | Callable[[], float],
                  penalty_s: Callable[[], float] = lambda: 0.0, every_s: float = DISPATCH_EVERY_S,
                  reconcile_every_s: float = RECONCILE_EVERY_S):
         self._engine = engine
@@ -52,7 +53,8 @@ class Dispatcher:
         self._redis = redis_client
         self._keys = keys
         self._max_retries = max_retries
-        self._release_per_tick = max(1, int(release_per_s * every_s))
+        # A learned budget (SPOTIFY_RATE_LIMIT=auto) moves: then the pace is asked at every tick.
+        self._release_per_s = release_per_s if callable(release_per_s) else (lambda: release_per_s)
         self._penalty_s = penalty_s
         self.every_s = every_s
         self._reconcile_every_s = reconcile_every_s
@@ -87,7 +89,8 @@ class Dispatcher:
         elif time.monotonic() - self._last_reconcile >= self._reconcile_every_s:
             sent += self._reconcile(grace_s=120, why=None)
         if self._penalty_s() <= 0:
-            for job_id, job_type in ledger.take_due(self._engine, limit=self._release_per_tick):
+            release_per_tick = max(1, int(self._release_per_s() * self.every_s))
+            for job_id, job_type in ledger.take_due(self._engine, limit=release_per_tick):
                 self._send(job_type, job_id, 0.0)
                 sent += 1
         return sent

@@ -133,4 +133,6 @@ def _record_failure(env: WorkerEnv, job: Job, exc: BaseException) -> None:
                                           count_retry=decision.counts_as_retry)):
         JOB_RUNS.labels(job.job_type, "retry" if decision.counts_as_retry else "parked").inc()
         verb = "will retry" if decision.counts_as_retry else "parked"
-        logger.warning("job {} in {:.0f}s: {}: {}", verb, decision.delay_s, decision.error_class, decision.message)
+        # A job the fleet's own box or budget held back sent nothing: below a real 429's warning.
+        logger.log("INFO" if decision.quiet else "WARNING", "job {} in {:.0f}s: {}: {}", verb, decision.delay_s,
+                   decision.error_class, decision.message)

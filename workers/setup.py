@@ -57,11 +57,12 @@ class WorkerEnv:
         send = JobSender(broker)
         rate = settings.spotify_rate_limit
         dispatcher = Dispatcher(engine, broker, send, redis, RedisKeys(settings.redis_namespace),
-                                max_retries=settings.job_max_retries, release_per_s=rate.requests / rate.per_s,
+                                max_retries=settings.job_max_retries,
+                                release_per_s=lambda: client.background_per_s() or rate.requests / rate.per_s,
                                 penalty_s=client.held_off_s)
         dispatcher.start()
         # Jobs carry 50 tracks; /audio-features takes 100: the process's threads pair up.
-        features = Coalescer(client.get_audio_features, size=100)
+        features = Coalescer(client.get_audio_features, size=100, hold_while=client.budget_spent)
         return cls(settings, engine, client, send, leases, redis,
                    extras={"audio_features": features, "dispatcher": dispatcher})
 

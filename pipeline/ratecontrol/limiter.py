@@ -19,6 +19,15 @@ atomically in a Lua script. Around it this module adds what a fleet needs:
   between 250 ms and 1 s. A flat 250 ms let 6 requests in 3 minutes through as 429s with 24
   threads on 2 busy cores against a 30 s window (bench/saturation.py).
 
+Two lanes share the one log: interactive calls (a search someone waits on, `SpotifyClient.interactive()`)
+may fill all of the budget; background work (jobs) may fill all but a reserved share
+(`INTERACTIVE_SHARE`, 5 %) while interactive calls are about (one in the last two windows,
+anywhere in the fleet: `LanePresence`), so searches find a permit at once while a backfill holds
+the background lane at its limit. With no search about, background work has all of it: a reserve
+kept for nobody would cost a finite backfill a whole extra window (600 requests at 300 per 30 s
+would need three windows, not two). The budget itself (budget.py) is fixed
+or learned, and read at every put: a learned change reaches every process within a second.
+
 We drive the bucket ourselves (put_decision, then sleep and retry with a fresh timestamp) rather
 than through `Limiter.try_acquire(blocking=True)`: its retry loop advances the item's timestamp
 by its own sleep instead of reading the shared clock again, so under contention the recorded
@@ -27,6 +36,7 @@ times drift behind the real ones and the fleet would overspend.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -34,6 +44,7 @@ from collections.abc import Callable
 from typing import cast
 
 import redis
+from loguru import logger
 from pyrate_limiter import Rate as PyrateRate
 from pyrate_limiter import RateItem
 from pyrate_limiter.abstracts import AbstractBucket, Decision
@@ -41,13 +52,67 @@ from pyrate_limiter.buckets import InMemoryBucket, RedisBucket
 from pyrate_limiter.buckets.redis_bucket import LuaScript
 
 from pipeline.errors import BUDGET, RateLimited, RedisUnavailable
+from pipeline.ratecontrol.budget import Budget, FixedBudget
 from shared.redis_conn import server_time_ms
 from shared.settings import Rate
+
+BACKGROUND = "background"
+INTERACTIVE = "interactive"
+LANES = (BACKGROUND, INTERACTIVE)
+INTERACTIVE_SHARE = 0.05  # of the budget, kept from background work
+LONG_WAIT_S = 5.0  # a thread that waits this long for the budget says so in the log
 
 
 def default_margin_ms(rate: Rate) -> int:
     """How much longer than the window an admission is held (see the module docstring)."""
     return int(min(max(rate.per_s * 1000 * 0.03, 250), 1000))
+
+
+def lane_limit(requests: int, lane: str, *, reserving: bool = True) -> int:
+    """Of a budget of `requests` per window, what `lane` may fill: all of it for interactive calls;
+    for background work all but the reserved share while `reserving` (none below 20 requests,
+    where 5 % is not one)."""
+    if lane == INTERACTIVE or not reserving:
+        return requests
+    return max(1, requests - math.floor(requests * INTERACTIVE_SHARE))
+
+
+class LanePresence:
+    """Whether interactive calls are about: one seen in the last `window_s` x 2, by any process
+    (Redis, with a client) or by this one (without). Each process asks at most once a second."""
+
+    def __init__(self, window_s: int, client: redis.Redis | None = None, key: str = "",
+                 monotonic: Callable[[], float] = time.monotonic):
+        self._ttl_ms = 2 * window_s * 1000
+        self._client, self._key = client, key
+        self._monotonic = monotonic
+        self._seen_at = float("-inf")  # this process's last interactive call
+        self._told_at = float("-inf")  # when it last told Redis
+        self._asked_at, self._answer = float("-inf"), False
+
+    def seen(self) -> None:
+        now = self._seen_at = self._monotonic()
+        if self._client is not None and now - self._told_at >= 1.0:
+            self._told_at = now
+            self._client.set(self._key, 1, px=self._ttl_ms)
+
+    def recent(self) -> bool:
+        now = self._monotonic()
+        if now - self._seen_at < self._ttl_ms / 1000:
+            return True
+        if self._client is None:
+            return False
+        if now - self._asked_at >= 1.0:
+            self._asked_at, self._answer = now, bool(self._client.exists(self._key))
+        return self._answer
+
+
+def default_max_wait_s(window_s: int, margin_ms: int) -> float:
+    """How long a background call waits for the budget before its job is parked: two windows. In a
+    saturated window every permit frees a window after it was taken, so a thread that came in late
+    waits a little more than one; parking it then would bring its job back after the permit it
+    waited for had gone to someone else (issue 16.5)."""
+    return 2 * window_s + margin_ms / 1000 + 1
 
 _LEAK_EVERY = 64
 
@@ -92,12 +157,18 @@ class BudgetLimiter:
         clock_ms: Callable[[], int],
         *,
         max_wait_s: float,
+        budget: Budget,
+        margin_ms: int = 0,
+        presence: LanePresence | None = None,
         name: str = "spotify",
         sleep: Callable[[float], None] = time.sleep,
         jitter_ms: int = 20,
     ):
         self.bucket = bucket
+        self.budget = budget
         self.max_wait_s = max_wait_s
+        self._margin_ms = margin_ms
+        self.presence = presence or LanePresence(budget.window_s)
         self._clock_ms = clock_ms
         self._name = name
         self._sleep = sleep
@@ -105,11 +176,25 @@ class BudgetLimiter:
         # The bucket records its last verdict on itself: one put at a time per process.
         self._lock = threading.Lock()
         self._puts = 0
+        # This process's last verdicts (monotonic): `spent()` reads them, no round trip.
+        self._refused_at = float("-inf")
+        self._admitted_at = float("-inf")
 
-    def try_acquire(self) -> float:
-        """Take one unit now if the budget allows: 0.0; else the seconds until one frees (no sleep)."""
+    def try_acquire(self, lane: str = BACKGROUND) -> float:
+        """Take one unit now if `lane`'s share of the budget allows: 0.0; else the seconds until one
+        frees (no sleep)."""
+        try:  # outside the lock: a learned budget and the presence may ask Redis
+            requests = self.budget.requests()
+            if lane == INTERACTIVE:
+                self.presence.seen()
+            reserving = self.presence.recent()
+        except redis.exceptions.RedisError as exc:
+            raise RedisUnavailable(f"the rate limiter's Redis did not answer: {exc.__class__.__name__}") from exc
+        limit = lane_limit(requests, lane, reserving=reserving)
+        rate = PyrateRate(limit, self.budget.window_s * 1000 + self._margin_ms)
         try:
             with self._lock:
+                self.bucket.rates = [rate]
                 # The clock is read inside the lock: a timestamp taken before waiting for it would
                 # record the request earlier than it is sent (see the margin in the docstring).
                 now_ms = self._clock_ms()
@@ -120,26 +205,40 @@ class BudgetLimiter:
         except redis.exceptions.RedisError as exc:
             raise RedisUnavailable(f"the rate limiter's Redis did not answer: {exc.__class__.__name__}") from exc
         if decision.allowed:
+            self._admitted_at = time.monotonic()
             return 0.0
+        self._refused_at = time.monotonic()
+        self.budget.held_back()
         wait_ms = decision.retry_after_ms
         if wait_ms is None:  # cannot happen for weight 1; be safe: a whole window
             wait_ms = max(r.interval for r in self.bucket.rates)
         return max(wait_ms, 1) / 1000
 
-    def acquire(self, max_wait_s: float | None = None) -> float:
-        """Block until one unit of the budget is ours, for at most `max_wait_s` (default: the
-        limiter's); returns the seconds slept. Raises RateLimited(reason="local_budget") without
-        waiting when the budget frees later than that, RedisUnavailable when Redis does not answer."""
+    def spent(self) -> bool:
+        """Was this process's last put refused (the budget is spent for now)? A caller about to
+        send a half-filled request may as well keep filling it until this is False."""
+        return self._refused_at > self._admitted_at
+
+    def acquire(self, max_wait_s: float | None = None, lane: str = BACKGROUND) -> float:
+        """Block until one unit of `lane`'s share of the budget is ours, for at most `max_wait_s`
+        (default: the limiter's); returns the seconds slept. Raises RateLimited(source="budget")
+        without waiting when the budget frees later than that, RedisUnavailable when Redis does not
+        answer. A wait of LONG_WAIT_S or more is logged, parked or not."""
         budget_s = self.max_wait_s if max_wait_s is None else max_wait_s
         deadline = time.monotonic() + budget_s
         slept_s = 0.0
         while True:
-            wait_s = self.try_acquire()
+            wait_s = self.try_acquire(lane)
             if wait_s == 0.0:
+                if slept_s >= LONG_WAIT_S:
+                    logger.info("waited {:.1f}s for the fleet's rate budget ({} lane)", slept_s, lane)
                 return slept_s
             # Spread the wake-ups of threads waiting for the same free slot.
             wait_s += random.uniform(0, self._jitter_ms) / 1000
             if time.monotonic() + wait_s > deadline:
+                if slept_s + wait_s >= LONG_WAIT_S:
+                    logger.info("the fleet's rate budget is not free for {:.1f}s more after a wait of {:.1f}s: "
+                                "the job is parked", wait_s, slept_s)
                 raise RateLimited(wait_s, "local_budget", source=BUDGET)
             self._sleep(wait_s)
             slept_s += wait_s
@@ -150,7 +249,8 @@ def pyrate_rate(rate: Rate, margin_ms: int) -> PyrateRate:
 
 
 class RedisLimiter(BudgetLimiter):
-    """The fleet's budget for one client id, in the Redis sorted set at `key`."""
+    """The fleet's budget for one client id, in the Redis sorted set at `key`. `budget` says how
+    many requests a window holds (default: `rate`, fixed)."""
 
     def __init__(
         self,
@@ -158,6 +258,7 @@ class RedisLimiter(BudgetLimiter):
         key: str,
         rate: Rate,
         *,
+        budget: Budget | None = None,
         max_wait_s: float | None = None,
         margin_ms: int | None = None,
         clock_ms: Callable[[], int] | None = None,
@@ -169,9 +270,17 @@ class RedisLimiter(BudgetLimiter):
         super().__init__(
             bucket,
             clock_ms or bucket.now,
-            max_wait_s=rate.per_s + margin_ms / 1000 + 1 if max_wait_s is None else max_wait_s,
+            max_wait_s=default_max_wait_s(rate.per_s, margin_ms) if max_wait_s is None else max_wait_s,
+            budget=budget or FixedBudget(rate),
+            margin_ms=margin_ms,
+            presence=LanePresence(rate.per_s, client, key + ":interactive"),
             sleep=sleep,
         )
+
+
+def used_since(key: str) -> Callable[[redis.Redis, int], int]:
+    """Counts the admissions of the log at `key` since `since_ms` (for budget.py)."""
+    return lambda client, since_ms: int(client.zcount(key, since_ms, "+inf"))
 
 
 def _script_hash(client: redis.Redis) -> str:
@@ -192,6 +301,7 @@ class InMemoryLimiter(BudgetLimiter):
         self,
         rate: Rate,
         *,
+        budget: Budget | None = None,
         max_wait_s: float | None = None,
         margin_ms: int = 0,
         clock_ms: Callable[[], int] | None = None,
@@ -201,6 +311,8 @@ class InMemoryLimiter(BudgetLimiter):
         super().__init__(
             bucket,
             clock_ms or (lambda: time.monotonic_ns() // 1_000_000),
-            max_wait_s=rate.per_s + 1 if max_wait_s is None else max_wait_s,
+            max_wait_s=default_max_wait_s(rate.per_s, margin_ms) if max_wait_s is None else max_wait_s,
+            budget=budget or FixedBudget(rate),
+            margin_ms=margin_ms,
             sleep=sleep,
         )

@@ -22,6 +22,17 @@ import redis
 
 from pipeline.errors import PENALTY_BOX, RateLimited, RedisUnavailable
 
+QUOTA_EXCEEDED = "quota_exceeded"
+# A Retry-After this far beyond Spotify's 30 s window is a spent quota (a daily budget), not the rate.
+QUOTA_AFTER_S = 600.0
+
+
+def is_quota(limited: RateLimited) -> bool:
+    """Does this 429 say the quota is spent (QUOTA_EXCEEDED, or a Retry-After of more than ten
+    minutes) rather than that the fleet went too fast? A quota parks the fleet in the quota box (one
+    per developer account) and teaches the learned budget nothing."""
+    return limited.reason == QUOTA_EXCEEDED or limited.retry_after_s > QUOTA_AFTER_S
+
 # KEYS[1] = the box; ARGV[1] = retry-after in ms, ARGV[2] = reason.
 # Returns {deadline_ms, now_ms, reason}: the deadline in force after the call.
 _BLOCK = """

@@ -7,6 +7,8 @@
     client.get_audio_features(ids)    -> dict[id, AudioFeatures | None]   # batches of 100
     client.get_track(id)              -> Track                      # NotFound if none
     client.search(q, limit=10)        -> Page[Track]
+    client.interactive().search(q)    -> the same in the interactive lane: for a call someone waits on
+                                      (the budget's reserved share, a 2 s wait at most)
     user = client.for_user(user_id)                                 # the user's token, refreshed once
     user.me()                         -> SpotifyUser
     user.saved_tracks(offset, limit)  -> Page[SavedTrack]; user.next_page(page) follows `next` verbatim

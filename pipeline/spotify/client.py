@@ -9,6 +9,25 @@ exponential backoff, bounded in attempts and in total seconds (SPOTIFY_RETRY_BUD
 never slept on. A 401 gets one fresh token and one more try.
 
 Capabilities (pipeline/capabilities.py) decide which calls are made at all.
+
+Rate control (pipeline/ratecontrol/):
+- before every request the quota box (one per developer account) and the penalty box (one per
+  client id) are checked: RateLimited(source="penalty_box"), no request sent;
+- the fleet's budget (fixed or learned) is then waited for, bounded; RateLimited(source="budget")
+  when it frees too late;
+- a window 429 shuts the penalty box and teaches a learned budget the limit; a quota 429
+  (QUOTA_EXCEEDED, or a Retry-After of more than ten minutes) shuts the quota box instead and
+  leaves the learned rate alone;
+- a background call that is RateLimited takes a return slot in the fleet's line (pacer.py), so
+  its job is parked until a time the budget admits, not together with every other parked job.
+
+Two lanes share the budget. Background work (jobs) uses this client as it is. A call someone is
+waiting on (the API edge's search) goes through `client.interactive()`: a client whose calls take
+the share of the budget kept from background work, so they find a permit at once while a
+backfill holds the background lane at its limit, and wait for one at most
+INTERACTIVE_MAX_WAIT_S before RateLimited(source="budget"):
+
+    page = client.interactive().search("isrc:USRC17607839")
 """
 
 from __future__ import annotations
@@ -28,6 +47,7 @@ from loguru import logger
 from pipeline import metrics
 from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, POPULARITY, Capabilities
 from pipeline.errors import (
+    SPOTIFY,
     CapabilityForbidden,
     Forbidden,
     ForeignUrl,
@@ -38,6 +58,8 @@ from pipeline.errors import (
     RateLimited,
     Unauthorized,
 )
+from pipeline.ratecontrol.limiter import BACKGROUND, INTERACTIVE, lane_limit
+from pipeline.ratecontrol.penalty_box import is_quota
 from pipeline.spotify.http import bounded_retry, send
 from pipeline.spotify.ids import batches, normalize_track_id, normalize_track_ids
 from pipeline.spotify.models import AudioFeatures, Page, SavedTrack, SpotifyUser, Track
@@ -48,6 +70,7 @@ TRACKS_PER_REQUEST = 50
 AUDIO_FEATURES_PER_REQUEST = 100
 SAVED_TRACKS_PER_PAGE = 50
 USER_TOKEN_CACHE_SIZE = 4096  # users whose token source a process keeps (least recently used go)
+INTERACTIVE_MAX_WAIT_S = 2.0  # someone is waiting: a search that cannot have a permit by then gives up
 
 T = TypeVar("T")
 
@@ -58,13 +81,26 @@ class TokenSource(Protocol):
 
 
 class Limiter(Protocol):
-    def acquire(self, max_wait_s: float | None = None) -> float | None: ...
+    def acquire(self, max_wait_s: float | None = None, lane: str = BACKGROUND) -> float | None: ...
 
 
 class PenaltyBox(Protocol):
     def check(self) -> None: ...
     def block(self, retry_after_s: float, reason: str) -> float: ...
     def remaining_s(self) -> float: ...
+
+
+class Budget(Protocol):  # pipeline/ratecontrol/budget.py
+    learned: bool
+
+    @property
+    def window_s(self) -> int: ...
+    def requests(self) -> int: ...
+    def rate_limited(self) -> None: ...
+
+
+class Pacer(Protocol):
+    def slot(self, delay_s: float) -> tuple[float, float]: ...
 
 
 @dataclass(frozen=True)
@@ -103,11 +139,19 @@ class SpotifyClient:
         user_tokens: Callable[[str], TokenSource] | None = None,
         user_token_cache_size: int = USER_TOKEN_CACHE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
+        quota_box: PenaltyBox | None = None,
+        budget: Budget | None = None,
+        pacer: Pacer | None = None,
     ):
         self._http = http
         self._base = api_base_url.rstrip("/")
         self._limiter = limiter
         self._penalty = penalty_box
+        self._quota = quota_box
+        self._budget = budget
+        self._pacer = pacer
+        self._lane = BACKGROUND
+        self._max_wait_s: float | None = None  # the limiter's own
         self._tokens = tokens
         self.capabilities = capabilities
         self._retry_after_default_s = retry_after_default_s
@@ -138,6 +182,14 @@ class SpotifyClient:
         user_client._tokens = tokens
         return user_client
 
+    def interactive(self) -> SpotifyClient:
+        """The same client in the interactive lane: for a call someone is waiting on (a search of
+        the API edge). Its calls take the share of the budget kept from background work, wait for a
+        permit at most INTERACTIVE_MAX_WAIT_S, and are not put in the parked jobs' line."""
+        other = copy.copy(self)
+        other._lane, other._max_wait_s, other._pacer = INTERACTIVE, INTERACTIVE_MAX_WAIT_S, None
+        return other
+
     def with_access_token(self, access_token: str) -> SpotifyClient:
         """The same client acting with a given token (e.g. fresh from a code exchange)."""
         other = copy.copy(self)
@@ -145,8 +197,23 @@ class SpotifyClient:
         return other
 
     def held_off_s(self) -> float:
-        """Seconds until the fleet's penalty box opens for this client id (0.0: open)."""
-        return self._penalty.remaining_s()
+        """Seconds until the fleet may call again: its penalty box, or its developer account's spent
+        quota (0.0: both open)."""
+        quota_s = self._quota.remaining_s() if self._quota is not None else 0.0
+        return max(self._penalty.remaining_s(), quota_s)
+
+    def budget_spent(self) -> bool:
+        """Is the fleet's budget spent for now, as this process last saw it? (A request of fewer ids
+        than it may hold would wait for it anyway: the coalescer keeps filling it meanwhile.)"""
+        spent = getattr(self._limiter, "spent", None)
+        return bool(spent()) if spent is not None else False
+
+    def background_per_s(self) -> float | None:
+        """Requests a second background work may send now (the budget, fixed or learned, less the
+        interactive share); None without a budget to ask."""
+        if self._budget is None:
+            return None
+        return lane_limit(self._budget.requests(), BACKGROUND) / self._budget.window_s
 
     # --- tracks ---
 
@@ -264,7 +331,22 @@ class SpotifyClient:
             payload = self._with_fresh_token(endpoint, url, params, batch_size)
             return parse(payload) if parse else payload
 
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except RateLimited as limited:
+            self._take_turn(limited)
+            raise
+
+    def _take_turn(self, limited: RateLimited) -> None:
+        """A background call that may not go now: its job comes back in its turn of the fleet's line
+        at the budget's pace (pipeline/ratecontrol/pacer.py), not when every other parked job does.
+        A spent quota is not queued: it comes back when the quota does."""
+        if self._pacer is None or is_quota(limited):
+            return
+        slot_s, now_s = self._pacer.slot(limited.retry_after_s)
+        limited.retry_after_s, limited.blocked_until = slot_s - now_s, slot_s
+        limited.message = f"{limited.message}; back in {slot_s - now_s:.1f}s, in its turn at the budget's pace"
+        limited.args = (limited.message,)
 
     def _url(self, path_or_url: str) -> str:
         """A path under the API base URL, or a full URL (a page's `next`) that must be under it:
@@ -282,6 +364,8 @@ class SpotifyClient:
         return path_or_url
 
     def _with_fresh_token(self, endpoint: str, url: str, params: dict | None, batch_size: int | None) -> dict:
+        if self._quota is not None:
+            self._quota.check()
         self._penalty.check()
         token = self._token()
         try:
@@ -293,12 +377,12 @@ class SpotifyClient:
     def _token(self) -> str:
         try:
             return self._tokens.token()
-        except RateLimited as limited:  # the accounts service's 429 (app or user token)
-            self._hold_off(limited, "/api/token")
+        except RateLimited as limited:  # the accounts service's 429 (app or user token): not the API's rate
+            self._hold_off(limited, "/api/token", learn=False)
             raise
 
     def _send(self, endpoint: str, url: str, params: dict | None, batch_size: int | None, token: str) -> dict:
-        waited_s = self._limiter.acquire()
+        waited_s = self._limiter.acquire(self._max_wait_s, lane=self._lane)
         if waited_s:
             self._penalty.check()  # a peer may have met a 429 while we waited for the budget
         started = time.perf_counter()
@@ -321,10 +405,19 @@ class SpotifyClient:
             self._hold_off(limited, endpoint)
             raise
 
-    def _hold_off(self, limited: RateLimited, endpoint: str) -> None:
-        """A 429: every worker of this client id holds off until its deadline (the penalty box)."""
+    def _hold_off(self, limited: RateLimited, endpoint: str, *, learn: bool = True) -> None:
+        """A 429. A spent quota shuts the quota box of the developer account until it comes back; a
+        window 429 shuts the penalty box of the client id for its Retry-After and teaches a learned
+        budget the limit (`learn`: the API's 429s, not the accounts service's)."""
         metrics.RATE_LIMITED.labels(limited.reason).inc()
+        if is_quota(limited) and self._quota is not None:
+            limited.blocked_until = self._quota.block(limited.retry_after_s, limited.reason)
+            logger.warning("spotify answered 429: the quota is spent; every client id of the developer account "
+                           "holds off", endpoint=endpoint, reason=limited.reason, retry_after_s=limited.retry_after_s)
+            return
         limited.blocked_until = self._penalty.block(limited.retry_after_s, limited.reason)
+        if learn and self._budget is not None and self._budget.learned and limited.source == SPOTIFY:
+            self._budget.rate_limited()
         logger.warning("spotify answered 429: every worker of this client id holds off", endpoint=endpoint,
                        reason=limited.reason, retry_after_s=limited.retry_after_s)
 

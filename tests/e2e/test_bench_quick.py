@@ -35,6 +35,12 @@ FIGURES = [
     "enqueue backfill: producer peak RSS",
     "recovery after SIGKILL",  # 5
     "emulator GET /tracks?ids= (50 ids)",
+    "backfill finish, worst run",  # issue 16.5
+    "spotipy script, 1 process",
+    "spotipy script, 4 uncoordinated processes",
+    "limit halved: seconds to adapt",  # issue 16
+    "limit halved: 429s until adapted",
+    "search permit wait p95 (interactive lane)",  # issue 13.5
 ]
 
 
@@ -43,7 +49,7 @@ def test_quick_bench_prints_every_figure_and_writes_results(postgres_server_url,
     env = {**os.environ, "TEST_DATABASE_URL": postgres_server_url, "TEST_REDIS_URL": redis_url}
     env.pop("DATABASE_URL", None)
     run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--results", str(results)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     table = run.stdout

@@ -160,7 +160,8 @@ def test_status_prints_one_json_document(settings, clean_db):
     result = run(settings, "status", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert list(document) == ["queues", "jobs", "backfills", "penalty_box", "budget", "capabilities", "problems"]
+    assert list(document) == ["queues", "jobs", "backfills", "penalty_box", "budget", "quota", "capabilities",
+                              "problems"]
     assert {q["queue"]: q for q in document["queues"]}["tracks"] == {
         "queue": "tracks", "ready": 1, "delayed": 0, "in_flight": 0, "dead": 0}
     assert document["jobs"]["track_sync"] == {"pending": 1, "parked": 0, "running": 0, "completed": 0, "failed": 0}
@@ -168,7 +169,11 @@ def test_status_prints_one_json_document(settings, clean_db):
     assert backfill["id"] == job.backfill_id and backfill["total_jobs"] == 1 and backfill["finished_jobs"] == 0
     assert datetime.fromisoformat(backfill["created_at"]).tzinfo is not None
     assert document["penalty_box"] == {"client_id": settings.spotify_client_id, "blocked_for_s": 0.0, "reason": None}
-    assert document["budget"] == {"client_id": settings.spotify_client_id, "used": 0, "limit": "100/60s"}
+    assert document["budget"] == {"client_id": settings.spotify_client_id, "used": 0, "limit": "100/60s",
+                                  "requests": 100, "window_s": 60, "learned": False, "kept_in": None,
+                                  "limit_measured_at": None}
+    assert document["quota"] == {"developer_account": settings.spotify_client_id, "shut": False,
+                                 "blocked_for_s": 0.0, "reason": None, "until": None}
     assert document["capabilities"] == [] and document["problems"] == []
 
 

@@ -44,11 +44,22 @@ def test_a_rate_limit_parks_even_when_the_retries_are_used_up_and_for_a_day():
     assert decision.until == NOW + timedelta(days=1)
 
 
-def test_parked_jobs_come_back_spread_over_a_few_seconds_at_most():
+def test_a_parked_job_gets_only_a_little_jitter_the_return_line_spreads_them():
     decision = decide(RateLimited(120), retry_count=0, max_retries=5, now=NOW, rand=lambda: 1.0)
-    assert decision.delay_s == pytest.approx(125.0)
+    assert decision.delay_s == pytest.approx(120.25)
     decision = decide(RateLimited(10), retry_count=0, max_retries=5, now=NOW, rand=lambda: 1.0)
-    assert decision.delay_s == pytest.approx(11.0)
+    assert decision.delay_s == pytest.approx(10.1)
+
+
+def test_a_park_without_a_request_of_its_own_is_quiet_a_real_429_is_not():
+    def park(source: str) -> Park:
+        decision = decide(RateLimited(5, source=source), retry_count=0, max_retries=5, now=NOW, rand=no_jitter)
+        assert isinstance(decision, Park)
+        return decision
+
+    assert not park("spotify").quiet
+    assert park("penalty_box").quiet and park("budget").quiet
+    assert "no request sent" in park("penalty_box").message
 
 
 @pytest.mark.parametrize("error", [

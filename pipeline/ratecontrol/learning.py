@@ -1,0 +1,112 @@
+"""How the fleet learns its budget from Spotify's answers (SPOTIFY_RATE_LIMIT=auto). Pure: no I/O,
+no clock; pipeline/ratecontrol/budget.py keeps the state in Redis (and PostgreSQL) and calls these.
+
+Spotify never says its limit; it only answers 429 once its rolling 30 s window is full. So:
+- **Slow start.** Until a first window 429, the budget doubles after every window in which the fleet
+  used most of it, or was held back by it (no growth without demand: an idle fleet must not drift
+  to the ceiling).
+- **A window 429 measures the limit.** The fleet's own log holds every request admitted in the last
+  window, so at a 429 it holds about what Spotify counted: that count, less the requests Spotify
+  refused in the window, is the `ceiling`. The budget drops to `SAFE_SHARE` of it: just below the
+  limit in one step, not the halving of textbook AIMD, whose saw-tooth would average 75 %.
+- **Hold, then probe gently.** Below a known ceiling the budget stays put for `hold_windows`, then
+  creeps up by `PROBE_STEP` a window. A 429 at the same ceiling again doubles the hold (up to
+  `MAX_HOLD_WINDOWS`), so a steady limit costs one 429 every 10-20 minutes; a probe that passes the
+  old ceiling by `GREW` without a 429 means the limit grew: slow start again from there.
+- A 429 that came while the fleet sent less than `MEASURABLE` of its budget (another program on the
+  same client id, a 429 of Spotify's own) measures nothing: the budget halves, as in AIMD, which
+  does not slow what the fleet was sending, and the ceiling stays as it was.
+- One decrease per window: the 429s of the requests already in flight measure the same event, and
+  only sharpen the measure (each one refused is one fewer that Spotify counted).
+
+A quota 429 (QUOTA_EXCEEDED, or a Retry-After far beyond the window) says nothing about the rate and
+never reaches this module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+SAFE_SHARE = 0.95  # of the measured ceiling
+DEMAND = 0.8  # a window counts as busy when the fleet used this share of its budget
+SLOW_START_FACTOR = 2.0
+PROBE_STEP = 0.02  # of the budget per window, at least one request
+GREW = 1.1  # a probe this far past the old ceiling without a 429: the limit grew
+FIRST_HOLD_WINDOWS = 10
+MAX_HOLD_WINDOWS = 40
+MEASURABLE = 0.5  # a 429 measures the limit only when the fleet sent at least this share of its budget
+SAME_CEILING = 1.05  # a 429 at or below this share of the old ceiling found the same limit again
+
+
+@dataclass(frozen=True)
+class LearnedState:
+    """The fleet's learned budget for one client id. Times are ms on Redis's clock."""
+
+    budget: float  # requests per window the fleet may send now
+    ceiling: float | None = None  # requests in the window when the last window 429 came; None: none yet
+    hold_windows: int = 0  # how long the budget rests below the ceiling after a 429
+    hold_until_ms: int = 0  # no growth before this
+    stepped_at_ms: int = 0  # the start of the window being judged
+    decreased_at_ms: int = 0  # the last decrease (one a window)
+    version: int = 0  # one more at every change: PostgreSQL keeps the newest only
+
+    @property
+    def requests(self) -> int:
+        """The budget as a whole number of requests per window (at least one)."""
+        return max(1, math.floor(self.budget))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    start: int
+    maximum: int
+    window_ms: int
+
+
+def initial(bounds: Bounds, now_ms: int) -> LearnedState:
+    return LearnedState(budget=float(bounds.start), stepped_at_ms=now_ms)
+
+
+def after_window(state: LearnedState, used: int, now_ms: int, bounds: Bounds, *,
+                 held_back: bool = False) -> LearnedState | None:
+    """The state once a window has passed since `stepped_at_ms`, the fleet having sent `used`
+    requests since then (not "in the last window": a burst sent at the very start of the period
+    would have left that window by the time it is judged), `held_back` if a call had to wait for the
+    budget in that time; None while the window is still running."""
+    if now_ms - state.stepped_at_ms < bounds.window_ms:
+        return None
+    moved = replace(state, stepped_at_ms=now_ms, version=state.version + 1)
+    if (used < DEMAND * state.requests and not held_back) or now_ms < state.hold_until_ms:
+        return moved
+    if state.ceiling is None:
+        budget = state.budget * SLOW_START_FACTOR
+    else:
+        budget = state.budget + max(1.0, state.budget * PROBE_STEP)
+        if budget > state.ceiling * GREW:  # the old ceiling is passed without a 429: the limit grew
+            moved = replace(moved, ceiling=None, hold_windows=0)
+    return replace(moved, budget=min(float(bounds.maximum), budget))
+
+
+def after_rate_limit(state: LearnedState, counted: int, now_ms: int, bounds: Bounds) -> LearnedState | None:
+    """The state after a window 429, `counted` being the requests of the fleet's last window that
+    Spotify let through (admitted by us, less those it refused); None when nothing changes."""
+    ceiling = float(max(1, counted))
+    if state.decreased_at_ms and now_ms - state.decreased_at_ms < bounds.window_ms:
+        # The same event: a later 429 of it can only sharpen the measure, never count twice.
+        if state.ceiling is None or ceiling >= state.ceiling:
+            return None
+        return replace(state, ceiling=ceiling, budget=max(1.0, min(state.budget, ceiling * SAFE_SHARE)),
+                       version=state.version + 1)
+    # In slow start the budget may have doubled past twice the limit since the fleet last filled it:
+    # measure against what it had filled, not against the new budget.
+    filled = state.requests / (SLOW_START_FACTOR if state.ceiling is None else 1.0)
+    if counted < MEASURABLE * filled:
+        return replace(state, budget=max(1.0, state.budget / 2), stepped_at_ms=now_ms, decreased_at_ms=now_ms,
+                       hold_until_ms=now_ms + bounds.window_ms, version=state.version + 1)
+    same_limit = state.ceiling is not None and ceiling <= state.ceiling * SAME_CEILING
+    hold = min(MAX_HOLD_WINDOWS, state.hold_windows * 2) if same_limit else FIRST_HOLD_WINDOWS
+    return replace(
+        state, budget=max(1.0, min(state.budget, ceiling) * SAFE_SHARE), ceiling=ceiling, hold_windows=hold,
+        hold_until_ms=now_ms + hold * bounds.window_ms, stepped_at_ms=now_ms, decreased_at_ms=now_ms,
+        version=state.version + 1)

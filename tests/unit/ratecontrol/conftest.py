@@ -1,0 +1,1 @@
+from tests.unit.spotify.conftest import fakes  # noqa: F401 - the client wired to fakes

@@ -1,0 +1,131 @@
+"""The learned budget's policy (pipeline/ratecontrol/learning.py), run against a simulated Spotify:
+a rolling 30 s window admitting `limit` calls, a fleet that always has work, one step a second."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from pipeline.ratecontrol.learning import Bounds, after_rate_limit, after_window, initial
+
+WINDOW_MS = 30_000
+
+
+@dataclass
+class Simulation:
+    limit: int
+    bounds: Bounds = field(default_factory=lambda: Bounds(50, 3000, WINDOW_MS))
+    now_ms: int = 1_000_000
+    ours: deque = field(default_factory=deque)  # what our limiter admitted (its log)
+    theirs: deque = field(default_factory=deque)  # what Spotify counted
+    blocked_until_ms: int = 0
+    rate_limited_at: list[int] = field(default_factory=list)
+    admitted_at: list[int] = field(default_factory=list)
+    held_back_at: int = 0
+
+    def __post_init__(self) -> None:
+        self.state = initial(self.bounds, self.now_ms)
+
+    def second(self, demand: int = 10_000) -> None:
+        """One second of a fleet that always has work: as many calls as our budget lets through."""
+        self.now_ms += 1000
+        for log in (self.ours, self.theirs):
+            while log and log[0] <= self.now_ms - WINDOW_MS:
+                log.popleft()
+        since_step = sum(1 for t in self.ours if t >= self.state.stepped_at_ms)
+        self.state = after_window(self.state, since_step, self.now_ms, self.bounds,
+                                  held_back=self.held_back_at >= self.state.stepped_at_ms) or self.state
+        if self.now_ms < self.blocked_until_ms:
+            return  # the penalty box is shut
+        if demand > self.state.requests - len(self.ours):
+            self.held_back_at = self.now_ms
+        for _ in range(min(demand, self.state.requests - len(self.ours))):
+            self.ours.append(self.now_ms)
+            if len(self.theirs) >= self.limit:  # a window 429: Retry-After until Spotify's window frees
+                self.rate_limited_at.append(self.now_ms)
+                self.blocked_until_ms = self.theirs[0] + WINDOW_MS
+                self.state = after_rate_limit(self.state, len(self.ours) - 1, self.now_ms, self.bounds) or self.state
+                return
+            self.theirs.append(self.now_ms)
+            self.admitted_at.append(self.now_ms)
+
+    def run(self, seconds: int, demand: int = 10_000) -> None:
+        for _ in range(seconds):
+            self.second(demand)
+
+    def admitted_since(self, start_ms: int) -> int:
+        return sum(1 for t in self.admitted_at if t > start_ms)
+
+    def limited_since(self, start_ms: int) -> int:
+        return sum(1 for t in self.rate_limited_at if t > start_ms)
+
+
+def test_the_budget_converges_just_below_the_limit_within_five_minutes_and_stays_there():
+    for limit in (60, 180, 600):
+        sim = Simulation(limit)
+        sim.run(300)
+        assert 0.9 * limit <= sim.state.requests <= limit, (limit, sim.state)
+        converged = sim.now_ms
+        sim.run(1200)  # twenty minutes more
+        achieved_per_window = sim.admitted_since(converged) / (1200 / 30)
+        assert achieved_per_window >= 0.9 * limit, (limit, achieved_per_window)
+        assert sim.limited_since(converged) <= 2, (limit, sim.rate_limited_at)  # at most one per 10 minutes
+
+
+def test_a_limit_that_grows_is_found_again():
+    sim = Simulation(180)
+    sim.run(600)
+    sim.limit = 600
+    sim.run(900)
+    assert sim.state.requests >= 0.9 * 600, sim.state
+
+
+def test_a_limit_that_halves_is_followed_within_a_window_of_the_first_429():
+    sim = Simulation(600)
+    sim.run(600)
+    sim.limit = 300
+    halved = sim.now_ms
+    sim.run(120)
+    assert 0.9 * 300 <= sim.state.requests <= 300, sim.state
+    assert sim.limited_since(halved) <= 2
+
+
+def test_an_idle_fleet_does_not_grow_its_budget():
+    sim = Simulation(600)
+    sim.run(600, demand=0)
+    assert sim.state.requests == 50
+
+
+def test_one_decrease_per_window_the_other_429s_of_the_event_only_sharpen_it():
+    bounds = Bounds(400, 3000, WINDOW_MS)
+    state = after_rate_limit(initial(bounds, 0), 200, 10_000, bounds)
+    assert state is not None and state.ceiling == 200 and state.requests == 190 and state.hold_windows == 10
+    assert after_rate_limit(state, 205, 11_000, bounds) is None  # the same event, no lower
+    sharper = after_rate_limit(state, 196, 12_000, bounds)  # four more of the window were refused
+    assert sharper is not None and sharper.ceiling == 196 and sharper.requests == 186 and sharper.hold_windows == 10
+    again = after_rate_limit(sharper, 196, 41_000, bounds)  # the next window: the same limit found again
+    assert again is not None and again.hold_windows == 20
+
+
+def test_a_429_never_raises_the_budget():
+    bounds = Bounds(50, 3000, WINDOW_MS)
+    state = after_rate_limit(initial(bounds, 0), 200, 10_000, bounds)
+    assert state is not None and state.requests == 47
+
+
+def test_a_slow_start_that_doubled_past_twice_the_limit_still_measures_it():
+    bounds = Bounds(5, 3000, 3000)
+    state = after_rate_limit(initial(bounds, 0).__class__(budget=80.0), 30, 10_000, bounds)
+    assert state is not None and state.ceiling == 30 and state.requests == 28
+
+
+def test_a_429_while_the_fleet_sent_little_measures_nothing_and_only_halves_the_budget():
+    bounds = Bounds(400, 3000, WINDOW_MS)
+    state = after_rate_limit(initial(bounds, 0), 3, 10_000, bounds)
+    assert state is not None and state.requests == 200 and state.ceiling is None
+
+
+def test_the_budget_never_grows_past_its_maximum():
+    sim = Simulation(100_000, bounds=Bounds(50, 400, WINDOW_MS))
+    sim.run(600)
+    assert sim.state.requests == 400
