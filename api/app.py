@@ -95,7 +95,8 @@ def _lazy_spotify(settings: Settings, engine: Engine):
             from pipeline.wiring import build_client
             from shared.redis_conn import connect
 
-            made.append(build_client(interactive, connect(interactive), engine))
+            # The interactive lane: a search does not queue behind a backfill that fills the budget.
+            made.append(build_client(interactive, connect(interactive), engine).interactive())
         return made[0]
 
     return client
