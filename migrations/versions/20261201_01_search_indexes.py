@@ -1,6 +1,8 @@
 """search: the fold functions (unaccent + lower + punctuation, mirroring pipeline/search/normalize.py)
-and three indexes over songs' title, artist and album (btree, tsvector, pg_trgm), built
-CONCURRENTLY (no long lock, no table rewrite: expression indexes, no stored generated column)
+and the search's own table song_search (each song's folded title, artist, album, document and
+tsvector, and its popularity), kept in step by a trigger on songs, filled in short batches, and
+indexed CONCURRENTLY (tsvector GIN, pg_trgm GIN, title btree, popularity btree). songs gets no
+column, no rewrite and no long lock.
 
 Revision ID: 20261201_01
 Revises: 20261122_04
@@ -58,14 +60,71 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$
 """
 
-TRGM_INDEX = "idx_songs_search_trgm"  # substrings and typos (pg_trgm), lossy: rows are rechecked
-WORDS_INDEX = "idx_songs_search_words"  # whole words and word prefixes (tsvector), exact: no recheck
-TITLE_INDEX = "idx_songs_search_title"  # the folded title's prefix (someone typing), exact titles
+# The search's own table: one row per song, its folded text and tsvector stored once (computing
+# the document means two unaccent calls, per row and per recheck, the cost that made a broad
+# search take seconds), beside the popularity the results are ordered by. A trigger on songs keeps
+# it in step; songs itself gets no column and no rewrite. pipeline/store/search.py queries it.
+TABLE = """
+CREATE TABLE IF NOT EXISTS song_search (
+    song_id text PRIMARY KEY REFERENCES songs (id) ON DELETE CASCADE ON UPDATE CASCADE,
+    title text NOT NULL,
+    artist text NOT NULL,
+    album text NOT NULL,
+    doc text NOT NULL,
+    words tsvector NOT NULL,
+    popularity integer
+)
+"""
+# One definition of a song_search row, from songs rows `r` of a {source} (NEW in the trigger, a
+# batch of songs in the backfill).
+_COLUMNS = ("song_id", "title", "artist", "album", "doc", "words", "popularity")
+_ROWS = (
+    f"INSERT INTO song_search ({', '.join(_COLUMNS)}) "
+    "SELECT r.id, spotify_search_fold(r.title), spotify_search_fold(r.artist), coalesce(spotify_search_fold(r.album), ''), "
+    "d.doc, to_tsvector('simple'::regconfig, d.doc), r.\"spotifyPopularity\" "
+    "FROM {source} CROSS JOIN LATERAL (SELECT spotify_search_doc(r.title, r.artist, r.album) AS doc) AS d "
+)
+# A popularity refresh (the most frequent write) updates only the popularity. While the backfill
+# runs the row may not be there yet: then the whole row is written; the backfill's ON CONFLICT DO
+# NOTHING keeps whatever a concurrent writer wrote, which is newer than the backfill's snapshot.
+SYNC = f"""
+CREATE OR REPLACE FUNCTION song_search_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND (NEW.title, NEW.artist, NEW.album) IS NOT DISTINCT FROM (OLD.title, OLD.artist, OLD.album)
+  THEN
+    UPDATE song_search SET popularity = NEW."spotifyPopularity" WHERE song_id = NEW.id;
+    IF FOUND THEN RETURN NULL; END IF;
+  END IF;
+  {_ROWS.format(source="(SELECT NEW.*) AS r")}
+  ON CONFLICT (song_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[1:])};
+  RETURN NULL;
+END $$
+"""
+TRIGGER = """
+CREATE OR REPLACE TRIGGER song_search_sync AFTER INSERT OR UPDATE OF title, artist, album, "spotifyPopularity"
+ON songs FOR EACH ROW EXECUTE FUNCTION song_search_sync()
+"""
+BACKFILL_BATCH = 20_000  # songs a transaction: short ones, no long lock on anything
+# One batch after the id :after; answers the batch's last id (NULL: no songs left).
+BACKFILL = f"""
+WITH batch AS (SELECT * FROM songs WHERE id > :after ORDER BY id LIMIT {BACKFILL_BATCH}),
+     written AS ({_ROWS.format(source="batch AS r")} ON CONFLICT (song_id) DO NOTHING RETURNING 1)
+SELECT (SELECT max(id) FROM batch) FROM (SELECT count(*) FROM written) AS w
+"""
+
+WORDS_INDEX = "idx_song_search_words"  # whole words and word prefixes (tsvector): exact, no recheck
+TRGM_INDEX = "idx_song_search_trgm"  # substrings and typos (pg_trgm), lossy: rows are rechecked (cheaply: doc is stored)
+TITLE_INDEX = "idx_song_search_title"  # the folded title's prefix (someone typing), exact titles
+POPULARITY_INDEX = "idx_song_search_popularity"  # a broad word's most popular matches, without sorting them all
 INDEXES = {
-    TITLE_INDEX: "USING btree (spotify_search_fold(title) text_pattern_ops)",
-    TRGM_INDEX: "USING gin (spotify_search_doc(title, artist, album) gin_trgm_ops)",
-    WORDS_INDEX: "USING gin (to_tsvector('simple'::regconfig, spotify_search_doc(title, artist, album)))",
+    WORDS_INDEX: "USING gin (words)",
+    TRGM_INDEX: "USING gin (doc gin_trgm_ops)",
+    TITLE_INDEX: "USING btree (title text_pattern_ops)",
+    POPULARITY_INDEX: "USING btree (popularity DESC NULLS LAST)",
 }
+# The expression indexes on songs of this revision's first version (recomputing the document on
+# every recheck): dropped where a database still has them.
+OLD_INDEXES = ("idx_songs_search_trgm", "idx_songs_search_words", "idx_songs_search_title")
 
 
 def upgrade() -> None:
@@ -82,17 +141,34 @@ def upgrade() -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public")
     op.execute(FOLD)
     op.execute(DOC)
+    op.execute(TABLE)
+    op.execute(SYNC)
+    op.execute(TRIGGER)  # from its commit on, every write to songs reaches song_search
     with op.get_context().autocommit_block():
+        _backfill()
         for name, definition in INDEXES.items():
             # A build interrupted before (CONCURRENTLY leaves an INVALID index behind) is redone.
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-            op.execute(f"CREATE INDEX CONCURRENTLY {name} ON songs {definition}")
+            op.execute(f"CREATE INDEX CONCURRENTLY {name} ON song_search {definition}")
+        for name in OLD_INDEXES:
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        op.execute("ANALYZE song_search")  # the planner needs the words' frequencies at once
+
+
+def _backfill() -> None:
+    """Every song already there, BACKFILL_BATCH at a time in id order, a transaction each."""
+    after: str | None = ""
+    while after is not None:
+        after = op.get_bind().execute(sa.text(BACKFILL), {"after": after}).scalar()
 
 
 def downgrade() -> None:
     with op.get_context().autocommit_block():
-        for name in INDEXES:
+        for name in OLD_INDEXES:
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    op.execute("DROP TRIGGER IF EXISTS song_search_sync ON songs")
+    op.execute("DROP TABLE IF EXISTS song_search")
+    op.execute("DROP FUNCTION IF EXISTS song_search_sync()")
     op.execute("DROP FUNCTION IF EXISTS spotify_search_doc(text, text, text)")
     op.execute("DROP FUNCTION IF EXISTS spotify_search_fold(text)")
     # The extensions stay: other objects (or other applications) may use them.

@@ -1,11 +1,14 @@
 """All of search's SQL: local matches ranked in PostgreSQL, one song by its Spotify id, and the
 readiness probe. The rules it applies are pipeline/search's (fold, tiers, thresholds); this
-module only says them in SQL over the index of migration 20261201_01:
-
-    GIN (spotify_search_doc(title, artist, album) gin_trgm_ops)
+module only says them in SQL over migration 20261201_01's table song_search (`x`: each song's
+folded title, artist, album, document `doc`, tsvector `words` and popularity, kept in step with
+songs by a trigger) and its indexes: GIN (words), GIN (doc gin_trgm_ops), btree (title
+text_pattern_ops), btree (popularity DESC NULLS LAST). Nothing is folded per row at query time;
+songs is read only for the page's rows.
 
 Every value reaches PostgreSQL as a bound parameter; folded terms hold no LIKE wildcard (% and _
-are separators, normalize.SEPARATORS), so they are safe inside a LIKE pattern as they are.
+are separators, normalize.SEPARATORS) nor quote, so they are safe inside a LIKE pattern and a
+tsquery as they are.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from pipeline.search.query import Query
 from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD, fuzzy_threshold
 from pipeline.store.db import autocommit, transaction
 
-DOC = "spotify_search_doc(s.title, s.artist, s.album)"
-FOLDED_TITLE = "spotify_search_fold(s.title)"
-FOLDED_ARTIST = "spotify_search_fold(s.artist)"
+DOC = "x.doc"
+FOLDED_TITLE = "x.title"
+FOLDED_ARTIST = "x.artist"
 
 # Every column of the songs contract, as the API returns it.
 SONG_COLUMNS = (
@@ -39,7 +42,7 @@ _SELECTED = ", ".join(f's."{c}"' for c in SONG_COLUMNS)
 
 
 class SearchUnavailable(StoreError):
-    """The database lacks the search functions (no pg_trgm/unaccent when it was migrated)."""
+    """The database lacks the search table and functions (no pg_trgm/unaccent when it was migrated)."""
 
 
 @contextmanager
@@ -47,7 +50,7 @@ def _search_functions_present() -> Iterator[None]:
     try:
         yield
     except StoreError as exc:
-        if "spotify_search_" in exc.message and "does not exist" in exc.message:
+        if ("spotify_search_" in exc.message or "song_search" in exc.message) and "does not exist" in exc.message:
             raise SearchUnavailable("search is not set up in this database: it needs PostgreSQL's pg_trgm and "
                                     "unaccent extensions, then the search migration (20261201_01) again") from exc
         raise
@@ -119,9 +122,13 @@ CANDIDATES = 300
 # total_local counts at most this many (pages end at offset 1000 anyway): counting every match
 # of a broad query would visit each of its rows.
 MAX_COUNTED = 1050
-TSQUERY = ("to_tsquery('simple', (SELECT string_agg(quote_literal(t) || ':*', ' & ') "
-           "FROM unnest(CAST(:terms AS text[])) AS t))")
-WORDS_MATCH = f"to_tsvector('simple'::regconfig, {DOC}) @@ {TSQUERY}"
+WORDS_MATCH = "x.words @@ to_tsquery('simple', :tsquery)"
+BY_POPULARITY = "x.popularity DESC NULLS LAST"
+# Per transaction: how close a typo must be for `<%` (pg_trgm's default is 0.6), and a plan made
+# for these values every time: psycopg prepares a statement sent 5 times, and a generic plan
+# cannot know whether a word is in 30% of the songs or in 3 of them.
+SETTINGS = ("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true), "
+            "set_config('plan_cache_mode', 'force_custom_plan', true)")
 
 
 def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Found:
@@ -133,51 +140,71 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
     `total` counts the word matches up to MAX_COUNTED (with fuzzy ones: the candidates ranked)."""
     params: dict[str, Any] = {"limit": limit, "offset": offset, "threshold": str(FUZZY_THRESHOLD),
                               "cap": max(CANDIDATES, offset + limit), "count_cap": MAX_COUNTED,
-                              "terms": _terms(query)}
+                              "tsquery": tsquery(_terms(query))}
     extra = " AND ".join(_extra_conditions(query, params)) or "true"
-    sets = [f"""(SELECT s.id FROM songs s WHERE {WORDS_MATCH} AND {extra}
-                 ORDER BY s."spotifyPopularity" DESC NULLS LAST LIMIT :cap)"""]
+    sets = {"by_words": f"""SELECT x.song_id FROM song_search x WHERE {WORDS_MATCH} AND {extra}
+                            ORDER BY {BY_POPULARITY} LIMIT :cap"""}
     if query.text:
         params["title_prefix"] = query.text + "%"
-        sets.append(f"""(SELECT s.id FROM songs s WHERE {FOLDED_TITLE} LIKE :title_prefix AND {extra}
-                         ORDER BY s."spotifyPopularity" DESC NULLS LAST LIMIT :cap)""")
+        sets["by_title"] = f"""SELECT x.song_id FROM song_search x WHERE {FOLDED_TITLE} LIKE :title_prefix AND {extra}
+                               ORDER BY {BY_POPULARITY} LIMIT :cap"""
+    # Counting up to MAX_COUNTED only when the word set filled up: otherwise it is the count.
+    count = f"""CASE WHEN (SELECT count(*) FROM by_words) < :cap THEN (SELECT count(*) FROM by_words)
+                ELSE (SELECT count(*) FROM (SELECT FROM song_search x WHERE {WORDS_MATCH} AND {extra}
+                                            LIMIT :count_cap) AS c) END"""
     with _search_functions_present(), transaction(engine) as conn:
-        # Only for this transaction: how close a typo must be for `<%` (pg_trgm's default is 0.6).
-        conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true)"), params)
-        total = int(conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM songs s WHERE {WORDS_MATCH} AND {extra} "
-                                      "LIMIT :count_cap) AS c"), params).scalar_one())
-        rows = _ranked(conn, query, sets, params) if total else []  # no word match: straight to fuzzy
+        conn.execute(text(SETTINGS), params)
+        rows = _ranked(conn, query, sets, params, count)
+        total = rows[0]["total"] if rows else 0
+        rows = [r for r in rows if r["id"] is not None]
         if len(rows) < limit:
-            # One similarity of the whole text to the document: a recheck computes the document
-            # once (a condition per word computed it once per word, 6 times for 3 words).
             params["text"] = query.text
             if query.text:
-                conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :fuzzy, true)"),
-                             {"fuzzy": str(fuzzy_threshold(query.text))})
-                sets.append(f"""(SELECT s.id FROM songs s WHERE :text <% {DOC} AND {extra}
-                                 ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :cap)""")
+                # One similarity of the whole text to the document: one trigram-index scan.
+                params["threshold"] = str(fuzzy_threshold(query.text))
+                conn.execute(text(SETTINGS), params)
+                sets["by_typo"] = f"""SELECT x.song_id FROM song_search x WHERE :text <% {DOC} AND {extra}
+                                      ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :cap"""
             else:
-                sets.append(f"(SELECT s.id FROM songs s WHERE {' AND '.join(_conditions(query, params))} LIMIT :cap)")
-            rows = _ranked(conn, query, sets, params)
+                sets["by_typo"] = (f"SELECT x.song_id FROM song_search x "
+                                   f"WHERE {' AND '.join(_conditions(query, params))} LIMIT :cap")
+            rows = [r for r in _ranked(conn, query, sets, params, "NULL") if r["id"] is not None]
             total = max(total, rows[0]["candidates"] if rows else 0)
-    return Found([song_json({k: v for k, v in row.items() if k != "candidates"}) for row in rows], total)
+    return Found([song_json({k: v for k, v in row.items() if k not in ("candidates", "total")}) for row in rows],
+                 total)
 
 
-def _ranked(conn: Connection, query: Query, sets: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The page of these candidate sets, ranked by tier, then popularity."""
+def _ranked(conn: Connection, query: Query, sets: dict[str, str], params: dict[str, Any],
+            count: str) -> list[dict[str, Any]]:
+    """The page of these candidate sets, ranked by tier, then popularity; each row also says
+    how many candidates there were and `count` (SQL over the sets). A page past the end is one
+    row of NULL songs columns: `count` is still answered."""
     tier = tier_sql(query, params)
     similarity = f"word_similarity(:text, {DOC})" if query.text else "0"
+    named = ",\n".join(f"{name} AS MATERIALIZED ({sql})" for name, sql in sets.items())
     statement = text(f"""
-        WITH candidates AS ({" UNION ".join(sets)})
-        SELECT {_SELECTED}, m.tier, count(*) OVER () AS candidates
-        FROM songs s JOIN candidates c ON c.id = s.id
-        CROSS JOIN LATERAL (SELECT {tier} AS tier) m
-        ORDER BY m.tier,
-                 CASE WHEN m.tier = {FUZZY} THEN -round(({similarity})::numeric, 1) END,
-                 s."spotifyPopularity" DESC NULLS LAST, s.title, s.id
-        LIMIT :limit OFFSET :offset
+        WITH {named},
+        candidates AS ({" UNION ".join(f"SELECT song_id FROM {name}" for name in sets)}),
+        page AS (
+            SELECT x.song_id, m.tier, count(*) OVER () AS candidates,
+                   row_number() OVER (ORDER BY m.tier,
+                       CASE WHEN m.tier = {FUZZY} THEN -round(({similarity})::numeric, 1) END,
+                       {BY_POPULARITY}, x.title, x.song_id) AS n
+            FROM song_search x JOIN candidates c ON c.song_id = x.song_id
+            CROSS JOIN LATERAL (SELECT {tier} AS tier) m
+            ORDER BY n LIMIT :limit OFFSET :offset)
+        SELECT {_SELECTED}, page.tier, page.candidates, counted.total
+        FROM (SELECT {count} AS total) AS counted
+        LEFT JOIN page ON true LEFT JOIN songs s ON s.id = page.song_id
+        ORDER BY page.n
     """)
     return [dict(r._mapping) for r in conn.execute(statement, params)]
+
+
+def tsquery(terms: list[str]) -> str:
+    """The tsquery text matching documents where every term starts a word (folded terms hold
+    no quote; one is doubled all the same, as tsquery quoting wants)."""
+    return " & ".join("'" + t.replace("'", "''") + "':*" for t in terms)
 
 
 def _terms(query: Query) -> list[str]:
@@ -201,7 +228,7 @@ def _extra_conditions(query: Query, params: dict[str, Any]) -> list[str]:
 
 
 def _field_condition(column: str, name: str) -> str:
-    folded = f"spotify_search_fold(s.{column})"
+    folded = f"x.{column}"  # song_search holds each column folded
     return (f"({folded} LIKE '%' || :{name} || '%' OR :{name} <% {folded} "
             f"OR replace({folded}, ' ', '') LIKE '%' || :{name}_squeezed || '%')")
 
