@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, text
 
 from pipeline.errors import StoreError
 from pipeline.search.query import Query
-from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD, fuzzy_threshold
+from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD, anchor_word, fuzzy_threshold
 from pipeline.store.db import autocommit, transaction
 
 DOC = "x.doc"
@@ -116,15 +116,16 @@ def tier_sql(query: Query, params: dict[str, Any]) -> str:
             f"WHEN {' AND '.join(words) or 'true'} THEN 2 ELSE {FUZZY} END")
 
 
-# Rows ranked per candidate set: a broad query ("love") ranks its most popular matches of each
-# set, not all of them. Paging deeper than this widens the sets.
-CANDIDATES = 300
+# Fuzzy rows ranked at most: they are ordered by a rounded similarity, then popularity, so the
+# most similar few are not enough.
+FUZZY_CANDIDATES = 300
 # total_local counts at most this many (pages end at offset 1000 anyway): counting every match
 # of a broad query would visit each of its rows.
 MAX_COUNTED = 1050
 WORDS_MATCH = "x.words @@ to_tsquery('simple', :tsquery)"
-BY_POPULARITY = "x.popularity DESC NULLS LAST"
-# Per transaction: how close a typo must be for `<%` (pg_trgm's default is 0.6), and a plan made
+# Ties by popularity: every set and the page order alike, so a set's cut agrees with the page's.
+BY_POPULARITY = "x.popularity DESC NULLS LAST, x.title, x.song_id"
+# Per transaction: how close a word must be for `<%` (pg_trgm's default is 0.6), and a plan made
 # for these values every time: psycopg prepares a statement sent 5 times, and a generic plan
 # cannot know whether a word is in 30% of the songs or in 3 of them.
 SETTINGS = ("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true), "
@@ -134,67 +135,94 @@ SETTINGS = ("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, 
 def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Found:
     """Songs matching the query, best first (ranking.py's tiers, then popularity), one page.
 
-    Candidates come from the exact indexes first (every term starting a word: tsvector; the
-    title starting with the query: btree), the most popular of each. Only when they fall short
-    of the page are the fuzzy ones (substrings, typos: pg_trgm) added. Then the tiers rank them.
-    `total` counts the word matches up to MAX_COUNTED (with fuzzy ones: the candidates ranked)."""
-    params: dict[str, Any] = {"limit": limit, "offset": offset, "threshold": str(FUZZY_THRESHOLD),
-                              "cap": max(CANDIDATES, offset + limit), "count_cap": MAX_COUNTED,
-                              "tsquery": tsquery(_terms(query))}
+    One statement. Each exact set (every term starting a word: tsvector; the title being, or
+    starting with, the query: btree) brings its offset + limit most popular rows: enough for the
+    page, since within a set a row is passed only by rows of its tier or better. Only when they
+    fall short of the page are fuzzy ones (substrings, typos: pg_trgm) added. Then the tiers rank
+    them. `total` counts the word matches up to MAX_COUNTED (with fuzzy ones: the candidates)."""
+    wanted = offset + limit
+    params: dict[str, Any] = {"limit": limit, "offset": offset, "wanted": wanted, "threshold": str(FUZZY_THRESHOLD),
+                              "fuzzy_cap": max(FUZZY_CANDIDATES, wanted), "count_cap": MAX_COUNTED,
+                              "tsquery": tsquery(_terms(query)), "text": query.text}
     extra = " AND ".join(_extra_conditions(query, params)) or "true"
-    sets = {"by_words": f"""SELECT x.song_id FROM song_search x WHERE {WORDS_MATCH} AND {extra}
-                            ORDER BY {BY_POPULARITY} LIMIT :cap"""}
+    exact = {"by_words": f"""SELECT x.song_id FROM song_search x WHERE {WORDS_MATCH} AND {extra}
+                             ORDER BY {BY_POPULARITY} LIMIT :wanted"""}
     if query.text:
         params["title_prefix"] = query.text + "%"
-        sets["by_title"] = f"""SELECT x.song_id FROM song_search x WHERE {FOLDED_TITLE} LIKE :title_prefix AND {extra}
-                               ORDER BY {BY_POPULARITY} LIMIT :cap"""
+        exact["by_title"] = f"""SELECT x.song_id FROM song_search x WHERE {FOLDED_TITLE} = :text AND {extra}
+                                ORDER BY {BY_POPULARITY} LIMIT :wanted"""
+        exact["by_title_prefix"] = f"""SELECT x.song_id FROM song_search x
+                                       WHERE {FOLDED_TITLE} LIKE :title_prefix AND {extra}
+                                       ORDER BY {BY_POPULARITY} LIMIT :wanted"""
     # Counting up to MAX_COUNTED only when the word set filled up: otherwise it is the count.
-    count = f"""CASE WHEN (SELECT count(*) FROM by_words) < :cap THEN (SELECT count(*) FROM by_words)
+    count = f"""CASE WHEN (SELECT count(*) FROM by_words) < :wanted THEN (SELECT count(*) FROM by_words)
                 ELSE (SELECT count(*) FROM (SELECT FROM song_search x WHERE {WORDS_MATCH} AND {extra}
                                             LIMIT :count_cap) AS c) END"""
     with _search_functions_present(), transaction(engine) as conn:
         conn.execute(text(SETTINGS), params)
-        rows = _ranked(conn, query, sets, params, count)
-        total = rows[0]["total"] if rows else 0
-        rows = [r for r in rows if r["id"] is not None]
-        if len(rows) < limit:
-            params["text"] = query.text
-            if query.text:
-                # One similarity of the whole text to the document: one trigram-index scan.
-                params["threshold"] = str(fuzzy_threshold(query.text))
-                conn.execute(text(SETTINGS), params)
-                sets["by_typo"] = f"""SELECT x.song_id FROM song_search x WHERE :text <% {DOC} AND {extra}
-                                      ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :cap"""
-            else:
-                sets["by_typo"] = (f"SELECT x.song_id FROM song_search x "
-                                   f"WHERE {' AND '.join(_conditions(query, params))} LIMIT :cap")
-            rows = [r for r in _ranked(conn, query, sets, params, "NULL") if r["id"] is not None]
-            total = max(total, rows[0]["candidates"] if rows else 0)
-    return Found([song_json({k: v for k, v in row.items() if k not in ("candidates", "total")}) for row in rows],
-                 total)
+        rows = _ranked(conn, query, exact, _fuzzy_sets(query, params, extra), params, count)
+    total = rows[0]["total"] if rows else 0
+    if rows and rows[0]["exact_candidates"] < wanted:  # the fuzzy sets ran: their rows count too
+        total = max(total, rows[0]["candidates"] or 0)
+    hidden = ("candidates", "exact_candidates", "total")
+    return Found([song_json({k: v for k, v in row.items() if k not in hidden}) for row in rows if row["id"]], total)
 
 
-def _ranked(conn: Connection, query: Query, sets: dict[str, str], params: dict[str, Any],
+# Fuzzy sets run only when the exact ones fall short of the page: a condition on `exact` alone,
+# which PostgreSQL evaluates once, before the scan, and skips the scan on.
+SHORT = "(SELECT count(*) FROM exact) < :wanted"
+
+
+def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, str]:
+    """The fuzzy candidate sets (SQL; gated by SHORT).
+
+    With free text: the rows whose document is similar enough to the whole text (the threshold
+    grows with its length), looked up in the trigram index by the query's anchor word only
+    (ranking.anchor_word: the whole text's common trigrams would list much of the table), or
+    by the whole text when there is no anchor or the anchor found nothing. Without (filters
+    only): the filters' own conditions."""
+    if not query.text:
+        return {"by_typo": f"SELECT x.song_id FROM song_search x "
+                           f"WHERE {SHORT} AND {' AND '.join(_conditions(query, params))} LIMIT :fuzzy_cap"}
+    params["fuzzy"] = fuzzy_threshold(query.text)
+
+    def similar_to_text(gate: str, lookup: str) -> str:
+        return f"""SELECT x.song_id FROM song_search x
+                   WHERE {gate} AND {lookup} AND word_similarity(:text, {DOC}) >= :fuzzy AND {extra}
+                   ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :fuzzy_cap"""
+
+    params["anchor"] = anchor_word(query.words)
+    if params["anchor"] is None:
+        return {"by_typo": similar_to_text(SHORT, f":text <% {DOC}")}
+    return {"by_anchor": similar_to_text(SHORT, f":anchor <% {DOC}"),
+            "by_typo": similar_to_text(f"{SHORT} AND NOT EXISTS (SELECT FROM by_anchor)", f":text <% {DOC}")}
+
+
+def _ranked(conn: Connection, query: Query, exact: dict[str, str], fuzzy: dict[str, str], params: dict[str, Any],
             count: str) -> list[dict[str, Any]]:
     """The page of these candidate sets, ranked by tier, then popularity; each row also says
-    how many candidates there were and `count` (SQL over the sets). A page past the end is one
-    row of NULL songs columns: `count` is still answered."""
+    how many candidates there were, how many exact ones, and `count` (SQL over the sets). A page
+    past the end is one row of NULL songs columns: the counts are still answered."""
     tier = tier_sql(query, params)
     similarity = f"word_similarity(:text, {DOC})" if query.text else "0"
-    named = ",\n".join(f"{name} AS MATERIALIZED ({sql})" for name, sql in sets.items())
+    named = ",\n".join(f"{name} AS MATERIALIZED ({sql})" for name, sql in exact.items())
+    named += ",\nexact AS (" + " UNION ".join(f"SELECT song_id FROM {name}" for name in exact) + ")"
+    # Gated sets: their WHERE begins with a condition on `exact` alone, a one-time filter that
+    # skips their scan when the exact sets filled the page.
+    named += "".join(f",\n{name} AS MATERIALIZED ({sql})" for name, sql in fuzzy.items())
     statement = text(f"""
         WITH {named},
-        candidates AS ({" UNION ".join(f"SELECT song_id FROM {name}" for name in sets)}),
+        candidates AS (SELECT song_id FROM exact{"".join(f" UNION SELECT song_id FROM {n}" for n in fuzzy)}),
         page AS (
             SELECT x.song_id, m.tier, count(*) OVER () AS candidates,
                    row_number() OVER (ORDER BY m.tier,
                        CASE WHEN m.tier = {FUZZY} THEN -round(({similarity})::numeric, 1) END,
-                       {BY_POPULARITY}, x.title, x.song_id) AS n
+                       {BY_POPULARITY}) AS n
             FROM song_search x JOIN candidates c ON c.song_id = x.song_id
             CROSS JOIN LATERAL (SELECT {tier} AS tier) m
             ORDER BY n LIMIT :limit OFFSET :offset)
-        SELECT {_SELECTED}, page.tier, page.candidates, counted.total
-        FROM (SELECT {count} AS total) AS counted
+        SELECT {_SELECTED}, page.tier, page.candidates, counted.total, counted.exact_candidates
+        FROM (SELECT {count} AS total, (SELECT count(*) FROM exact) AS exact_candidates) AS counted
         LEFT JOIN page ON true LEFT JOIN songs s ON s.id = page.song_id
         ORDER BY page.n
     """)
