@@ -122,7 +122,6 @@ FUZZY_CANDIDATES = 300
 # total_local counts at most this many (pages end at offset 1000 anyway): counting every match
 # of a broad query would visit each of its rows.
 MAX_COUNTED = 1050
-WORDS_MATCH = "x.words @@ to_tsquery('simple', :tsquery)"
 # Ties by popularity: every set and the page order alike, so a set's cut agrees with the page's.
 BY_POPULARITY = "x.popularity DESC NULLS LAST, x.title, x.song_id"
 # Per transaction: how close a word must be for `<%` (pg_trgm's default is 0.6), and a plan made
@@ -138,14 +137,18 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
     One statement. Each exact set (every term starting a word: tsvector; the title being, or
     starting with, the query: btree) brings its offset + limit most popular rows: enough for the
     page, since within a set a row is passed only by rows of its tier or better. Only when they
-    fall short of the page are fuzzy ones (substrings, typos: pg_trgm) added. Then the tiers rank
-    them. `total` counts the word matches up to MAX_COUNTED (with fuzzy ones: the candidates)."""
+    find nothing are fuzzy ones (substrings, typos: pg_trgm) looked for: a trigram scan is the
+    dearest step, and under exact matches it would only add look-alikes below them (a short page
+    is filled from Spotify, wants_enrichment). Then the tiers rank them. `total` counts the word
+    matches up to MAX_COUNTED (fuzzy ones: the candidates).
+    """
     wanted = offset + limit
     params: dict[str, Any] = {"limit": limit, "offset": offset, "wanted": wanted, "threshold": str(FUZZY_THRESHOLD),
                               "fuzzy_cap": max(FUZZY_CANDIDATES, wanted), "count_cap": MAX_COUNTED,
-                              "tsquery": tsquery(_terms(query)), "text": query.text}
+                              "text": query.text}
     extra = " AND ".join(_extra_conditions(query, params)) or "true"
-    exact = {"by_words": f"""SELECT x.song_id FROM song_search x WHERE {WORDS_MATCH} AND {extra}
+    words_match = _words_match(_terms(query), params)
+    exact = {"by_words": f"""SELECT x.song_id FROM song_search x WHERE {words_match} AND {extra}
                              ORDER BY {BY_POPULARITY} LIMIT :wanted"""}
     if query.text:
         params["title_prefix"] = query.text + "%"
@@ -156,25 +159,25 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
                                        ORDER BY {BY_POPULARITY} LIMIT :wanted"""
     # Counting up to MAX_COUNTED only when the word set filled up: otherwise it is the count.
     count = f"""CASE WHEN (SELECT count(*) FROM by_words) < :wanted THEN (SELECT count(*) FROM by_words)
-                ELSE (SELECT count(*) FROM (SELECT FROM song_search x WHERE {WORDS_MATCH} AND {extra}
+                ELSE (SELECT count(*) FROM (SELECT FROM song_search x WHERE {words_match} AND {extra}
                                             LIMIT :count_cap) AS c) END"""
     with _search_functions_present(), transaction(engine) as conn:
         conn.execute(text(SETTINGS), params)
         rows = _ranked(conn, query, exact, _fuzzy_sets(query, params, extra), params, count)
     total = rows[0]["total"] if rows else 0
-    if rows and rows[0]["exact_candidates"] < wanted:  # the fuzzy sets ran: their rows count too
+    if rows and rows[0]["exact_candidates"] == 0:  # the fuzzy sets ran: their rows count
         total = max(total, rows[0]["candidates"] or 0)
     hidden = ("candidates", "exact_candidates", "total")
     return Found([song_json({k: v for k, v in row.items() if k not in hidden}) for row in rows if row["id"]], total)
 
 
-# Fuzzy sets run only when the exact ones fall short of the page: a condition on `exact` alone,
-# which PostgreSQL evaluates once, before the scan, and skips the scan on.
-SHORT = "(SELECT count(*) FROM exact) < :wanted"
+# Fuzzy sets run only when the exact ones found nothing: a condition on `exact` alone, which
+# PostgreSQL evaluates once, before the scan, and skips the scan on.
+NO_EXACT = "NOT EXISTS (SELECT FROM exact)"
 
 
 def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, str]:
-    """The fuzzy candidate sets (SQL; gated by SHORT).
+    """The fuzzy candidate sets (SQL; gated by NO_EXACT).
 
     With free text: the rows whose document is similar enough to the whole text (the threshold
     grows with its length), looked up in the trigram index by the query's anchor word only
@@ -183,7 +186,7 @@ def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, s
     only): the filters' own conditions."""
     if not query.text:
         return {"by_typo": f"SELECT x.song_id FROM song_search x "
-                           f"WHERE {SHORT} AND {' AND '.join(_conditions(query, params))} LIMIT :fuzzy_cap"}
+                           f"WHERE {NO_EXACT} AND {' AND '.join(_conditions(query, params))} LIMIT :fuzzy_cap"}
     params["fuzzy"] = fuzzy_threshold(query.text)
 
     def similar_to_text(gate: str, lookup: str) -> str:
@@ -193,9 +196,9 @@ def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, s
 
     params["anchor"] = anchor_word(query.words)
     if params["anchor"] is None:
-        return {"by_typo": similar_to_text(SHORT, f":text <% {DOC}")}
-    return {"by_anchor": similar_to_text(SHORT, f":anchor <% {DOC}"),
-            "by_typo": similar_to_text(f"{SHORT} AND NOT EXISTS (SELECT FROM by_anchor)", f":text <% {DOC}")}
+        return {"by_typo": similar_to_text(NO_EXACT, f":text <% {DOC}")}
+    return {"by_anchor": similar_to_text(NO_EXACT, f":anchor <% {DOC}"),
+            "by_typo": similar_to_text(f"{NO_EXACT} AND NOT EXISTS (SELECT FROM by_anchor)", f":text <% {DOC}")}
 
 
 def _ranked(conn: Connection, query: Query, exact: dict[str, str], fuzzy: dict[str, str], params: dict[str, Any],
@@ -229,16 +232,36 @@ def _ranked(conn: Connection, query: Query, exact: dict[str, str], fuzzy: dict[s
     return [dict(r._mapping) for r in conn.execute(statement, params)]
 
 
-def tsquery(terms: list[str]) -> str:
-    """The tsquery text matching documents where every term starts a word (folded terms hold
-    no quote; one is doubled all the same, as tsquery quoting wants)."""
-    return " & ".join("'" + t.replace("'", "''") + "':*" for t in terms)
+def tsquery(terms: list[tuple[str, bool]]) -> str:
+    """The tsquery text matching documents that hold every term, as a word or, where the term
+    may be a prefix, as the start of one (folded terms hold no quote; one is doubled all the
+    same, as tsquery quoting wants)."""
+    return " & ".join("'" + t.replace("'", "''") + "'" + (":*" if prefix else "") for t, prefix in terms)
 
 
-def _terms(query: Query) -> list[str]:
-    """Every word a song must hold (as the start of one of its words) to match without fuzz."""
-    terms = list(query.words) + [w for phrase in query.phrases for w in phrase.split(" ")]
-    return terms + [w for column_terms in query.fields.values() for term in column_terms for w in term.split(" ")]
+def _words_match(terms: list[tuple[str, bool]], params: dict[str, Any]) -> str:
+    """SQL: every term is a word of the document, or starts one where it may be a prefix.
+
+    The tsvector index looks up the terms of MIN_INDEXED_WORD characters or more; shorter ones
+    ("a", "mc") only filter what the others found, unless they are all there is ("ac dc"). A
+    prefix makes the index read the lists of every word it starts, all of them, where a whole
+    word lets the index skip through a common word's list along a rare one's."""
+    indexed = [t for t in terms if len(t[0]) >= MIN_INDEXED_WORD] or terms
+    params["tsquery"] = tsquery(indexed)
+    conditions = ["x.words @@ to_tsquery('simple', :tsquery)"]
+    for n, (term, _) in enumerate(t for t in terms if t not in indexed):
+        params[f"short{n}"] = term
+        conditions.append(f"(' ' || {DOC}) LIKE '% ' || :short{n} || '%'")
+    return " AND ".join(conditions)
+
+
+def _terms(query: Query) -> list[tuple[str, bool]]:
+    """Every word a song must hold to match without fuzz, and whether it may be the start of a
+    longer word: the last free word (someone still typing it), and the words of phrases and
+    filters (which their own conditions check)."""
+    words = [(w, n == len(query.words) - 1) for n, w in enumerate(query.words)]
+    words += [(w, True) for phrase in query.phrases for w in phrase.split(" ")]
+    return words + [(w, True) for terms in query.fields.values() for term in terms for w in term.split(" ")]
 
 
 def _extra_conditions(query: Query, params: dict[str, Any]) -> list[str]:

@@ -11,7 +11,8 @@ INDEXES = {"idx_song_search_title", "idx_song_search_trgm", "idx_song_search_wor
 
 def _state(engine) -> tuple[set[str], set[str], int]:
     with engine.connect() as conn:
-        indexes = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename IN ('songs', 'song_search')")).scalars())
+        indexes = set(conn.execute(text(
+            "SELECT indexname FROM pg_indexes WHERE tablename IN ('songs', 'song_search')")).scalars())
         functions = set(conn.execute(
             text("SELECT proname FROM pg_proc WHERE proname LIKE 'spotify_search_%'")).scalars())
         songs = conn.execute(text("SELECT count(*) FROM songs")).scalar_one()
@@ -43,8 +44,8 @@ def _entries(engine) -> dict[str, tuple]:
     """song_search's rows by their song's title and artist."""
     with engine.connect() as conn:
         return {r[0]: tuple(r[1:]) for r in conn.execute(text(
-            "SELECT s.title || ' / ' || s.artist, x.title, x.artist, x.album, x.doc, x.popularity, x.words = to_tsvector('simple', x.doc) "
-            "FROM song_search x JOIN songs s ON s.id = x.song_id"))}
+            "SELECT s.title || ' / ' || s.artist, x.title, x.artist, x.album, x.doc, x.popularity, "
+            "x.words = to_tsvector('simple', x.doc) FROM song_search x JOIN songs s ON s.id = x.song_id"))}
 
 
 def test_song_search_is_filled_over_existing_songs_and_follows_every_write(create_database):
