@@ -80,7 +80,8 @@ CREATE TABLE IF NOT EXISTS song_search (
 _COLUMNS = ("song_id", "title", "artist", "album", "doc", "words", "popularity")
 _ROWS = (
     f"INSERT INTO song_search ({', '.join(_COLUMNS)}) "
-    "SELECT r.id, spotify_search_fold(r.title), spotify_search_fold(r.artist), coalesce(spotify_search_fold(r.album), ''), "
+    "SELECT r.id, spotify_search_fold(r.title), spotify_search_fold(r.artist), "
+    "coalesce(spotify_search_fold(r.album), ''), "
     "d.doc, to_tsvector('simple'::regconfig, d.doc), r.\"spotifyPopularity\" "
     "FROM {source} CROSS JOIN LATERAL (SELECT spotify_search_doc(r.title, r.artist, r.album) AS doc) AS d "
 )
@@ -104,7 +105,7 @@ TRIGGER = """
 CREATE OR REPLACE TRIGGER song_search_sync AFTER INSERT OR UPDATE OF title, artist, album, "spotifyPopularity"
 ON songs FOR EACH ROW EXECUTE FUNCTION song_search_sync()
 """
-BACKFILL_BATCH = 20_000  # songs a transaction: short ones, no long lock on anything
+BACKFILL_BATCH = 2_000  # songs a transaction: a write to one of them (its trigger) waits for it at most
 # One batch after the id :after; answers the batch's last id (NULL: no songs left).
 BACKFILL = f"""
 WITH batch AS (SELECT * FROM songs WHERE id > :after ORDER BY id LIMIT {BACKFILL_BATCH}),
@@ -113,7 +114,7 @@ SELECT (SELECT max(id) FROM batch) FROM (SELECT count(*) FROM written) AS w
 """
 
 WORDS_INDEX = "idx_song_search_words"  # whole words and word prefixes (tsvector): exact, no recheck
-TRGM_INDEX = "idx_song_search_trgm"  # substrings and typos (pg_trgm), lossy: rows are rechecked (cheaply: doc is stored)
+TRGM_INDEX = "idx_song_search_trgm"  # substrings and typos (pg_trgm), lossy: rechecked (cheaply: doc is stored)
 TITLE_INDEX = "idx_song_search_title"  # the folded title's prefix (someone typing), exact titles
 POPULARITY_INDEX = "idx_song_search_popularity"  # a broad word's most popular matches, without sorting them all
 INDEXES = {

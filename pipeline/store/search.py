@@ -163,21 +163,17 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
                                             LIMIT :count_cap) AS c) END"""
     with _search_functions_present(), transaction(engine) as conn:
         conn.execute(text(SETTINGS), params)
-        rows = _ranked(conn, query, exact, _fuzzy_sets(query, params, extra), params, count)
-    total = rows[0]["total"] if rows else 0
-    if rows and rows[0]["exact_candidates"] == 0:  # the fuzzy sets ran: their rows count
-        total = max(total, rows[0]["candidates"] or 0)
-    hidden = ("candidates", "exact_candidates", "total")
-    return Found([song_json({k: v for k, v in row.items() if k not in hidden}) for row in rows if row["id"]], total)
-
-
-# Fuzzy sets run only when the exact ones found nothing: a condition on `exact` alone, which
-# PostgreSQL evaluates once, before the scan, and skips the scan on.
-NO_EXACT = "NOT EXISTS (SELECT FROM exact)"
+        rows = _ranked(conn, query, exact, params, count)
+        if rows[0]["candidates"] == 0:  # a second statement: the first plans no fuzzy set it would not run
+            rows = _ranked(conn, query, _fuzzy_sets(query, params, extra), params, "NULL")
+            rows[0]["total"] = rows[0]["candidates"]
+    hidden = ("candidates", "total")
+    return Found([song_json({k: v for k, v in row.items() if k not in hidden}) for row in rows if row["id"]],
+                 rows[0]["total"])
 
 
 def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, str]:
-    """The fuzzy candidate sets (SQL; gated by NO_EXACT).
+    """The fuzzy candidate sets (SQL).
 
     With free text: the rows whose document is similar enough to the whole text (the threshold
     grows with its length), looked up in the trigram index by the query's anchor word only
@@ -186,46 +182,43 @@ def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, s
     only): the filters' own conditions."""
     if not query.text:
         return {"by_typo": f"SELECT x.song_id FROM song_search x "
-                           f"WHERE {NO_EXACT} AND {' AND '.join(_conditions(query, params))} LIMIT :fuzzy_cap"}
+                           f"WHERE {' AND '.join(_conditions(query, params))} LIMIT :fuzzy_cap"}
     params["fuzzy"] = fuzzy_threshold(query.text)
 
-    def similar_to_text(gate: str, lookup: str) -> str:
+    def similar_to_text(lookup: str) -> str:
         return f"""SELECT x.song_id FROM song_search x
-                   WHERE {gate} AND {lookup} AND word_similarity(:text, {DOC}) >= :fuzzy AND {extra}
+                   WHERE {lookup} AND word_similarity(:text, {DOC}) >= :fuzzy AND {extra}
                    ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :fuzzy_cap"""
 
     params["anchor"] = anchor_word(query.words)
     if params["anchor"] is None:
-        return {"by_typo": similar_to_text(NO_EXACT, f":text <% {DOC}")}
-    return {"by_anchor": similar_to_text(NO_EXACT, f":anchor <% {DOC}"),
-            "by_typo": similar_to_text(f"{NO_EXACT} AND NOT EXISTS (SELECT FROM by_anchor)", f":text <% {DOC}")}
+        return {"by_typo": similar_to_text(f":text <% {DOC}")}
+    # The whole text's scan is skipped (a one-time filter) when the anchor's found something.
+    return {"by_anchor": similar_to_text(f":anchor <% {DOC}"),
+            "by_typo": similar_to_text(f"NOT EXISTS (SELECT FROM by_anchor) AND :text <% {DOC}")}
 
 
-def _ranked(conn: Connection, query: Query, exact: dict[str, str], fuzzy: dict[str, str], params: dict[str, Any],
+def _ranked(conn: Connection, query: Query, sets: dict[str, str], params: dict[str, Any],
             count: str) -> list[dict[str, Any]]:
-    """The page of these candidate sets, ranked by tier, then popularity; each row also says
-    how many candidates there were, how many exact ones, and `count` (SQL over the sets). A page
-    past the end is one row of NULL songs columns: the counts are still answered."""
+    """The page of these candidate sets, ranked by tier, then popularity. Every row also says
+    how many candidates there were and `count` (SQL over the sets); a page past the end is one
+    row of NULL songs columns, with the counts."""
     tier = tier_sql(query, params)
     similarity = f"word_similarity(:text, {DOC})" if query.text else "0"
-    named = ",\n".join(f"{name} AS MATERIALIZED ({sql})" for name, sql in exact.items())
-    named += ",\nexact AS (" + " UNION ".join(f"SELECT song_id FROM {name}" for name in exact) + ")"
-    # Gated sets: their WHERE begins with a condition on `exact` alone, a one-time filter that
-    # skips their scan when the exact sets filled the page.
-    named += "".join(f",\n{name} AS MATERIALIZED ({sql})" for name, sql in fuzzy.items())
+    named = ",\n".join(f"{name} AS MATERIALIZED ({sql})" for name, sql in sets.items())
     statement = text(f"""
         WITH {named},
-        candidates AS (SELECT song_id FROM exact{"".join(f" UNION SELECT song_id FROM {n}" for n in fuzzy)}),
+        candidates AS ({" UNION ".join(f"SELECT song_id FROM {name}" for name in sets)}),
         page AS (
-            SELECT x.song_id, m.tier, count(*) OVER () AS candidates,
+            SELECT x.song_id, m.tier,
                    row_number() OVER (ORDER BY m.tier,
                        CASE WHEN m.tier = {FUZZY} THEN -round(({similarity})::numeric, 1) END,
                        {BY_POPULARITY}) AS n
             FROM song_search x JOIN candidates c ON c.song_id = x.song_id
             CROSS JOIN LATERAL (SELECT {tier} AS tier) m
             ORDER BY n LIMIT :limit OFFSET :offset)
-        SELECT {_SELECTED}, page.tier, page.candidates, counted.total, counted.exact_candidates
-        FROM (SELECT {count} AS total, (SELECT count(*) FROM exact) AS exact_candidates) AS counted
+        SELECT {_SELECTED}, page.tier, counted.total, counted.candidates
+        FROM (SELECT {count} AS total, (SELECT count(*) FROM candidates) AS candidates) AS counted
         LEFT JOIN page ON true LEFT JOIN songs s ON s.id = page.song_id
         ORDER BY page.n
     """)
