@@ -36,18 +36,6 @@ def fuzzy_threshold(text: str) -> float:
 
 # Words shorter than a trigram cannot use the index; they only narrow what longer words found.
 MIN_INDEXED_WORD = 3
-# A word this long or longer may anchor the typo search (see anchor_word).
-MIN_ANCHOR_WORD = 5
-
-
-def anchor_word(words: tuple[str, ...]) -> str | None:
-    """The word the typo search looks up in the trigram index first: the longest (the first of
-    the longest), at least MIN_ANCHOR_WORD characters, or None. Word frequencies are Zipf-like
-    and the common words are short ("the", "love"), so the longest word is the likeliest to be
-    rare, and its trigrams are the few rows' trigrams: the index reads short lists, where the
-    whole query's trigrams ("the", "ove") would list a large share of the table."""
-    longest = max(words, key=len, default="")
-    return longest if len(longest) >= MIN_ANCHOR_WORD else None
 
 
 def document(title: str, artist: str, album: str | None) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, text
 
 from pipeline.errors import StoreError
 from pipeline.search.query import Query
-from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD, anchor_word, fuzzy_threshold
+from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD, fuzzy_threshold
 from pipeline.store.db import autocommit, transaction
 
 DOC = "x.doc"
@@ -173,13 +173,14 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
 
 
 def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, str]:
-    """The fuzzy candidate sets (SQL).
+    """The fuzzy candidate sets (SQL), for a query whose exact sets found nothing.
 
     With free text: the rows whose document is similar enough to the whole text (the threshold
-    grows with its length), looked up in the trigram index by the query's anchor word only
-    (ranking.anchor_word: the whole text's common trigrams would list much of the table), or
-    by the whole text when there is no anchor or the anchor found nothing. Without (filters
-    only): the filters' own conditions."""
+    grows with its length). With two words or more, one of them mistyped, the others are still
+    words of the song: one set per word left out, looked up in the tsvector index (cheap); the
+    trigram index, which for a common trigram ("the") reads a list of a large share of the
+    table, only when those found nothing (a substring, two typos) or for a single word.
+    Without free text (filters only): the filters' own conditions."""
     if not query.text:
         return {"by_typo": f"SELECT x.song_id FROM song_search x "
                            f"WHERE {' AND '.join(_conditions(query, params))} LIMIT :fuzzy_cap"}
@@ -190,12 +191,17 @@ def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, s
                    WHERE {lookup} AND word_similarity(:text, {DOC}) >= :fuzzy AND {extra}
                    ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :fuzzy_cap"""
 
-    params["anchor"] = anchor_word(query.words)
-    if params["anchor"] is None:
-        return {"by_typo": similar_to_text(f":text <% {DOC}")}
-    # The whole text's scan is skipped (a one-time filter) when the anchor's found something.
-    return {"by_anchor": similar_to_text(f":anchor <% {DOC}"),
-            "by_typo": similar_to_text(f"NOT EXISTS (SELECT FROM by_anchor) AND :text <% {DOC}")}
+    terms = _terms(query)
+    indexed = [n for n, (word, _) in enumerate(terms[:len(query.words)]) if len(word) >= MIN_INDEXED_WORD]
+    sets: dict[str, str] = {}
+    if len(indexed) >= 2:
+        for n in indexed:
+            params[f"drop{n}"] = tsquery([t for i, t in enumerate(terms) if i != n and len(t[0]) >= MIN_INDEXED_WORD])
+            sets[f"by_others{n}"] = similar_to_text(f"x.words @@ to_tsquery('simple', :drop{n})")
+    # Skipped (a one-time filter) when a set above found something.
+    found = "".join(f"NOT EXISTS (SELECT FROM {name}) AND " for name in sets)
+    sets["by_typo"] = similar_to_text(f"{found}:text <% {DOC}")
+    return sets
 
 
 def _ranked(conn: Connection, query: Query, sets: dict[str, str], params: dict[str, Any],

@@ -8,7 +8,6 @@ from pipeline.search.ranking import (
     MAX_FUZZY_THRESHOLD,
     PREFIX,
     WORDS,
-    anchor_word,
     document,
     fuzzy_threshold,
     tier,
@@ -63,12 +62,3 @@ def test_longer_queries_ask_for_more_of_their_trigrams():
     assert fuzzy_threshold("bohemain rhapsody") < 0.636 - 0.02
     assert fuzzy_threshold("a much longer query with many words in it") == MAX_FUZZY_THRESHOLD
 
-
-@pytest.mark.parametrize(("words", "anchor"), [
-    (("love", "the", "bohemain"), "bohemain"),
-    (("bohemian", "rhapsody"), "bohemian"),  # the first of the longest
-    (("love", "you"), None),  # no word long enough to be rare
-    ((), None),
-])
-def test_the_typo_search_is_anchored_on_the_longest_word(words, anchor):
-    assert anchor_word(words) == anchor
