@@ -75,6 +75,16 @@ CREATE TABLE IF NOT EXISTS song_search (
     popularity integer
 )
 """
+# Every word of the documents, once (mostly: two writers bringing the same new word at the same
+# moment may both add it; no unique key, so no writer ever waits on another for a word). A typo
+# is looked up here, among a few hundred thousand words, not in a trigram index of every song,
+# where a common trigram ("the") lists a large share of the table.
+VOCABULARY = """
+CREATE TABLE IF NOT EXISTS song_search_words (word text NOT NULL)
+"""
+_NEW_WORDS = ("INSERT INTO song_search_words (word) SELECT DISTINCT w FROM {rows}, unnest(tsvector_to_array(x.words)) AS w "
+              "WHERE {which} AND NOT EXISTS (SELECT FROM song_search_words v WHERE v.word = w)")
+
 # One definition of a song_search row, from songs rows `r` of a {source} (NEW in the trigger, a
 # batch of songs in the backfill).
 _COLUMNS = ("song_id", "title", "artist", "album", "doc", "words", "popularity")
@@ -98,6 +108,7 @@ BEGIN
   END IF;
   {_ROWS.format(source="(SELECT NEW.*) AS r")}
   ON CONFLICT (song_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[1:])};
+  {_NEW_WORDS.format(rows="song_search x", which="x.song_id = NEW.id")};
   RETURN NULL;
 END $$
 """
@@ -109,19 +120,24 @@ BACKFILL_BATCH = 2_000  # songs a transaction: a write to one of them (its trigg
 # One batch after the id :after; answers the batch's last id (NULL: no songs left).
 BACKFILL = f"""
 WITH batch AS (SELECT * FROM songs WHERE id > :after ORDER BY id LIMIT {BACKFILL_BATCH}),
-     written AS ({_ROWS.format(source="batch AS r")} ON CONFLICT (song_id) DO NOTHING RETURNING 1)
-SELECT (SELECT max(id) FROM batch) FROM (SELECT count(*) FROM written) AS w
+     written AS ({_ROWS.format(source="batch AS r")} ON CONFLICT (song_id) DO NOTHING RETURNING words),
+     vocabulary AS ({_NEW_WORDS.format(rows="written AS x", which="true")} RETURNING 1)
+SELECT (SELECT max(id) FROM batch) FROM (SELECT count(*) FROM vocabulary) AS w
 """
 
 WORDS_INDEX = "idx_song_search_words"  # whole words and word prefixes (tsvector): exact, no recheck
 TRGM_INDEX = "idx_song_search_trgm"  # substrings and typos (pg_trgm), lossy: rechecked (cheaply: doc is stored)
 TITLE_INDEX = "idx_song_search_title"  # the folded title's prefix (someone typing), exact titles
 POPULARITY_INDEX = "idx_song_search_popularity"  # a broad word's most popular matches, without sorting them all
+VOCABULARY_INDEX = "idx_song_search_words_word"  # is this word known yet (the trigger's question)
+LOOKALIKE_INDEX = "idx_song_search_words_trgm"  # the known words a mistyped one looks like
 INDEXES = {
-    WORDS_INDEX: "USING gin (words)",
-    TRGM_INDEX: "USING gin (doc gin_trgm_ops)",
-    TITLE_INDEX: "USING btree (title text_pattern_ops)",
-    POPULARITY_INDEX: "USING btree (popularity DESC NULLS LAST)",
+    WORDS_INDEX: "ON song_search USING gin (words)",
+    TRGM_INDEX: "ON song_search USING gin (doc gin_trgm_ops)",
+    TITLE_INDEX: "ON song_search USING btree (title text_pattern_ops)",
+    POPULARITY_INDEX: "ON song_search USING btree (popularity DESC NULLS LAST)",
+    VOCABULARY_INDEX: "ON song_search_words USING btree (word)",
+    LOOKALIKE_INDEX: "ON song_search_words USING gin (word gin_trgm_ops)",
 }
 # The expression indexes on songs of this revision's first version (recomputing the document on
 # every recheck): dropped where a database still has them.
@@ -143,17 +159,23 @@ def upgrade() -> None:
     op.execute(FOLD)
     op.execute(DOC)
     op.execute(TABLE)
+    op.execute(VOCABULARY)
+    # Before the backfill: the trigger asks it whether a word is known, once a row.
+    op.execute(f"CREATE INDEX IF NOT EXISTS {VOCABULARY_INDEX} {INDEXES[VOCABULARY_INDEX]}")
     op.execute(SYNC)
     op.execute(TRIGGER)  # from its commit on, every write to songs reaches song_search
     with op.get_context().autocommit_block():
         _backfill()
         for name, definition in INDEXES.items():
+            if name == VOCABULARY_INDEX:
+                continue
             # A build interrupted before (CONCURRENTLY leaves an INVALID index behind) is redone.
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-            op.execute(f"CREATE INDEX CONCURRENTLY {name} ON song_search {definition}")
+            op.execute(f"CREATE INDEX CONCURRENTLY {name} {definition}")
         for name in OLD_INDEXES:
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         op.execute("ANALYZE song_search")  # the planner needs the words' frequencies at once
+        op.execute("ANALYZE song_search_words")
 
 
 def _backfill() -> None:
@@ -169,6 +191,7 @@ def downgrade() -> None:
             op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
     op.execute("DROP TRIGGER IF EXISTS song_search_sync ON songs")
     op.execute("DROP TABLE IF EXISTS song_search")
+    op.execute("DROP TABLE IF EXISTS song_search_words")
     op.execute("DROP FUNCTION IF EXISTS song_search_sync()")
     op.execute("DROP FUNCTION IF EXISTS spotify_search_doc(text, text, text)")
     op.execute("DROP FUNCTION IF EXISTS spotify_search_fold(text)")

@@ -177,9 +177,10 @@ def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, s
 
     With free text: the rows whose document is similar enough to the whole text (the threshold
     grows with its length). With two words or more, one of them mistyped, the others are still
-    words of the song: one set per word left out, looked up in the tsvector index (cheap); the
-    trigram index, which for a common trigram ("the") reads a list of a large share of the
-    table, only when those found nothing (a substring, two typos) or for a single word.
+    words of the song: one set per word left out, looked up in the tsvector index. When those
+    find nothing (or for one word), the songs holding a known word that the query's longest word
+    looks like (a typo, or a piece of it: "ighway"): the vocabulary's trigram index, small,
+    instead of the songs' own, where a common trigram ("the") lists a large share of the table.
     Without free text (filters only): the filters' own conditions."""
     if not query.text:
         return {"by_typo": f"SELECT x.song_id FROM song_search x "
@@ -198,10 +199,20 @@ def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, s
         for n in indexed:
             params[f"drop{n}"] = tsquery([t for i, t in enumerate(terms) if i != n and len(t[0]) >= MIN_INDEXED_WORD])
             sets[f"by_others{n}"] = similar_to_text(f"x.words @@ to_tsquery('simple', :drop{n})")
-    # Skipped (a one-time filter) when a set above found something.
+    # The longest word's look-alikes (the vocabulary's trigram index), skipped (a one-time
+    # filter) when a set above found something.
+    params["typo"] = max(query.words, key=len, default=query.text)
     found = "".join(f"NOT EXISTS (SELECT FROM {name}) AND " for name in sets)
-    sets["by_typo"] = similar_to_text(f"{found}:text <% {DOC}")
+    sets["by_lookalikes"] = similar_to_text(f"{found}x.words @@ ({LOOKALIKES})")
     return sets
+
+
+# The tsquery of the known words that :typo looks like (as a word or inside one: `<%`), the
+# LOOKALIKE_WORDS likeliest; NULL (nothing matches) when there is none.
+LOOKALIKE_WORDS = 50
+LOOKALIKES = f"""SELECT to_tsquery('simple', string_agg(quote_literal(v.word), ' | ')) FROM (
+                     SELECT DISTINCT word, word_similarity(:typo, word) AS similarity FROM song_search_words
+                     WHERE :typo <% word ORDER BY similarity DESC LIMIT {LOOKALIKE_WORDS}) AS v"""
 
 
 def _ranked(conn: Connection, query: Query, sets: dict[str, str], params: dict[str, Any],

@@ -6,13 +6,14 @@ from shared import migrate
 from shared.db import sqlalchemy_url
 from tests.integration.search.conftest import TRICKY, insert_songs
 
-INDEXES = {"idx_song_search_title", "idx_song_search_trgm", "idx_song_search_words", "idx_song_search_popularity"}
+INDEXES = {"idx_song_search_title", "idx_song_search_trgm", "idx_song_search_words", "idx_song_search_popularity",
+           "idx_song_search_words_word", "idx_song_search_words_trgm"}
 
 
 def _state(engine) -> tuple[set[str], set[str], int]:
     with engine.connect() as conn:
         indexes = set(conn.execute(text(
-            "SELECT indexname FROM pg_indexes WHERE tablename IN ('songs', 'song_search')")).scalars())
+            "SELECT indexname FROM pg_indexes WHERE tablename IN ('songs', 'song_search', 'song_search_words')")).scalars())
         functions = set(conn.execute(
             text("SELECT proname FROM pg_proc WHERE proname LIKE 'spotify_search_%'")).scalars())
         songs = conn.execute(text("SELECT count(*) FROM songs")).scalar_one()
@@ -70,5 +71,10 @@ def test_song_search_is_filled_over_existing_songs_and_follows_every_write(creat
                                                   "halo theme reprise martin odonnell martinodonnell", 41, True)
         assert "Straße / Ørsted & Søn" not in entries and len(entries) == len(TRICKY)
         assert entries["Café Olé / Zoë"][:3] == ("cafe ole", "zoe", "")
+        with engine.connect() as conn:  # every word of the documents, in the typo search's vocabulary
+            words = conn.execute(text("SELECT word FROM song_search_words")).scalars().all()
+            expected = conn.execute(text("SELECT DISTINCT unnest(tsvector_to_array(words)) FROM song_search")
+                                    ).scalars().all()
+        assert set(expected) <= set(words) and {"reprise", "ole", "zoe", "odonnell"} <= set(words)
     finally:
         engine.dispose()
