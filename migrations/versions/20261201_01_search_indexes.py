@@ -112,6 +112,17 @@ BEGIN
   RETURN NULL;
 END $$
 """
+# How many songs the planner expects to hold these words (from the tsvector's statistics; the
+# search counts a broad query's matches only when this says the count may be under its cap).
+ESTIMATE = """
+CREATE OR REPLACE FUNCTION song_search_estimate(query tsquery) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$  -- VOLATILE: PostgreSQL allows EXPLAIN in no other
+DECLARE plan json;
+BEGIN
+  EXECUTE 'EXPLAIN (FORMAT JSON) SELECT FROM song_search WHERE words @@ $1' INTO plan USING query;
+  RETURN (plan -> 0 -> 'Plan' ->> 'Plan Rows')::bigint;
+END $$
+"""
 TRIGGER = """
 CREATE OR REPLACE TRIGGER song_search_sync AFTER INSERT OR UPDATE OF title, artist, album, "spotifyPopularity"
 ON songs FOR EACH ROW EXECUTE FUNCTION song_search_sync()
@@ -163,6 +174,7 @@ def upgrade() -> None:
     # Before the backfill: the trigger asks it whether a word is known, once a row.
     op.execute(f"CREATE INDEX IF NOT EXISTS {VOCABULARY_INDEX} {INDEXES[VOCABULARY_INDEX]}")
     op.execute(SYNC)
+    op.execute(ESTIMATE)
     op.execute(TRIGGER)  # from its commit on, every write to songs reaches song_search
     with op.get_context().autocommit_block():
         _backfill()
@@ -193,6 +205,7 @@ def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS song_search")
     op.execute("DROP TABLE IF EXISTS song_search_words")
     op.execute("DROP FUNCTION IF EXISTS song_search_sync()")
+    op.execute("DROP FUNCTION IF EXISTS song_search_estimate(tsquery)")
     op.execute("DROP FUNCTION IF EXISTS spotify_search_doc(text, text, text)")
     op.execute("DROP FUNCTION IF EXISTS spotify_search_fold(text)")
     # The extensions stay: other objects (or other applications) may use them.

@@ -142,3 +142,18 @@ def test_fuzzy_ranks_below_the_rest(songs):
     found = search_songs(songs, parse("bohemian"), limit=10, offset=0).songs
     assert [s["tier"] for s in found] == sorted(s["tier"] for s in found)
     assert all(s["tier"] < FUZZY for s in found[:2])
+
+
+def test_a_broad_word_counts_up_to_the_cap_and_a_narrower_one_exactly(songs):
+    from pipeline.store.search import ESTIMATE_MARGIN, MAX_COUNTED
+    from tests.integration.search.conftest import insert_songs
+
+    loves = MAX_COUNTED * ESTIMATE_MARGIN + 500
+    insert_songs(songs, [(f"Love {n}", "Band", None, n % 100) for n in range(loves)]
+                 + [(f"Lovely {n}", "Band", None, n % 100) for n in range(1000)])
+    with songs.begin() as conn:
+        conn.execute(text("ANALYZE song_search"))  # what the planner's estimate reads
+    broad = search_songs(songs, parse("love"), limit=10, offset=0)
+    assert broad.total == MAX_COUNTED and len(broad.songs) == 10  # the cap (the estimate alone says so)
+    narrower = search_songs(songs, parse("lovely"), limit=10, offset=0)
+    assert narrower.total == 1000  # under the cap: the exact count
