@@ -1,10 +1,11 @@
 """All of search's SQL: local matches ranked in PostgreSQL, one song by its Spotify id, and the
 readiness probe. The rules it applies are pipeline/search's (fold, tiers, thresholds); this
-module only says them in SQL over migration 20261201_01's table song_search (`x`: each song's
-folded title, artist, album, document `doc`, tsvector `words` and popularity, kept in step with
-songs by a trigger) and its indexes: GIN (words), GIN (doc gin_trgm_ops), btree (title
-text_pattern_ops), btree (popularity DESC NULLS LAST). Nothing is folded per row at query time;
-songs is read only for the page's rows.
+module only says them in SQL over migration 20261201_01's tables, kept in step with songs by a
+trigger: song_search (`x`: each song's folded title, artist, album, document `doc`, tsvector
+`words` and popularity; GIN (words), GIN (doc gin_trgm_ops), btree (title text_pattern_ops),
+btree (popularity DESC NULLS LAST)) and song_search_words (every word once, GIN (word
+gin_trgm_ops): where typos are looked up). Nothing is folded per row at query time; songs is
+read only for the page's rows.
 
 Every value reaches PostgreSQL as a bound parameter; folded terms hold no LIKE wildcard (% and _
 are separators, normalize.SEPARATORS) nor quote, so they are safe inside a LIKE pattern and a
@@ -138,18 +139,18 @@ SETTINGS = ("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, 
 def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Found:
     """Songs matching the query, best first (ranking.py's tiers, then popularity), one page.
 
-    One statement. Each exact set (every term starting a word: tsvector; the title being, or
-    starting with, the query: btree) brings its offset + limit most popular rows: enough for the
-    page, since within a set a row is passed only by rows of its tier or better. Only when they
-    find nothing are fuzzy ones (substrings, typos: pg_trgm) looked for: a trigram scan is the
-    dearest step, and under exact matches it would only add look-alikes below them (a short page
-    is filled from Spotify, wants_enrichment). Then the tiers rank them. `total` counts the word
-    matches up to MAX_COUNTED (fuzzy ones: the candidates).
+    One statement: each exact set (the query's words: tsvector; the title being, or starting
+    with, the query: btree) brings its offset + limit most popular rows, enough for the page,
+    since within a set a row is passed only by rows of its tier or better; the tiers rank them.
+    A second only when they found nothing: the fuzzy sets (_fuzzy_sets: a typo, a substring).
+    Under exact matches those would only add look-alikes below them, for the dearest lookups of
+    all (a short page is filled from Spotify: wants_enrichment). `total` counts the word matches
+    up to MAX_COUNTED (see `count` below; fuzzy ones: the candidates).
     """
     wanted = offset + limit
     params: dict[str, Any] = {"limit": limit, "offset": offset, "wanted": wanted, "threshold": str(FUZZY_THRESHOLD),
                               "fuzzy_cap": max(FUZZY_CANDIDATES, wanted), "count_cap": MAX_COUNTED,
-                              "text": query.text}
+                              "sure_past_cap": MAX_COUNTED * ESTIMATE_MARGIN, "text": query.text}
     extra = " AND ".join(_extra_conditions(query, params)) or "true"
     words_match = _words_match(_terms(query), params)
     exact = {"by_words": f"""SELECT x.song_id FROM song_search x WHERE {words_match} AND {extra}
@@ -164,10 +165,11 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
     # Counted up to MAX_COUNTED only when the word set filled up (otherwise it is the count), and
     # for words alone only when the planner's estimate leaves room for fewer: a broad word's
     # count would read its whole index list (5 ms at 200,000 songs for a word in 2.5% of them).
-    estimate = ("song_search_estimate(to_tsquery('simple', :tsquery)) >= :count_cap * ESTIMATE_MARGIN"
+    # (Other conditions only narrow the words' matches, which the estimate does not see.)
+    estimate = ("song_search_estimate(to_tsquery('simple', :tsquery)) >= :sure_past_cap"
                 if words_match == WORDS_ONLY and extra == "true" else "false")
     count = f"""CASE WHEN (SELECT count(*) FROM by_words) < :wanted THEN (SELECT count(*) FROM by_words)
-                WHEN {estimate.replace("ESTIMATE_MARGIN", str(ESTIMATE_MARGIN))} THEN :count_cap
+                WHEN {estimate} THEN :count_cap
                 ELSE (SELECT count(*) FROM (SELECT FROM song_search x WHERE {words_match} AND {extra}
                                             LIMIT :count_cap) AS c) END"""
     with _search_functions_present(), transaction(engine) as conn:
