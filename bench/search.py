@@ -1,18 +1,23 @@
 """Local search: latency through HTTP, recall@10 per query class, and the index build.
 
-    python -m bench.search [--rows 1000000] [--queries 200] [--clients 8]
+    python -m bench.search [--rows 1000000] [--queries 40] [--clients 8] [--rounds 3]
+    python -m bench.search --rows 200000 --fill URL   # fill a database (migrated to 20261122_04 or head)
+    python -m bench.search --explain URL              # EXPLAIN (ANALYZE, BUFFERS) of the search's statements
     python -m bench --only search [--quick]
 
-On a songs table of synthetic rows (INSERT ... SELECT generate_series; titles of three words
-from a vocabulary with accents, unique (a number is appended past 80^3 rows), artists of two
-names), with `spotify-sync serve --workers 2` as
-a child process and 8 client threads:
+On a songs table of synthetic rows shaped like a real catalogue (fill(): a vocabulary of
+rows / 10 words drawn Zipf-like, so "the" and "love" are in a large share of titles and most
+words are rare; accents, punctuation, Cyrillic, kana and Greek; artists with many songs and
+artists with one), with `spotify-sync serve --workers 2` as a child process and 8 client threads:
 - p50/p95/p99 of GET /v1/search?enrich=never against the same queries as a baseline
   `title ILIKE '%q%' OR artist ILIKE '%q%'` sent straight to PostgreSQL (goal: p99 <= 30 ms);
-- recall@10 per query class (exact title, accents stripped, one typo, artist + title, a prefix),
-  for both: is the row the query was made from among the first 10?
-- the index build (the migration, CREATE INDEX CONCURRENTLY) on the filled table, while a writer
-  keeps inserting and updating songs: how long it took, and the writes done meanwhile.
+- recall@10 per query class (exact title, accents stripped, one typo, artist + title, a prefix
+  as typed: songs named by at most 3 songs' title; broad: one of the commonest words, whose
+  most popular song of that exact title is expected), for both: is the expected row among the
+  first 10?
+- the search migration on the filled table (backfill of song_search in batches, CREATE INDEX
+  CONCURRENTLY), while a writer keeps inserting and updating songs: how long it took, and the
+  writes done meanwhile.
 Prints; asserts nothing.
 """
 
@@ -27,6 +32,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -37,46 +43,116 @@ from pipeline.search.normalize import fold, unaccent
 from shared import migrate
 
 HEAD_WITHOUT_SEARCH = "20261122_04"
-def _words(text: str) -> list[str]:
-    return text.split()
+CLASSES = ("exact", "accents", "typo", "artist_title", "prefix", "broad")
+
+# The most common words of song titles first (rank 1 is the most frequent): a real catalogue's
+# vocabulary is Zipf-like, a few words ("the", "love", "you") in a large share of titles and a long
+# tail of rare ones. Ranks past these are made-up words (some accented, some in other scripts).
+COMMON = (
+    "the love you me my a i of in to and it is be on your all we night heart baby girl time life world "
+    "don't know like want need feel go way day just one with no can what up down boy eyes dream home fire "
+    "light rain sun summer dance song blue man good away back little let come never get stay tonight "
+    "forever alone kiss crazy wild free young old new sweet black white red gold star moon sky road city "
+    "run fall hold only still more over out lost wait believe remember tell say think mind soul body "
+    "blood angel devil king queen dark shadow storm river ocean fly high feat remix live edit version "
+    "remastered mix original acoustic radio part intro amor corazón noche vida mañana café señor über "
+    "déjà vu naïve fiancée"
+).split()
+_ONSETS = "b c d f g h j k l m n p r s t v w z br cr dr fl gr pl st tr ch sh th kr sl".split()
+_VOWELS = "a e i o u ai ea ou ie".split()
+_CODAS = ["", "", "n", "r", "s", "l", "m", "t", "nd", "st", "x"]
+_ACCENTED = {"a": "àáâäå", "e": "éèêë", "i": "íï", "o": "óöøô", "u": "úüù", "n": "ñ", "c": "ç", "s": "ß"}
+_CYRILLIC = "ба ве го да же зи ко ла ми но пу ра си то фу ха цы че ша юр яв".split()
+_KANA = "か き く け こ さ し す せ そ た ち つ て と な に ぬ ね の ま み む め も".split()
+_GREEK = "κα λη μι νο πα ρο σε τα φι χο".split()
 
 
-VOCABULARY = _words(
-    "love night fire heart dream rain summer winter river ocean golden silver paper electric midnight city "
-    "shadow light storm wild blue black white red green sweet lonely broken crazy happy sad young old new "
-    "dance song moon star sun sky road home back time world life girl boy baby angel devil king queen "
-    "café señor über naïve soleil corazón niño jalapeño fiancée mañana déjà vu crème brûlée façade "
-    "ærø smørrebrød straße göteborg zürich kraków łódź čaj šťastný española noël garçon"
-)
-FIRST = _words("Anna Björk Chloé Dmitri Élodie Franz Gaël Hélène Iñigo Jürgen Kåre Léa Miloš Nuño Oskar Paweł " \
-        "Rafaël Søren Tomás Zoë Marcus Sarah John Emily Carlos Yuki Amara Liam Noah Mia")
-LAST = _words("Müller Núñez Dvořák Sørensen Lefèvre García Ødegaard Kowalski Brontë Öztürk Smith Johnson " \
-       "Williams Brown Jones Davis Martin Moreau Rossi Silva Novák Horváth Nilsson Popescu")
-CLASSES = ("exact", "accents", "typo", "artist_title", "prefix")
+def vocabulary(size: int, seed: int = 13) -> list[str]:
+    """`size` distinct words, most frequent first: COMMON, then made-up words of 1 to 4
+    syllables, about 15% of them accented, 8% Cyrillic, 4% Japanese kana, 3% Greek."""
+    rng = random.Random(seed)
+    words, seen = list(dict.fromkeys(COMMON)), set(COMMON)
+    while len(words) < size:
+        script = rng.random()
+        if script < 0.08:
+            word = "".join(rng.choice(_CYRILLIC) for _ in range(rng.randint(2, 4)))
+        elif script < 0.12:
+            word = "".join(rng.choice(_KANA) for _ in range(rng.randint(2, 4)))
+        elif script < 0.15:
+            word = "".join(rng.choice(_GREEK) for _ in range(rng.randint(2, 4)))
+        else:
+            word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                           for _ in range(rng.choice((1, 2, 2, 2, 3, 3, 4))))
+            if rng.random() < 0.15:
+                at = rng.randrange(len(word))
+                if word[at] in _ACCENTED:
+                    word = word[:at] + rng.choice(_ACCENTED[word[at]]) + word[at + 1:]
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+    return words
 
 
-def _array(words: list[str]) -> str:
-    return "ARRAY[" + ", ".join("'" + w.replace("'", "''") + "'" for w in words) + "]"
+FIRST = ("Anna Björk Chloé Dmitri Élodie Franz Gaël Hélène Iñigo Jürgen Kåre Léa Miloš Nuño Oskar Paweł "
+         "Rafaël Søren Tomás Zoë Marcus Sarah John Emily Carlos Yuki Amara Liam Noah Mia DJ Lil MC").split()
 
 
-def fill(url: str, rows: int) -> float:
-    """Insert `rows` synthetic songs in one statement; seconds it took."""
-    v, f, la = _array(VOCABULARY), _array(FIRST), _array(LAST)
-    nv, nf, nl = len(VOCABULARY), len(FIRST), len(LAST)
+def fill(url: str, rows: int, seed: float = 0.42) -> float:
+    """Insert `rows` synthetic songs in one statement; seconds it took.
+
+    Title words, album words and artists are drawn log-uniformly by rank (P(rank k) ~ 1/k, Zipf
+    with s = 1) from a vocabulary that grows with the table (rows / 10 words, at least 5,000), so
+    "the" and "love" are in a large share of rows and most words are rare. Titles have 1 to 5 words,
+    some with "(feat. ...)", " - Remastered 1987", "!" or "?"; artists are a person ("Léa Brontëx")
+    or a band ("The Storms"), songs per artist Zipf-like too; popularity skews low (most songs are
+    obscure)."""
+    words = vocabulary(max(5_000, rows // 10))
+    nv, artists = len(words), max(100, rows // 8)
+
+    def rank(n: int) -> str:  # a rank in 1..n drawn log-uniformly: P(k) ~ 1/k
+        return f"least({n}, floor(exp(random() * ln({n} + 1)))::int)"
+
+    def words_of(count_sql: str) -> str:  # that many words drawn by rank, title-cased, as one text
+        return (f"(SELECT string_agg((SELECT initcap(v.w) FROM vocab v WHERE v.rank = p.r), ' ' ORDER BY p.k) "
+                f"FROM (SELECT k, {rank(nv)} AS r FROM generate_series(1, {count_sql}) AS k) AS p)")
+
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT setseed(%s)", (seed,))
+        conn.execute("CREATE TEMP TABLE vocab (rank int PRIMARY KEY, w text NOT NULL)")
+        with conn.cursor().copy("COPY vocab (rank, w) FROM STDIN") as copy:
+            for n, w in enumerate(words, 1):
+                copy.write_row((n, w))
+        conn.execute("ANALYZE vocab")
         conn.execute(f"""
             INSERT INTO songs ("spotifyId", title, artist, album, "spotifyPopularity")
             SELECT 'bench' || lpad(g::text, 17, '0'),
-                   initcap(({v})[1 + g % {nv}]) || ' ' || ({v})[1 + (g / {nv}) % {nv}] || ' '
-                     || ({v})[1 + (g / {nv * nv}) % {nv}]
-                     || CASE WHEN g > {nv ** 3} THEN ' ' || (g / {nv ** 3}) ELSE '' END,
-                   ({f})[1 + (g * 31) % {nf}] || ' ' || ({la})[1 + (g * 17 / 3) % {nl}],
-                   initcap(({v})[1 + (g * 613) % {nv}]) || ' ' || ({v})[1 + (g * 389 / 5) % {nv}],
-                   (g * 7919) % 101
-            FROM generate_series(1::bigint, {rows}::bigint) AS g""")
+                   {words_of("shape.title_words")}
+                     || (ARRAY['', '', '', '', '', '', '', '', '', '', '', '', '', '', '!', '?', ' - Remastered ' ||
+                               (1960 + g % 60), ' (feat. ' || a.name || ')', ' (Live)', ' - Radio Edit'])
+                        [1 + (random() * 19)::int],
+                   artist.name,
+                   {words_of("shape.album_words")},
+                   (100 * random() ^ 2)::int
+            FROM generate_series(1::bigint, {rows}::bigint) AS g
+            CROSS JOIN LATERAL (
+                SELECT (ARRAY[1, 1, 2, 2, 2, 3, 3, 3, 4, 5])[1 + (random() * 9)::int] AS title_words,
+                       1 + (random() * 2)::int AS album_words, {rank(artists)}::bigint AS artist,
+                       {rank(artists)}::bigint AS featured
+                WHERE g > 0) AS shape
+            CROSS JOIN LATERAL (SELECT {_artist("shape.artist", nv)} AS name) AS artist
+            CROSS JOIN LATERAL (SELECT {_artist("shape.featured", nv)} AS name) AS a""")
         conn.execute("ANALYZE songs")
     return time.perf_counter() - started
+
+
+def _artist(n: str, vocabulary_size: int) -> str:
+    """SQL: artist number `n` -> its name, a band ("The Storms") or a person (a first name and a word)."""
+    def word(multiplier: int) -> str:
+        return f"(SELECT initcap(w) FROM vocab WHERE rank = 1 + ({n} * {multiplier}) % {vocabulary_size})"
+    first = "ARRAY[" + ", ".join(f"'{f}'" for f in FIRST) + "]"
+    return (f"CASE WHEN {n} % 3 = 0 THEN 'The ' || {word(7919)} || 's' "
+            f"ELSE ({first})[1 + {n} % {len(FIRST)}] || ' ' || {word(104729)} END")
 
 
 def build_index_while_writing(url: str) -> tuple[float, int, float]:
@@ -105,29 +181,49 @@ def build_index_while_writing(url: str) -> tuple[float, int, float]:
     stop.set()
     thread.join()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ANALYZE songs")
+        # What autovacuum would do soon after, done before the timing rather than during it.
+        conn.execute("VACUUM (ANALYZE) songs")
+        conn.execute("VACUUM (ANALYZE) song_search")
     return elapsed, len(writes), max(writes, default=0.0) * 1000
 
 
 def query_set(url: str, per_class: int, seed: int = 7) -> list[tuple[str, str, str]]:
-    """(class, query, spotifyId it was made from), per_class of each."""
+    """(class, query, spotifyId it should find), per_class of each, drawn from the table.
+
+    The classes that name one song (exact, accents, typo, artist_title, prefix) come from songs
+    whose title at most 3 songs share: "Love" names no song in particular among thousands.
+    `broad` is one of the 40 most common words of titles (3 letters or more), and the song it
+    should find first is the most popular one with that word as its whole title."""
     rng = random.Random(seed)
     with psycopg.connect(url) as conn:
+        conn.execute("SELECT setseed(0.7)")
         sample = conn.execute('SELECT "spotifyId", title, artist FROM songs WHERE "spotifyId" LIKE %s '
-                              "ORDER BY random() LIMIT %s", ("bench%", per_class * 20)).fetchall()
+                              "ORDER BY random() LIMIT %s", ("bench%", per_class * 40)).fetchall()
+        shared: dict[str, int] = dict(conn.execute("SELECT title, count(*) FROM songs WHERE title = ANY(%s) GROUP BY title",
+                                   ([r[1] for r in sample],)).fetchall())
+        broad = conn.execute("""
+            SELECT DISTINCT ON (w) w, s."spotifyId" FROM (
+                SELECT w FROM unnest(%s::text[]) WITH ORDINALITY AS t(w, rank) WHERE length(w) >= 3
+                ORDER BY rank LIMIT 40) AS common
+            JOIN songs s ON lower(s.title) = w
+            ORDER BY w, s."spotifyPopularity" DESC NULLS LAST, s.title, s."spotifyId"
+            """, (COMMON,)).fetchall()
+    specific = [r for r in sample if shared.get(r[1], 0) <= 3]
+    accented = [r for r in specific if unaccent(r[1]) != r[1]]
     queries: list[tuple[str, str, str]] = []
-    accented = [r for r in sample if unaccent(r[1]) != r[1]]
     for n in range(per_class):
-        sid, title, _artist = sample[n]
+        sid, title, _artist = specific[n]
         queries.append(("exact", title, sid))
         asid, atitle, _artist = accented[n % len(accented)]
         queries.append(("accents", fold(atitle), asid))
-        tsid, ttitle, _ = sample[per_class + n]
+        tsid, ttitle, _ = specific[per_class + n]
         queries.append(("typo", _typo(ttitle, rng), tsid))
-        psid, ptitle, partist = sample[2 * per_class + n]
+        psid, ptitle, partist = specific[2 * per_class + n]
         queries.append(("artist_title", f"{partist} {ptitle}", psid))
-        xsid, xtitle, _ = sample[3 * per_class + n]
+        xsid, xtitle, _ = specific[3 * per_class + n]
         queries.append(("prefix", xtitle[:-2] if len(xtitle.split()[-1]) > 3 else xtitle[:-1], xsid))
+        bword, bsid = broad[n % len(broad)]
+        queries.append(("broad", bword, bsid))
     return queries
 
 
@@ -240,7 +336,7 @@ def run(quick: bool = False, rows: int | None = None, per_class: int | None = No
                                          (pattern, pattern)).fetchall()
                 return [r[0] for r in found]
 
-            measure(api, queries[:20], clients, 1)  # warm the pools and caches
+            measure(api, queries, clients, 1)  # warm every pooled connection and the caches
             api_ms, api_recall = measure(api, queries, clients, rounds)
             base_ms, base_recall = measure(baseline, queries, clients, rounds)
         finally:
@@ -256,6 +352,38 @@ def run(quick: bool = False, rows: int | None = None, per_class: int | None = No
     return figures
 
 
+def explain(url: str, queries: list[tuple[str, str, str]]) -> None:
+    """Print EXPLAIN (ANALYZE, BUFFERS) of every statement search_songs sends, for the first query
+    of each class: where the time goes."""
+    from sqlalchemy import event
+
+    from pipeline.search.query import parse
+    from pipeline.store.search import search_songs
+    from shared.db import make_engine
+
+    engine = make_engine(url, pool_size=1)
+    sent: list[tuple[str, Any]] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, params, *_: sent.append((statement, params)))
+    firsts = {kind: q for kind, q, _ in reversed(queries)}
+    try:
+        for kind, q in [*firsts.items(), *firsts.items()]:  # the second time with warm caches
+            sent.clear()
+            search_songs(engine, parse(q), limit=10, offset=0)
+            print(f"=== {kind}: {q!r}")
+            with engine.raw_connection() as raw:  # the same statements, in order, in one transaction
+                cursor = raw.cursor()
+                for statement, params in list(sent):
+                    if "set_config" in statement:
+                        cursor.execute(statement, params)
+                        continue
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, params)
+                    print("\n".join(r[0] for r in cursor.fetchall()), "\n")
+                raw.rollback()
+    finally:
+        engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -263,7 +391,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=40, help="queries per class")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="times each query is sent (latency)")
+    parser.add_argument("--explain", metavar="DATABASE_URL",
+                        help="a database bench.search filled (see --fill): print the plans of its queries, no timing")
+    parser.add_argument("--fill", metavar="DATABASE_URL", help="fill this (migrated, empty) database with --rows songs")
     args = parser.parse_args(argv)
+    if args.fill:
+        print(f"filled {args.rows:,} rows in {fill(args.fill, args.rows):.1f} s")
+        return 0
+    if args.explain:
+        explain(args.explain, query_set(args.explain, 1))
+        return 0
     print_table(run(rows=args.rows, per_class=args.queries, clients=args.clients, rounds=args.rounds))
     return 0
 

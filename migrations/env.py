@@ -26,12 +26,16 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
-# Expression indexes made by raw SQL (migration 20261201_01: search over folded text) that the
-# models cannot declare faithfully; autogenerate must not propose dropping them.
-SQL_ONLY_INDEX_PREFIXES = ("idx_songs_search_",)
+# Objects made by raw SQL (migration 20261201_01: the search's own tables song_search and
+# song_search_words, kept by a trigger, and their indexes; the expression indexes of its first version) that the models do not
+# declare: autogenerate must not propose dropping them.
+SQL_ONLY_INDEX_PREFIXES = ("idx_songs_search_", "idx_song_search_")
+SQL_ONLY_TABLES = ("song_search", "song_search_words")
 
 
 def _include_object(obj, name, type_, reflected, compare_to) -> bool:
+    if type_ == "table" and reflected and compare_to is None and name in SQL_ONLY_TABLES:
+        return False
     return not (type_ == "index" and reflected and compare_to is None and name
                 and name.startswith(SQL_ONLY_INDEX_PREFIXES))
 

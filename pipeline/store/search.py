@@ -1,11 +1,15 @@
 """All of search's SQL: local matches ranked in PostgreSQL, one song by its Spotify id, and the
 readiness probe. The rules it applies are pipeline/search's (fold, tiers, thresholds); this
-module only says them in SQL over the index of migration 20261201_01:
-
-    GIN (spotify_search_doc(title, artist, album) gin_trgm_ops)
+module only says them in SQL over migration 20261201_01's tables, kept in step with songs by a
+trigger: song_search (`x`: each song's folded title, artist, album, document `doc`, tsvector
+`words` and popularity; GIN (words), GIN (doc gin_trgm_ops), btree (title text_pattern_ops),
+btree (popularity DESC NULLS LAST)) and song_search_words (every word once, GIN (word
+gin_trgm_ops): where typos are looked up). Nothing is folded per row at query time; songs is
+read only for the page's rows.
 
 Every value reaches PostgreSQL as a bound parameter; folded terms hold no LIKE wildcard (% and _
-are separators, normalize.SEPARATORS), so they are safe inside a LIKE pattern as they are.
+are separators, normalize.SEPARATORS) nor quote, so they are safe inside a LIKE pattern and a
+tsquery as they are.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ from pipeline.search.query import Query
 from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD, fuzzy_threshold
 from pipeline.store.db import autocommit, transaction
 
-DOC = "spotify_search_doc(s.title, s.artist, s.album)"
-FOLDED_TITLE = "spotify_search_fold(s.title)"
-FOLDED_ARTIST = "spotify_search_fold(s.artist)"
+DOC = "x.doc"
+FOLDED_TITLE = "x.title"
+FOLDED_ARTIST = "x.artist"
 
 # Every column of the songs contract, as the API returns it.
 SONG_COLUMNS = (
@@ -39,7 +43,7 @@ _SELECTED = ", ".join(f's."{c}"' for c in SONG_COLUMNS)
 
 
 class SearchUnavailable(StoreError):
-    """The database lacks the search functions (no pg_trgm/unaccent when it was migrated)."""
+    """The database lacks the search table and functions (no pg_trgm/unaccent when it was migrated)."""
 
 
 @contextmanager
@@ -47,7 +51,7 @@ def _search_functions_present() -> Iterator[None]:
     try:
         yield
     except StoreError as exc:
-        if "spotify_search_" in exc.message and "does not exist" in exc.message:
+        if ("spotify_search_" in exc.message or "song_search" in exc.message) and "does not exist" in exc.message:
             raise SearchUnavailable("search is not set up in this database: it needs PostgreSQL's pg_trgm and "
                                     "unaccent extensions, then the search migration (20261201_01) again") from exc
         raise
@@ -113,77 +117,172 @@ def tier_sql(query: Query, params: dict[str, Any]) -> str:
             f"WHEN {' AND '.join(words) or 'true'} THEN 2 ELSE {FUZZY} END")
 
 
-# Rows ranked per candidate set: a broad query ("love") ranks its most popular matches of each
-# set, not all of them. Paging deeper than this widens the sets.
-CANDIDATES = 300
+# Fuzzy rows ranked at most: they are ordered by a rounded similarity, then popularity, so the
+# most similar few are not enough.
+FUZZY_CANDIDATES = 300
 # total_local counts at most this many (pages end at offset 1000 anyway): counting every match
 # of a broad query would visit each of its rows.
 MAX_COUNTED = 1050
-TSQUERY = ("to_tsquery('simple', (SELECT string_agg(quote_literal(t) || ':*', ' & ') "
-           "FROM unnest(CAST(:terms AS text[])) AS t))")
-WORDS_MATCH = f"to_tsvector('simple'::regconfig, {DOC}) @@ {TSQUERY}"
+# The planner's estimate of a word's songs is from a sample: past this many times MAX_COUNTED,
+# there are surely more than MAX_COUNTED.
+ESTIMATE_MARGIN = 3
+WORDS_ONLY = "x.words @@ to_tsquery('simple', :tsquery)"
+# Ties by popularity: every set and the page order alike, so a set's cut agrees with the page's.
+BY_POPULARITY = "x.popularity DESC NULLS LAST, x.title, x.song_id"
+# Per transaction: how close a word must be for `<%` (pg_trgm's default is 0.6), and a plan made
+# for these values every time: psycopg prepares a statement sent 5 times, and a generic plan
+# cannot know whether a word is in 30% of the songs or in 3 of them.
+SETTINGS = ("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true), "
+            "set_config('plan_cache_mode', 'force_custom_plan', true)")
 
 
 def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Found:
     """Songs matching the query, best first (ranking.py's tiers, then popularity), one page.
 
-    Candidates come from the exact indexes first (every term starting a word: tsvector; the
-    title starting with the query: btree), the most popular of each. Only when they fall short
-    of the page are the fuzzy ones (substrings, typos: pg_trgm) added. Then the tiers rank them.
-    `total` counts the word matches up to MAX_COUNTED (with fuzzy ones: the candidates ranked)."""
-    params: dict[str, Any] = {"limit": limit, "offset": offset, "threshold": str(FUZZY_THRESHOLD),
-                              "cap": max(CANDIDATES, offset + limit), "count_cap": MAX_COUNTED,
-                              "terms": _terms(query)}
+    One statement: each exact set (the query's words: tsvector; the title being, or starting
+    with, the query: btree) brings its offset + limit most popular rows, enough for the page,
+    since within a set a row is passed only by rows of its tier or better; the tiers rank them.
+    A second only when they found nothing: the fuzzy sets (_fuzzy_sets: a typo, a substring).
+    Under exact matches those would only add look-alikes below them, for the dearest lookups of
+    all (a short page is filled from Spotify: wants_enrichment). `total` counts the word matches
+    up to MAX_COUNTED (see `count` below; fuzzy ones: the candidates).
+    """
+    wanted = offset + limit
+    params: dict[str, Any] = {"limit": limit, "offset": offset, "wanted": wanted, "threshold": str(FUZZY_THRESHOLD),
+                              "fuzzy_cap": max(FUZZY_CANDIDATES, wanted), "count_cap": MAX_COUNTED,
+                              "sure_past_cap": MAX_COUNTED * ESTIMATE_MARGIN, "text": query.text}
     extra = " AND ".join(_extra_conditions(query, params)) or "true"
-    sets = [f"""(SELECT s.id FROM songs s WHERE {WORDS_MATCH} AND {extra}
-                 ORDER BY s."spotifyPopularity" DESC NULLS LAST LIMIT :cap)"""]
+    words_match = _words_match(_terms(query), params)
+    exact = {"by_words": f"""SELECT x.song_id FROM song_search x WHERE {words_match} AND {extra}
+                             ORDER BY {BY_POPULARITY} LIMIT :wanted"""}
     if query.text:
         params["title_prefix"] = query.text + "%"
-        sets.append(f"""(SELECT s.id FROM songs s WHERE {FOLDED_TITLE} LIKE :title_prefix AND {extra}
-                         ORDER BY s."spotifyPopularity" DESC NULLS LAST LIMIT :cap)""")
+        exact["by_title"] = f"""SELECT x.song_id FROM song_search x WHERE {FOLDED_TITLE} = :text AND {extra}
+                                ORDER BY {BY_POPULARITY} LIMIT :wanted"""
+        exact["by_title_prefix"] = f"""SELECT x.song_id FROM song_search x
+                                       WHERE {FOLDED_TITLE} LIKE :title_prefix AND {extra}
+                                       ORDER BY {BY_POPULARITY} LIMIT :wanted"""
+    # Counted up to MAX_COUNTED only when the word set filled up (otherwise it is the count), and
+    # for words alone only when the planner's estimate leaves room for fewer: a broad word's
+    # count would read its whole index list (5 ms at 200,000 songs for a word in 2.5% of them).
+    # (Other conditions only narrow the words' matches, which the estimate does not see.)
+    estimate = ("song_search_estimate(to_tsquery('simple', :tsquery)) >= :sure_past_cap"
+                if words_match == WORDS_ONLY and extra == "true" else "false")
+    count = f"""CASE WHEN (SELECT count(*) FROM by_words) < :wanted THEN (SELECT count(*) FROM by_words)
+                WHEN {estimate} THEN :count_cap
+                ELSE (SELECT count(*) FROM (SELECT FROM song_search x WHERE {words_match} AND {extra}
+                                            LIMIT :count_cap) AS c) END"""
     with _search_functions_present(), transaction(engine) as conn:
-        # Only for this transaction: how close a typo must be for `<%` (pg_trgm's default is 0.6).
-        conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true)"), params)
-        total = int(conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM songs s WHERE {WORDS_MATCH} AND {extra} "
-                                      "LIMIT :count_cap) AS c"), params).scalar_one())
-        rows = _ranked(conn, query, sets, params) if total else []  # no word match: straight to fuzzy
-        if len(rows) < limit:
-            # One similarity of the whole text to the document: a recheck computes the document
-            # once (a condition per word computed it once per word, 6 times for 3 words).
-            params["text"] = query.text
-            if query.text:
-                conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :fuzzy, true)"),
-                             {"fuzzy": str(fuzzy_threshold(query.text))})
-                sets.append(f"""(SELECT s.id FROM songs s WHERE :text <% {DOC} AND {extra}
-                                 ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :cap)""")
-            else:
-                sets.append(f"(SELECT s.id FROM songs s WHERE {' AND '.join(_conditions(query, params))} LIMIT :cap)")
-            rows = _ranked(conn, query, sets, params)
-            total = max(total, rows[0]["candidates"] if rows else 0)
-    return Found([song_json({k: v for k, v in row.items() if k != "candidates"}) for row in rows], total)
+        conn.execute(text(SETTINGS), params)
+        rows = _ranked(conn, query, exact, params, count)
+        if rows[0]["candidates"] == 0:  # a second statement: the first plans no fuzzy set it would not run
+            rows = _ranked(conn, query, _fuzzy_sets(query, params, extra), params, "NULL")
+            rows[0]["total"] = rows[0]["candidates"]
+    hidden = ("candidates", "total")
+    return Found([song_json({k: v for k, v in row.items() if k not in hidden}) for row in rows if row["id"]],
+                 rows[0]["total"])
 
 
-def _ranked(conn: Connection, query: Query, sets: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The page of these candidate sets, ranked by tier, then popularity."""
+def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, str]:
+    """The fuzzy candidate sets (SQL), for a query whose exact sets found nothing.
+
+    With free text: the rows whose document is similar enough to the whole text (the threshold
+    grows with its length). With two words or more, one of them mistyped, the others are still
+    words of the song: one set per word left out, looked up in the tsvector index. When those
+    find nothing (or for one word), the songs holding a known word that the query's longest word
+    looks like (a typo, or a piece of it: "ighway"): the vocabulary's trigram index, small,
+    instead of the songs' own, where a common trigram ("the") lists a large share of the table.
+    Without free text (filters only): the filters' own conditions."""
+    if not query.text:
+        return {"by_typo": f"SELECT x.song_id FROM song_search x "
+                           f"WHERE {' AND '.join(_conditions(query, params))} LIMIT :fuzzy_cap"}
+    params["fuzzy"] = fuzzy_threshold(query.text)
+
+    def similar_to_text(lookup: str) -> str:
+        return f"""SELECT x.song_id FROM song_search x
+                   WHERE {lookup} AND word_similarity(:text, {DOC}) >= :fuzzy AND {extra}
+                   ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :fuzzy_cap"""
+
+    terms = _terms(query)
+    indexed = [n for n, (word, _) in enumerate(terms[:len(query.words)]) if len(word) >= MIN_INDEXED_WORD]
+    sets: dict[str, str] = {}
+    if len(indexed) >= 2:
+        for n in indexed:
+            params[f"drop{n}"] = tsquery([t for i, t in enumerate(terms) if i != n and len(t[0]) >= MIN_INDEXED_WORD])
+            sets[f"by_others{n}"] = similar_to_text(f"x.words @@ to_tsquery('simple', :drop{n})")
+    # The longest word's look-alikes (the vocabulary's trigram index), skipped (a one-time
+    # filter) when a set above found something.
+    params["typo"] = max(query.words, key=len, default=query.text)
+    found = "".join(f"NOT EXISTS (SELECT FROM {name}) AND " for name in sets)
+    sets["by_lookalikes"] = similar_to_text(f"{found}x.words @@ ({LOOKALIKES})")
+    return sets
+
+
+# The tsquery of the known words that :typo looks like (as a word or inside one: `<%`), the
+# LOOKALIKE_WORDS likeliest; NULL (nothing matches) when there is none.
+LOOKALIKE_WORDS = 50
+LOOKALIKES = f"""SELECT to_tsquery('simple', string_agg(quote_literal(v.word), ' | ')) FROM (
+                     SELECT DISTINCT word, word_similarity(:typo, word) AS similarity FROM song_search_words
+                     WHERE :typo <% word ORDER BY similarity DESC LIMIT {LOOKALIKE_WORDS}) AS v"""
+
+
+def _ranked(conn: Connection, query: Query, sets: dict[str, str], params: dict[str, Any],
+            count: str) -> list[dict[str, Any]]:
+    """The page of these candidate sets, ranked by tier, then popularity. Every row also says
+    how many candidates there were and `count` (SQL over the sets); a page past the end is one
+    row of NULL songs columns, with the counts."""
     tier = tier_sql(query, params)
     similarity = f"word_similarity(:text, {DOC})" if query.text else "0"
+    named = ",\n".join(f"{name} AS MATERIALIZED ({sql})" for name, sql in sets.items())
     statement = text(f"""
-        WITH candidates AS ({" UNION ".join(sets)})
-        SELECT {_SELECTED}, m.tier, count(*) OVER () AS candidates
-        FROM songs s JOIN candidates c ON c.id = s.id
-        CROSS JOIN LATERAL (SELECT {tier} AS tier) m
-        ORDER BY m.tier,
-                 CASE WHEN m.tier = {FUZZY} THEN -round(({similarity})::numeric, 1) END,
-                 s."spotifyPopularity" DESC NULLS LAST, s.title, s.id
-        LIMIT :limit OFFSET :offset
+        WITH {named},
+        candidates AS ({" UNION ".join(f"SELECT song_id FROM {name}" for name in sets)}),
+        page AS (
+            SELECT x.song_id, m.tier,
+                   row_number() OVER (ORDER BY m.tier,
+                       CASE WHEN m.tier = {FUZZY} THEN -round(({similarity})::numeric, 1) END,
+                       {BY_POPULARITY}) AS n
+            FROM song_search x JOIN candidates c ON c.song_id = x.song_id
+            CROSS JOIN LATERAL (SELECT {tier} AS tier) m
+            ORDER BY n LIMIT :limit OFFSET :offset)
+        SELECT {_SELECTED}, page.tier, counted.total, counted.candidates
+        FROM (SELECT {count} AS total, (SELECT count(*) FROM candidates) AS candidates) AS counted
+        LEFT JOIN page ON true LEFT JOIN songs s ON s.id = page.song_id
+        ORDER BY page.n
     """)
     return [dict(r._mapping) for r in conn.execute(statement, params)]
 
 
-def _terms(query: Query) -> list[str]:
-    """Every word a song must hold (as the start of one of its words) to match without fuzz."""
-    terms = list(query.words) + [w for phrase in query.phrases for w in phrase.split(" ")]
-    return terms + [w for column_terms in query.fields.values() for term in column_terms for w in term.split(" ")]
+def tsquery(terms: list[tuple[str, bool]]) -> str:
+    """The tsquery text matching documents that hold every term, as a word or, where the term
+    may be a prefix, as the start of one (folded terms hold no quote; one is doubled all the
+    same, as tsquery quoting wants)."""
+    return " & ".join("'" + t.replace("'", "''") + "'" + (":*" if prefix else "") for t, prefix in terms)
+
+
+def _words_match(terms: list[tuple[str, bool]], params: dict[str, Any]) -> str:
+    """SQL: every term is a word of the document, or starts one where it may be a prefix.
+
+    The tsvector index looks up the terms of MIN_INDEXED_WORD characters or more; shorter ones
+    ("a", "mc") only filter what the others found, unless they are all there is ("ac dc"). A
+    prefix makes the index read the lists of every word it starts, all of them, where a whole
+    word lets the index skip through a common word's list along a rare one's."""
+    indexed = [t for t in terms if len(t[0]) >= MIN_INDEXED_WORD] or terms
+    params["tsquery"] = tsquery(indexed)
+    conditions = [WORDS_ONLY]
+    for n, (term, _) in enumerate(t for t in terms if t not in indexed):
+        params[f"short{n}"] = term
+        conditions.append(f"(' ' || {DOC}) LIKE '% ' || :short{n} || '%'")
+    return " AND ".join(conditions)
+
+
+def _terms(query: Query) -> list[tuple[str, bool]]:
+    """Every word a song must hold to match without fuzz, and whether it may be the start of a
+    longer word: the last free word (someone still typing it), and the words of phrases and
+    filters (which their own conditions check)."""
+    words = [(w, n == len(query.words) - 1) for n, w in enumerate(query.words)]
+    words += [(w, True) for phrase in query.phrases for w in phrase.split(" ")]
+    return words + [(w, True) for terms in query.fields.values() for term in terms for w in term.split(" ")]
 
 
 def _extra_conditions(query: Query, params: dict[str, Any]) -> list[str]:
@@ -201,7 +300,7 @@ def _extra_conditions(query: Query, params: dict[str, Any]) -> list[str]:
 
 
 def _field_condition(column: str, name: str) -> str:
-    folded = f"spotify_search_fold(s.{column})"
+    folded = f"x.{column}"  # song_search holds each column folded
     return (f"({folded} LIKE '%' || :{name} || '%' OR :{name} <% {folded} "
             f"OR replace({folded}, ' ', '') LIKE '%' || :{name}_squeezed || '%')")
 

@@ -121,9 +121,8 @@ def test_the_trigram_index_serves_the_search(songs):
     with songs.begin() as conn:
         conn.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(conn.execute(text(
-            "EXPLAIN SELECT id FROM songs s WHERE spotify_search_doc(s.title, s.artist, s.album) LIKE '%beyonce%' "
-            "OR 'beyonce' <% spotify_search_doc(s.title, s.artist, s.album)")).scalars())
-    assert "idx_songs_search_trgm" in plan
+            "EXPLAIN SELECT song_id FROM song_search x WHERE x.doc LIKE '%beyonce%' OR 'beyonce' <% x.doc")).scalars())
+    assert "idx_song_search_trgm" in plan
 
 
 def test_get_song_returns_every_contract_column(songs):
@@ -143,3 +142,18 @@ def test_fuzzy_ranks_below_the_rest(songs):
     found = search_songs(songs, parse("bohemian"), limit=10, offset=0).songs
     assert [s["tier"] for s in found] == sorted(s["tier"] for s in found)
     assert all(s["tier"] < FUZZY for s in found[:2])
+
+
+def test_a_broad_word_counts_up_to_the_cap_and_a_narrower_one_exactly(songs):
+    from pipeline.store.search import ESTIMATE_MARGIN, MAX_COUNTED
+    from tests.integration.search.conftest import insert_songs
+
+    loves = MAX_COUNTED * ESTIMATE_MARGIN + 500
+    insert_songs(songs, [(f"Love {n}", "Band", None, n % 100) for n in range(loves)]
+                 + [(f"Lovely {n}", "Band", None, n % 100) for n in range(1000)])
+    with songs.begin() as conn:
+        conn.execute(text("ANALYZE song_search"))  # what the planner's estimate reads
+    broad = search_songs(songs, parse("love"), limit=10, offset=0)
+    assert broad.total == MAX_COUNTED and len(broad.songs) == 10  # the cap (the estimate alone says so)
+    narrower = search_songs(songs, parse("lovely"), limit=10, offset=0)
+    assert narrower.total == 1000  # under the cap: the exact count

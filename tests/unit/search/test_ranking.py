@@ -61,3 +61,4 @@ def test_longer_queries_ask_for_more_of_their_trigrams():
     assert fuzzy_threshold("kraxow ocean sad") < 0.70 - 0.05
     assert fuzzy_threshold("bohemain rhapsody") < 0.636 - 0.02
     assert fuzzy_threshold("a much longer query with many words in it") == MAX_FUZZY_THRESHOLD
+
