@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -87,7 +88,9 @@ def test_down_leaves_alone_a_process_that_took_over_a_recorded_pid(tmp_path):
 
 def test_down_stops_a_recorded_process_that_is_still_the_same_one(tmp_path):
     # The identity check is not a blanket refusal: the process recorded as it is gets its signal.
-    ours = subprocess.Popen(["sleep", "60"])
+    # SIGINT back to its default: a run started in the background (CI) hands its children SIGINT
+    # ignored, and PostgreSQL, unlike `sleep`, installs its own handler anyway.
+    ours = subprocess.Popen(["sleep", "60"], preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         record = services.process_identity(ours.pid)
         (tmp_path / services.STATE_FILE).write_text(json.dumps({
