@@ -71,7 +71,7 @@ class Connector:
     def __init__(self, settings: Settings, engine: Any, fast_redis: Any):
         self.settings = settings
         self.engine = engine
-        self.flow = WebFlow(fast_redis, RedisKeys(settings.redis_namespace))
+        self._fast_redis = fast_redis
         self._lock = threading.Lock()
         self._made: dict[str, Any] = {}
 
@@ -102,6 +102,10 @@ class Connector:
             if name not in self._made:
                 self._made[name] = make()
             return self._made[name]
+
+    def _flow(self) -> WebFlow:
+        _, cipher = self.require_ready()  # the verifiers it keeps are sealed with the token keys
+        return self._once("flow", lambda: WebFlow(self._fast_redis, RedisKeys(self.settings.redis_namespace), cipher))
 
     def _endpoint(self) -> Any:
         from pipeline.spotify.http import shared_http_client
@@ -134,7 +138,7 @@ class Connector:
         """A new authorisation for `user_id`: its authorize URL (the state and the challenge in it)."""
         redirect_uri, _ = self.require_ready()
         client_id, _ = self.settings.require_client_credentials()
-        started = self.flow.begin(user_id, DEFAULT_SCOPES, return_url=return_url, to_connect_page=to_connect_page,
+        started = self._flow().begin(user_id, DEFAULT_SCOPES, return_url=return_url, to_connect_page=to_connect_page,
                                   browser_secret=browser_secret)
         return authorize_url(self.settings.spotify_accounts_base_url, client_id, redirect_uri, started.state,
                              started.challenge, DEFAULT_SCOPES)
@@ -145,7 +149,7 @@ class Connector:
         redirect_uri, cipher = self.require_ready()
         register_secret(code)
         try:
-            pending = self.flow.consume(state, browser_secret)
+            pending = self._flow().consume(state, browser_secret)
         except PipelineError as exc:
             logger.warning("OAuth callback: the pending authorisations are unavailable ({})", type(exc).__name__)
             return None, "unavailable", None

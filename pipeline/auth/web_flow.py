@@ -1,7 +1,7 @@
 """Users connecting Spotify in their browser: the authorisations the API has started, kept in
 Redis so that whichever API instance receives the callback can finish them.
 
-    flow = WebFlow(redis, keys)
+    flow = WebFlow(redis, keys, cipher)
     started = flow.begin(user_id, scopes, return_url="https://app.example/settings")
     url = authorize_url(..., started.state, started.challenge, scopes)   # the browser goes there
     ... Spotify sends the browser to /auth/spotify/callback?code=...&state=...
@@ -13,6 +13,8 @@ it is compared with `hmac.compare_digest`, so neither the key lookup nor the com
 tells a forger how close a guess came. An entry lives STATE_TTL_S (ten minutes, Redis expiry)
 and is used once: the one caller whose DEL removes it wins, however many callbacks race.
 A wrong secret for an existing id leaves the entry alone (a forger cannot cancel a real sign-in).
+The PKCE verifier is kept encrypted with the token keys (SPOTIFY_TOKEN_KEYS), as the tokens are:
+whoever reads Redis learns neither a state's secret nor a verifier.
 
 An authorisation may also be bound to the browser that started it (`browser_secret`, kept by the
 caller in a cookie): then only a callback from that browser finishes it, so a sign-in link sent
@@ -32,6 +34,7 @@ import redis
 
 from pipeline.auth.flow import new_pkce
 from pipeline.errors import RedisUnavailable
+from shared.crypto import TokenCipher, TokenDecryptError
 from shared.keys import RedisKeys
 from shared.logging import register_secret
 
@@ -72,9 +75,10 @@ def _digest(secret: str) -> str:
 
 
 class WebFlow:
-    def __init__(self, client: redis.Redis, keys: RedisKeys, *, ttl_s: int = STATE_TTL_S):
+    def __init__(self, client: redis.Redis, keys: RedisKeys, cipher: TokenCipher, *, ttl_s: int = STATE_TTL_S):
         self._redis = client
         self._keys = keys
+        self._cipher = cipher
         self.ttl_s = ttl_s
 
     def begin(self, user_id: str, scopes: tuple[str, ...], *, return_url: str | None = None,
@@ -84,7 +88,8 @@ class WebFlow:
         not answer."""
         state_id, secret = secrets.token_urlsafe(16), secrets.token_urlsafe(32)
         pkce = new_pkce()
-        entry = {"user_id": user_id, "verifier": pkce.verifier, "scopes": list(scopes), "return_url": return_url,
+        entry = {"user_id": user_id, "sealed_verifier": self._cipher.encrypt(pkce.verifier),
+                 "scopes": list(scopes), "return_url": return_url,
                  "to_connect_page": to_connect_page, "secret_sha256": _digest(secret),
                  "browser_sha256": _digest(browser_secret) if browser_secret else None}
         try:
@@ -118,6 +123,10 @@ class WebFlow:
                 return None  # another callback with the same state took it first
         except redis.RedisError as exc:
             raise RedisUnavailable(f"Redis: {exc}") from exc
-        register_secret(entry["verifier"])  # this process did not make it: mask it here too
-        return PendingAuthorization(entry["user_id"], entry["verifier"], tuple(entry["scopes"]), entry["return_url"],
+        try:
+            verifier = self._cipher.decrypt(entry["sealed_verifier"])
+        except (KeyError, TokenDecryptError):
+            return None  # sealed with a key this process no longer has (or by an older version): start again
+        register_secret(verifier)  # this process did not make it: mask it here too
+        return PendingAuthorization(entry["user_id"], verifier, tuple(entry["scopes"]), entry["return_url"],
                                     bool(entry["to_connect_page"]))

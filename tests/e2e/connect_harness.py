@@ -96,14 +96,18 @@ def assert_nowhere(secrets: dict[str, str], *texts: str) -> None:
             assert value not in body, f"the {name} appears in text {i}: ...{body[max(0, body.find(value) - 80):][:200]}"
 
 
-def redis_verifiers(redis_client, namespace: str) -> list[str]:
-    """The PKCE verifiers of the authorisations pending in Redis (to check they never leak)."""
+def redis_verifiers(redis_client, settings) -> list[str]:
+    """The PKCE verifiers of the authorisations pending in Redis, unsealed with the settings' token
+    keys (to check they never leak)."""
     import orjson
 
+    from shared.crypto import TokenCipher
+
+    cipher = TokenCipher(settings.require_token_keys())
     found = []
-    for key in redis_client.scan_iter(match=f"{namespace}:oauth-state:*"):
+    for key in redis_client.scan_iter(match=f"{settings.redis_namespace}:oauth-state:*"):
         raw = redis_client.get(key)
         if raw:
-            found.append(orjson.loads(raw)["verifier"])
+            found.append(cipher.decrypt(orjson.loads(raw)["sealed_verifier"]))
     return found
 

@@ -68,7 +68,7 @@ def test_authorize_on_one_instance_callback_on_another_stores_the_tokens_once(
         url = authorize(first, "user-1")
         assert query_of(url)["redirect_uri"] == ports.redirect_uri
         assert query_of(url)["code_challenge_method"] == "S256"
-        verifiers = redis_verifiers(redis_client, settings.redis_namespace)
+        verifiers = redis_verifiers(redis_client, settings)
         assert len(verifiers) == 1
 
         callback = consent(url, user=spotify_user)
@@ -86,7 +86,7 @@ def test_authorize_on_one_instance_callback_on_another_stores_the_tokens_once(
         assert tokens.access_token not in rows[0]["accessToken"]  # encrypted at rest
         assert code_exchanges(emulator, settings.spotify_client_id) == 1
         assert [j["status"] for j in library_jobs(engine, "user-1")] == ["pending"]
-        assert redis_verifiers(redis_client, settings.redis_namespace) == []  # consumed
+        assert redis_verifiers(redis_client, settings) == []  # consumed
 
         # A replayed callback, on either instance: refused, nothing stored again, no second exchange.
         for server in (first, second):
@@ -122,7 +122,7 @@ def test_refusals_store_nothing(env, ports, settings, emulator, engine, redis_cl
         # A return page that is not configured: refused before anything starts.
         wrong = server.http.post("/v1/connections/user-1/authorize", json={"return_url": "https://evil.example/"})
         assert wrong.status_code == 422 and wrong.json()["error"]["message"].startswith("return_url:")
-        assert redis_verifiers(redis_client, settings.redis_namespace) == []
+        assert redis_verifiers(redis_client, settings) == []
 
         # A forged state (a real id, another secret) is refused and does not spoil the real one.
         url = authorize(server, "user-1", return_url=OTHER_RETURN_URL)
@@ -152,7 +152,7 @@ def test_refusals_store_nothing(env, ports, settings, emulator, engine, redis_cl
         for key in redis_client.scan_iter(match=f"{settings.redis_namespace}:oauth-state:*"):
             assert 590 < redis_client.ttl(key) <= 600
             redis_client.pexpire(key, 1)
-        wait_until(lambda: redis_verifiers(redis_client, settings.redis_namespace) == [], 5, "the state to expire")
+        wait_until(lambda: redis_verifiers(redis_client, settings) == [], 5, "the state to expire")
         answer = server.http.get(callback_path(callback))
         assert answer.status_code == 400 and 'data-reason="invalid_state"' in answer.text
 

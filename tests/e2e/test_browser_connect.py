@@ -138,7 +138,7 @@ def test_a_user_connects_spotify_in_the_browser(browser, shots, settings, emulat
 
         asked = {li.get_attribute("data-scope") for li in browser.find_elements(By.CSS_SELECTOR, "#scopes li")}
         assert asked == {"user-library-read", "user-read-private", "user-read-email"}
-        verifiers = redis_verifiers(store, settings.redis_namespace)
+        verifiers = redis_verifiers(store, settings)
         user_field = element(browser, "user")
         user_field.clear()
         user_field.send_keys(spotify_user)

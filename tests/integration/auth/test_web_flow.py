@@ -8,9 +8,10 @@ import threading
 import pytest
 import redis
 
-from pipeline.auth.flow import s256
+from pipeline.auth.flow import new_pkce, s256
 from pipeline.auth.web_flow import STATE_TTL_S, WebFlow
 from pipeline.errors import RedisUnavailable
+from shared.crypto import TokenCipher, generate_key
 from shared.keys import RedisKeys
 from tests.e2e.pipeline_harness import wait_until
 
@@ -25,8 +26,13 @@ def client(redis_url):
 
 
 @pytest.fixture
-def flow(client, redis_namespace) -> WebFlow:
-    return WebFlow(client, RedisKeys(redis_namespace))
+def cipher() -> TokenCipher:
+    return TokenCipher([generate_key()])
+
+
+@pytest.fixture
+def flow(client, redis_namespace, cipher) -> WebFlow:
+    return WebFlow(client, RedisKeys(redis_namespace), cipher)
 
 
 def test_a_state_gives_back_its_user_and_verifier_once(flow):
@@ -65,11 +71,16 @@ def test_forged_and_malformed_states_are_refused_and_leave_the_real_one(flow):
     assert flow.consume(started.state) is not None
 
 
-def test_only_a_digest_of_the_secret_is_kept_and_it_expires_in_ten_minutes(flow, client, redis_namespace):
+def test_only_a_digest_of_the_secret_and_a_sealed_verifier_are_kept_and_expire_in_ten_minutes(
+        flow, client, redis_namespace, monkeypatch):
+    made = []
+    monkeypatch.setattr("pipeline.auth.web_flow.new_pkce", lambda: made.append(new_pkce()) or made[-1])
     started = flow.begin("user-1", SCOPES)
     state_id, _, secret = started.state.partition(".")
     key = RedisKeys(redis_namespace).oauth_state(state_id)
-    assert secret.encode() not in client.get(key)
+    stored = client.get(key)
+    assert secret.encode() not in stored
+    assert made[0].verifier.encode() not in stored and made[0].challenge == started.challenge
     assert STATE_TTL_S - 5 < client.ttl(key) <= STATE_TTL_S == 600
     client.pexpire(key, 1)
     wait_until(lambda: not client.exists(key), 5, "the entry to expire")
@@ -79,7 +90,7 @@ def test_only_a_digest_of_the_secret_is_kept_and_it_expires_in_ten_minutes(flow,
 def test_redis_down_is_redis_unavailable(redis_namespace):
     down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     with pytest.raises(RedisUnavailable):
-        WebFlow(down, RedisKeys(redis_namespace)).begin("user-1", SCOPES)
+        WebFlow(down, RedisKeys(redis_namespace), TokenCipher([generate_key()])).begin("user-1", SCOPES)
 
 
 def test_a_state_bound_to_a_browser_is_finished_only_by_that_browser(flow):
@@ -88,3 +99,9 @@ def test_a_state_bound_to_a_browser_is_finished_only_by_that_browser(flow):
     assert flow.consume(started.state, "another-browser-cookie") is None
     pending = flow.consume(started.state, "the-browser-cookie-value")
     assert pending is not None and pending.to_connect_page
+
+
+def test_a_verifier_sealed_with_a_key_since_dropped_is_refused(client, redis_namespace, flow):
+    started = flow.begin("user-1", SCOPES)
+    other_keys = WebFlow(client, RedisKeys(redis_namespace), TokenCipher([generate_key()]))
+    assert other_keys.consume(started.state) is None
