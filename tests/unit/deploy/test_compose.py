@@ -27,9 +27,9 @@ def test_compose_scales_workers_exposes_metrics_and_keeps_the_emulator_optional(
     assert all("profiles" not in s for n, s in services.items() if n != "emulator")
 
 
-def test_compose_cron_runs_the_reconciler_and_the_popularity_refresh():
+def test_compose_cron_runs_the_popularity_refresh_and_no_reconciler():
     runs = [" ".join(i.argv) for i in compose_found(compose(), "compose").invocations if "cron" in i.where]
-    assert any(r.startswith("jobs reconcile") for r in runs), runs
+    assert not any(r.startswith("jobs reconcile") for r in runs), runs  # the workers' dispatcher does it
     assert any(r.startswith("enqueue popularity-update") for r in runs), runs  # older than POPULARITY_TTL
 
 

@@ -92,7 +92,7 @@ def test_validation_catches_unknown_fields_wrong_types_and_missing_fields():
     deployment["spec"]["template"]["spec"]["containers"][0]["argss"] = ["worker"]
     assert any("argss" in p for p in validation_problems(deployment)), validation_problems(deployment)
 
-    cronjob = copy.deepcopy(manifest("CronJob", "spotify-sync-reconcile"))
+    cronjob = copy.deepcopy(manifest("CronJob", "spotify-sync-popularity"))
     cronjob["spec"]["startingDeadlineSeconds"] = "four minutes"
     assert validation_problems(cronjob)
 

@@ -10,7 +10,7 @@ from tests.unit.deploy.deployfiles import DEPLOY, unit_entries
 def test_each_timer_starts_a_service_that_exists_and_units_read_one_environment_file():
     systemd = DEPLOY / "systemd"
     timers = sorted(systemd.glob("*.timer"))
-    assert {t.stem for t in timers} >= {"spotify-sync-reconcile", "spotify-sync-popularity"}
+    assert {t.stem for t in timers} == {"spotify-sync-popularity"}  # the workers reconcile: no timer
     for timer in timers:
         assert (systemd / f"{timer.stem}.service").exists(), timer.name
         assert any(s == "Timer" for s, _, _ in unit_entries(timer.read_text()))
