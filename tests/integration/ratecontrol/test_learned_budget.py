@@ -27,9 +27,10 @@ PROCESSES, THREADS, LOAD_S = 2, 4, 27.0
 def _learn(settings, ids) -> list[dict]:
     ctx = multiprocessing.get_context("spawn")
     start, results = ctx.Event(), ctx.Queue()
-    from tests.integration.ratecontrol.load import steady_load
+    from tests.integration.spotify.fleet import steady_load
 
-    processes = [ctx.Process(target=steady_load, args=(settings, ids, THREADS, start, LOAD_S, results))
+    processes = [ctx.Process(target=steady_load, args=(settings, ids, THREADS, start, LOAD_S, results),
+                             kwargs={"with_database": True, "wait_out_limits": True})
                  for _ in range(PROCESSES)]
     [p.start() for p in processes]
     start.set()

@@ -29,9 +29,16 @@ def _client(settings, engine=None, sent: list | None = None, limited_at: list | 
     return build_client(settings, engine=engine, http=make_http_client(settings, event_hooks=hooks))
 
 
-def steady_load(settings, ids, threads: int, start, duration_s: float, results) -> None:
-    """Call get_tracks from `threads` threads for `duration_s` after `start` opens."""
-    client = _client(settings)
+def steady_load(settings, ids, threads: int, start, duration_s: float, results, *,
+                with_database: bool = False, wait_out_limits: bool = False) -> None:
+    """Call get_tracks from `threads` threads for `duration_s` after `start` opens; with
+    `wait_out_limits`, a thread waits out a RateLimited before its next call (as a parked job
+    would); with `with_database`, the client keeps what it learns in PostgreSQL too (the learned
+    budget, capabilities). Reports what it saw and the budget the process ended with."""
+    from shared.db import make_engine
+
+    engine = make_engine(settings, pool_size=2) if with_database else None
+    client = _client(settings, engine=engine)
     completed: list[float] = []
     outcome = {"ok": 0, "rate_limited": 0, "local_budget": 0, "errors": []}
     lock = threading.Lock()
@@ -48,6 +55,8 @@ def steady_load(settings, ids, threads: int, start, duration_s: float, results) 
             except RateLimited as limited:
                 with lock:
                     outcome["local_budget" if limited.reason == "local_budget" else "rate_limited"] += 1
+                if wait_out_limits:
+                    time.sleep(min(max(limited.retry_after_s, 0.05), max(0.0, end - time.monotonic())))
             except SpotifyError as exc:
                 with lock:
                     outcome["errors"].append(repr(exc))
@@ -55,7 +64,10 @@ def steady_load(settings, ids, threads: int, start, duration_s: float, results) 
     workers = [threading.Thread(target=run) for _ in range(threads)]
     [w.start() for w in workers]
     [w.join() for w in workers]
-    results.put({**outcome, "completed": completed})
+    budget = client._limiter.budget.requests()  # type: ignore[attr-defined]
+    if engine is not None:
+        engine.dispose()
+    results.put({**outcome, "completed": completed, "budget": budget})
 
 
 def hammer_until_stopped(settings, ids, threads: int, start, stop, events, results) -> None:
