@@ -19,6 +19,7 @@ import os
 import secrets
 import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -516,7 +517,11 @@ class Run:
         if plan.reconcile_every_s:
             def reconcile() -> None:
                 started = time.monotonic()
-                result = cli(self.env, "jobs", "reconcile", "--grace", "15s", timeout_s=120)
+                try:
+                    result = cli(self.env, "jobs", "reconcile", "--grace", "15s", timeout_s=120)
+                except subprocess.TimeoutExpired:  # a starved machine: the next cron tick tries again
+                    driver.note("reconcile still running after 120s: stopped")
+                    return
                 took = f" after {time.monotonic() - started:.0f}s" if time.monotonic() - started > 5 else ""
                 if result.returncode != 0:
                     driver.note(f"reconcile exited {result.returncode}{took}: {result.stderr.strip()[-200:]}")
