@@ -3,8 +3,9 @@ decision 1). Policy only: the statements are the ledger's (pipeline/store/ledger
 
 Two kinds of jobs lost their message:
 - **its worker was lost** (`ledger.lease_ran_out`: SIGKILL, OOM, a lost host). The job goes back
-  to pending (that run counts as a retry: a job that kills its worker every time fails after
-  JOB_MAX_RETRIES with `WorkerLost`) and gets a new message;
+  to pending (that run counts as a retry, unless PostgreSQL restarted since the run last wrote: a
+  job that kills its worker every time fails after JOB_MAX_RETRIES with `WorkerLost`) and gets a
+  new message;
 - **pending without a live message**: Redis lost its data (a flush, a restart without
   persistence), or a producer died between its commit and its sends. A job is *live* when the
   broker still holds a message for it (queued, delayed or being worked on); when the broker cannot

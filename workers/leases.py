@@ -1,6 +1,8 @@
 """The lease keeper: one thread per worker process renews the leases of the runs in progress
 every third of JOB_LEASE, in one statement, so a long run keeps its job and a dead one loses it
-quickly (the lost-worker rule: pipeline/store/ledger.py, `lease_ran_out`)."""
+quickly (the lost-worker rule: pipeline/store/ledger.py, `lease_ran_out`). Each renewal also stamps
+the row's "updatedAt": a lease that ran out with no write since PostgreSQL last started ran out
+because the database was down, and its takeover is not charged to the job (`_lost_worker_charge`)."""
 
 from __future__ import annotations
 

@@ -9,11 +9,13 @@ A job's life, every step a compare-and-set on its row (one UPDATE ... WHERE <exp
                  (notBefore set; park keeps retryCount, retry adds one)
 
 - `claim` takes a pending job whose notBefore has passed, or a running one whose lease ran out
-  (its worker died: that counts as a retry). It bumps `attempts`, the run's fencing token: every
+  (its worker died: that counts as a retry, unless PostgreSQL restarted since the run last wrote
+  its row: `_lost_worker_charge`). It bumps `attempts`, the run's fencing token: every
   later transition of that run names it, so a run that lost its lease can no longer write.
 - A worker is lost when its running job's lease ran out (`LEASE_RAN_OUT`, the one definition):
   `claim` takes such a job over and the reconciler takes it back, both through `_TAKE_OVER`, which
-  charges the run to the job's retries and fails it (WorkerLost) once they are spent.
+  charges the run to the job's retries (not after a database restart) and fails it (WorkerLost)
+  once they are spent.
 - Times come from PostgreSQL (one clock for every host, `pipeline/store/db.py`), stored as UTC
   without a time zone like the seed's columns.
 - Nothing here sends messages: callers send one after the row says so (row first, then message).
@@ -152,22 +154,46 @@ WORKER_LOST = "WorkerLost"
 
 def lease_ran_out(j: str = "j") -> str:
     """SQL: the job (alias `j`) is running but its lease ran out, so its worker was lost (killed,
-    out of memory, a host gone, or cut off from the database longer than JOB_LEASE). The one
-    definition: `claim` takes such a job over, the reconciler takes it back."""
+    out of memory, a host gone, or cut off from the database longer than JOB_LEASE), or PostgreSQL
+    itself was down while the lease ran (see `_lost_worker_charge`). The one definition: `claim`
+    takes such a job over, the reconciler takes it back."""
     return f"({j}.status = 'running' AND {j}.\"leaseUntil\" < {NOW})"
 
 
+# When PostgreSQL itself started, on the clock of NOW (UTC without a time zone).
+_DB_STARTED = "(pg_postmaster_start_time() AT TIME ZONE 'UTC')"
+
+
+def _lost_worker_charge(j: str) -> str:
+    """SQL: what taking over this job costs its retries, 1 or 0. A run writes its row at least
+    every third of JOB_LEASE while its worker lives (the lease keeper's renewals, checkpoints, its
+    claim), each write stamping "updatedAt". When PostgreSQL has started since the run's last write,
+    the database was down while the lease ran out: a worker that could not record anything is not
+    to blame, and the takeover is free. The database cannot tell that worker from one that died
+    during or just before the restart, so such a death goes free too: at most one free takeover
+    per job per restart (the new run's writes come after it). A worker cut off by the network
+    while PostgreSQL stayed up looks like a dead one, and is charged."""
+    return f'(CASE WHEN {_DB_STARTED} > {j}."updatedAt" THEN 0 ELSE 1 END)'
+
+
+def _retries_spent(j: str) -> str:
+    return f'{j}."retryCount" + {_lost_worker_charge(j)} > :max_retries'
+
+
 def _charge_lost_worker(j: str, running_status: str) -> str:
-    """SQL SET clauses for taking over a job whose worker was lost: that run counts as a retry,
-    and once the retries (:max_retries) are spent the job fails with WorkerLost. `running_status`
-    is what the job becomes otherwise ('running' for a claim, 'pending' for the reconciler)."""
-    spent = f'{j}."retryCount" + 1 > :max_retries'
+    """SQL SET clauses for taking over a job whose worker was lost: that run counts as a retry
+    (unless the database was down meanwhile: `_lost_worker_charge`), and once the retries
+    (:max_retries) are spent the job fails with WorkerLost. `running_status` is what the job
+    becomes otherwise ('running' for a claim, 'pending' for the reconciler)."""
+    spent = _retries_spent(j)
     return f"""
         status = CASE WHEN {spent} THEN 'failed' ELSE '{running_status}' END,
         "completedAt" = CASE WHEN {spent} THEN {NOW} END,
-        "retryCount" = {j}."retryCount" + 1,
+        "retryCount" = {j}."retryCount" + {_lost_worker_charge(j)},
         "errorClass" = '{WORKER_LOST}',
-        error = 'its worker stopped before finishing (the lease ran out)'"""
+        error = CASE WHEN {_lost_worker_charge(j)} = 0
+            THEN 'its lease ran out while PostgreSQL was down (not counted as a retry)'
+            ELSE 'its worker stopped before finishing (the lease ran out)' END"""
 
 
 # --- a run's transitions (workers) --------------------------------------------------------------
@@ -182,7 +208,7 @@ _CLAIM_PENDING = text(f"""
 
 _TAKE_OVER = text(f"""
     UPDATE spotify_sync_jobs j SET {_charge_lost_worker("j", "running")},
-        "leaseUntil" = CASE WHEN j."retryCount" + 1 > :max_retries THEN NULL ELSE {_LEASE} END,
+        "leaseUntil" = CASE WHEN {_retries_spent("j")} THEN NULL ELSE {_LEASE} END,
         "notBefore" = NULL, attempts = j.attempts + 1, "updatedAt" = {NOW}
     WHERE j.id = :id AND {lease_ran_out("j")}
     RETURNING j.*""")
@@ -261,7 +287,7 @@ def renew_leases(engine: Engine, runs: Sequence[Job], lease_s: int) -> set[str]:
     with transaction(engine) as conn:
         held = conn.execute(
             text(
-                f'UPDATE spotify_sync_jobs j SET "leaseUntil" = {_LEASE} '
+                f'UPDATE spotify_sync_jobs j SET "leaseUntil" = {_LEASE}, "updatedAt" = {NOW} '
                 "FROM unnest(CAST(:ids AS text[]), CAST(:attempts AS int[])) AS r(id, attempts) "
                 "WHERE j.id = r.id AND j.attempts = r.attempts AND j.status = 'running' RETURNING j.id"
             ),

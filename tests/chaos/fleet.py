@@ -49,6 +49,25 @@ class WorkerGroup:
                 raise AssertionError(f"worker group {self.name} did not start:\n" + self.output()[-3000:])
             time.sleep(0.1)
 
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the group's processes (the live ones: the main process and
+        its workers)."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.process.pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
     def alive(self) -> bool:
         return self.process.poll() is None
 

@@ -18,6 +18,8 @@ import math
 import os
 import secrets
 import shutil
+import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -95,12 +97,15 @@ class Report:
     requests_per_track: float = 0.0
     rate_limited: dict[str, int] = field(default_factory=dict)
     busiest_window: int = 0
+    saturation: float = 0.0  # of the emulator's limit, from the workers' start (see `saturation`)
     parks_per_job: float = 0.0
     parks_max: int = 0
     stall_s: float = 0.0
     stall_outside_outages_s: float = 0.0
     stall_at_s: float = 0.0  # where the longest stall outside the outages began (seconds into the strikes)
     longest_run_s: float = 0.0
+    median_run_s: float = 0.0
+    worker_cpu_ms_per_job: float = 0.0  # the live groups' CPU over the jobs finished
     kills: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
@@ -110,10 +115,10 @@ class Report:
         return "\n".join([
             f"drain: {self.drain_s:.1f}s for {self.jobs} jobs ({self.tracks} tracks)",
             f"requests: {self.requests_total} ({self.requests_per_track:.3f} per track); "
-            f"busiest {WINDOW_S:.0f}s window: {self.busiest_window}",
+            f"busiest {WINDOW_S:.0f}s window: {self.busiest_window}; saturation: {self.saturation:.3f}",
             f"429s: {self.rate_limited or 0}; faults: {self.faults}",
             f"parks per job: {self.parks_per_job:.3f} (max {self.parks_max}); longest run: {self.longest_run_s:.1f}s "
-            "(outages included)",
+            f"(outages included), median {self.median_run_s:.2f}s; workers' CPU {self.worker_cpu_ms_per_job:.0f} ms a job",
             f"stall (no job finished while work was due): {self.stall_s:.1f}s; "
             f"outside the deliberate outages: {self.stall_outside_outages_s:.1f}s (from {self.stall_at_s:.0f}s)",
             f"strikes: {self.kills} SIGKILLs; " + "; ".join(self.events),
@@ -258,12 +263,16 @@ class Run:
     everything it started is stopped and removed on the way out, also when a check fails."""
 
     def __init__(self, plan: Plan, bind_host: str = "127.0.0.1",
-                 hosts: list[tuple[str, tuple[str, ...]]] | None = None) -> None:
+                 hosts: list[tuple[str, tuple[str, ...]]] | None = None, relayed: bool = False) -> None:
         """`hosts`: (name, command prefix) per worker group, e.g. ("h1", ("ip", "netns", "exec", "h1"));
         by default `plan.groups` groups on this host. `bind_host`: where PostgreSQL, Redis and the
-        emulator also listen (a bridge address the namespaces reach)."""
+        emulator also listen (a bridge address the namespaces reach). `relayed`: the hosts reach
+        them at 127.0.0.1, the same ports, through a relay in their namespace (netns.Hosts.relay)."""
         self.plan = plan
         self.bind_host = bind_host
+        self.relayed = relayed
+        self.per_second: dict[int, int] = {}  # the emulator's API calls per epoch second, the whole run
+        self._series_read_at = -math.inf
         self.hosts = hosts or [(f"g{i}", ()) for i in range(plan.groups)]
         self.log_dir = Path(tempfile.mkdtemp(prefix="chaos-logs-"))
         self.client_id = f"chaos-{secrets.token_hex(4)}"
@@ -307,6 +316,13 @@ class Run:
         self.engine = make_engine(self.database_url)
         self._cleanups.append(self.engine.dispose)
         self.env = self._env(self.client_id, "chaos", self.bind_host)
+        # The same settings, the services' addresses on loopback: a relayed host's view.
+        self.host_env = {k: v.replace(f"//{self.bind_host}:", "//127.0.0.1:").replace(f"@{self.bind_host}:", "@127.0.0.1:")
+                         for k, v in self.env.items()} if self.relayed else self.env
+
+    def service_ports(self) -> list[int]:
+        """PostgreSQL's, Redis's and the emulator's ports (what a host's relay forwards)."""
+        return [self.postgres.port, self.redis.port, int(self.emulator.base_url.rsplit(":", 1)[1].split("/")[0])]
 
     def _env(self, client_id: str, database: str, host: str) -> dict[str, str]:
         """Every process of one client id gets the same environment (one secret, one token key)."""
@@ -389,7 +405,8 @@ class Run:
         self.b_started = time.monotonic()
 
     def start_group(self, name: str, prefix: tuple[str, ...]) -> WorkerGroup:
-        group = WorkerGroup(name, self.env, self.plan.processes, self.plan.threads, prefix, self.log_dir)
+        env = self.host_env if prefix else self.env
+        group = WorkerGroup(name, env, self.plan.processes, self.plan.threads, prefix, self.log_dir)
         self.started.append(group)
         self.groups[name] = group
         return group
@@ -444,6 +461,7 @@ class Run:
                     raise AssertionError(f"not drained after {plan.drain_timeout_s}s: {job_counts(self.engine)}\n"
                                          + "\n".join(driver.events) + "\n" + "\n".join(self._stuck_jobs_or_why()))
                 self._supervise(driver)
+                self._keep_series()
                 time.sleep(0.5)
         finally:
             driver.stopped.set()
@@ -451,8 +469,30 @@ class Run:
             driver.join(30)
             sampler.join(10)
         self.report.drain_s = time.monotonic() - started
+        with self._groups_lock:
+            cpu_s = sum(group.cpu_s() for group in self.groups.values())
+        self.report.worker_cpu_ms_per_job = 1000 * cpu_s / max(1, sum(job_counts(self.engine).values()))
         self._figures(sampler, driver)
         return self.report
+
+    def _keep_series(self, every_s: float = 30.0) -> None:
+        """The emulator keeps only its last SERIES_S (120) seconds per second: read them often
+        enough that the whole run's series is kept here, for the saturation figure."""
+        if time.monotonic() - self._series_read_at < every_s:
+            return
+        self._series_read_at = time.monotonic()
+        try:
+            series = self.emulator.stats()["requests_per_second"]["series"]
+        except Exception:  # noqa: BLE001 - a busy emulator: read again next time, well within 120 s
+            return
+        self.per_second.update({second: calls for second, calls, _ in series})
+
+    def series_since(self, start_wall: float) -> list[list[int]]:
+        """[second, calls, 0] for every second from `start_wall` to the last call, idle ones included."""
+        seconds = [t for t in self.per_second if t >= int(start_wall)]
+        if not seconds:
+            return []
+        return [[t, self.per_second.get(t, 0), 0] for t in range(int(start_wall), max(seconds) + 1)]
 
     def _supervise(self, driver: Driver) -> None:
         """A group that exited on its own is written down and started again (a supervisor's job)."""
@@ -477,7 +517,11 @@ class Run:
         if plan.reconcile_every_s:
             def reconcile() -> None:
                 started = time.monotonic()
-                result = cli(self.env, "jobs", "reconcile", "--grace", "15s", timeout_s=120)
+                try:
+                    result = cli(self.env, "jobs", "reconcile", "--grace", "15s", timeout_s=120)
+                except subprocess.TimeoutExpired:  # a starved machine: the next cron tick tries again
+                    driver.note("reconcile still running after 120s: stopped")
+                    return
                 took = f" after {time.monotonic() - started:.0f}s" if time.monotonic() - started > 5 else ""
                 if result.returncode != 0:
                     driver.note(f"reconcile exited {result.returncode}{took}: {result.stderr.strip()[-200:]}")
@@ -610,10 +654,16 @@ class Run:
         report.requests_per_track = report.requests_total / max(1, report.tracks)
         report.rate_limited = stats["rate_limited"]
         report.busiest_window = stats["max_requests_in_window"]["by_client"].get(self.client_id, 0)
+        self._series_read_at = -math.inf
+        self._keep_series()
+        # From the moment every worker was ready: the seconds before (services, enqueueing, the
+        # OAuth connect's few calls) are the set-up's, not the fleet's.
+        report.saturation = saturation(self.series_since(driver.started_wall), self.plan.emulator_limit)
         report.faults = stats["faults"]
         report.parks_per_job = sum(runs.parks.values()) / max(1, report.jobs)
         report.parks_max = max(runs.parks.values(), default=0)
         report.longest_run_s = runs.longest_s
+        report.median_run_s = statistics.median(runs.durations_s) if runs.durations_s else 0.0
         spans = stalls(sampler.samples)
         # Kept beside the workers' logs, for a look at any stall: [epoch s, finished, due].
         (self.log_dir / "samples.json").write_text(json.dumps(

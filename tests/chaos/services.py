@@ -85,6 +85,18 @@ class PrivatePostgres:
         self.stop(mode)
         self.start()
 
+    def shut_out(self, role: str) -> None:
+        """Refuse every new connection of `role` until `let_in` (pg_hba.conf reloaded, no restart);
+        its connections already open stay until they end."""
+        hba = self.data / "pg_hba.conf"
+        self._hba = hba.read_text()
+        hba.write_text(f"host all {role} all reject\nlocal all {role} reject\n" + self._hba)
+        self._run("pg_ctl", "-D", str(self.data), "reload")
+
+    def let_in(self) -> None:
+        (self.data / "pg_hba.conf").write_text(self._hba)
+        self._run("pg_ctl", "-D", str(self.data), "reload")
+
     def answers(self) -> bool:
         try:
             with psycopg.connect(self.url(), connect_timeout=2) as conn:

@@ -13,43 +13,51 @@ import time
 import pytest
 
 from tests.chaos.netns import Hosts
-from tests.chaos.scenario import WINDOW_S, Driver, Plan, Run, saturation
+from tests.chaos.relay import Impairment
+from tests.chaos.scenario import WINDOW_S, Driver, Plan, Run
 
 LIMIT = 300  # per 30 s window: 10 requests a second for the whole fleet
-# The fleet's budget is paced per second: as "300/30s" it would spend the whole window in its first
-# seconds and then wait ~25 s with work due (measured: a 25 s stall), which the stall figure would
-# blame on the hosts.
+# The fleet's budget is paced in windows of 5 s: as "300/30s" it would spend the whole window in its
+# first seconds and then wait ~25 s with work due (measured: a 25 s stall), which the stall figure
+# would blame on the hosts. Not "10/1s" either: the limiter holds each admission its margin longer
+# than the window, at least 250 ms (pipeline/ratecontrol/limiter.py, `default_margin_ms`), so 10 per
+# 1.25 s is 8 a second, 0.80 of the limit at most (what this run measured before). 50 per 5.25 s is
+# 9.52 a second (0.95), and any 30 s of arrivals holds at most six of its windows: 300, never more.
+FLEET_RATE = "50/5s"
+# Little's law: 9.5 requests a second at ~1.7 requests a job is 5.6 jobs a second; a job's run over
+# a 40 ms round trip (a few dozen of them: pings, transactions, the limiter, the calls) takes over a
+# second, so the fleet needs well over 6 threads busy, with room for the machine's noise.
 QUIET = dict(kill_every_s=None, pg_restart_at_s=None, redis_flush_at_s=None, redis_outage_at_s=None,
              forced_429_at_s=None, window_burst_at_s=None, popularity_at_share=None, second_client=False,
-             fleet_rate=f"{LIMIT // int(WINDOW_S)}/1s", emulator_limit=LIMIT, processes=1, threads=4)
+             fleet_rate=FLEET_RATE, emulator_limit=LIMIT, processes=1, threads=8)
 LOSSY = Plan(tracks=30_000, users={"u1": "bob"}, faults="", drain_timeout_s=300.0, **QUIET)  # type: ignore[arg-type]
 CUT = Plan(tracks=20_000, users={"u1": "bob"}, drain_timeout_s=200.0, **QUIET)  # type: ignore[arg-type]
 CUT_AT_S, CUT_FOR_S = 10.0, 30.0
 
 
 def _hosts_run(plan: Plan, hosts: Hosts) -> Run:
-    return Run(plan, bind_host=hosts.address, hosts=[(f"h{i}", hosts.prefix(i)) for i in range(hosts.count)])
+    return Run(plan, bind_host=hosts.address, hosts=[(f"h{i}", hosts.prefix(i)) for i in range(hosts.count)],
+               relayed=True)
 
 
 @pytest.mark.chaos
 @pytest.mark.timeout(600)
 def test_with_latency_and_loss_the_fleet_keeps_one_limit_and_fills_it():
-    hosts = Hosts(3, impair="delay 20ms 5ms loss 0.5%")
+    hosts = Hosts(3, Impairment())  # 20 +- 5 ms each way, 0.5% of chunks stalled for an RTO
     with hosts, _hosts_run(LOSSY, hosts) as run:
+        hosts.relay(run.service_ports())
         report = run.execute()
-        stats = run.emulator.stats()
+    print(f"saturation: {report.saturation:.3f} of {LIMIT}/{WINDOW_S:.0f}s; relays: {hosts.relay_counts}")
     assert not hosts.leftovers()
-    assert stats["rate_limited"].get("window", 0) == 0, stats["rate_limited"]
+    assert report.rate_limited.get("window", 0) == 0, report.lines()
     assert report.busiest_window <= LIMIT, report.lines()
-    full = saturation(stats["requests_per_second"]["series"], LIMIT)
-    print(f"saturation: {full:.3f} of {LIMIT}/{WINDOW_S:.0f}s")
-    assert full >= 0.9, report.lines()
+    assert report.saturation >= 0.9, report.lines()
 
 
 @pytest.mark.chaos
 @pytest.mark.timeout(600)
 def test_a_host_cut_off_for_30s_has_its_jobs_taken_over_and_rejoins_on_its_own():
-    hosts = Hosts(3)
+    hosts = Hosts(3, Impairment())
     driver = Driver()
     restored: list[float] = []
 
@@ -67,6 +75,7 @@ def test_a_host_cut_off_for_30s_has_its_jobs_taken_over_and_rejoins_on_its_own()
 
     driver.at(CUT_AT_S, "cut", cut)
     with hosts, _hosts_run(CUT, hosts) as run:
+        hosts.relay(run.service_ports())
         run.started_wall = time.time()
         report = run.drive(driver)
         problems = run.verify()
