@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from loguru import logger
 from sqlalchemy import Engine
 
+from pipeline.batching import CoalescedRequestLost
 from pipeline.capabilities import POPULARITY
 from pipeline.errors import BadJob, CapabilityForbidden, LeaseLost, PipelineError
 from pipeline.mapping import merge_rows, utc_naive
@@ -146,7 +147,7 @@ def _write_features_if_fetched(ctx: Context, features: Later[_Features], ids: li
     if features.started:
         try:
             _write_features(ctx, features.result(), ids)
-        except PipelineError as exc:
+        except (PipelineError, CoalescedRequestLost) as exc:
             logger.debug("audio features not written after the tracks' error: {}", exc)
 
 
