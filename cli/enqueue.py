@@ -31,7 +31,7 @@ def enqueue() -> None:
 @click.pass_context
 def enqueue_track_sync(ctx: click.Context, ids: tuple[str, ...], ids_file: str | None, force: bool,
                        quiet: bool) -> None:
-    """Sync tracks: IDS as arguments and/or --ids-file, in jobs of 50.
+    """Sync tracks: IDS as arguments and/or --ids-file, in jobs of 100.
 
     Ids fresh in the cache (synced within TRACK_TTL), ids Spotify answered null for within
     TRACK_TTL, and duplicates are left out unless --force.

@@ -3,7 +3,7 @@ carrying only its id (docs/architecture.md, decision 1). Policy only: every stat
 ledger's (pipeline/store/ledger.py).
 
 A backfill of a million ids runs in bounded memory: the ids stream into PostgreSQL, which drops
-duplicates and what needs no work (the freshness rule) and cuts the rest into full batches of 50,
+duplicates and what needs no work (the freshness rule) and cuts the rest into full jobs of 100,
 and the job ids come back a chunk at a time while their messages are sent. If the producer dies
 after the commit, the reconciler sends what it did not.
 """
@@ -17,7 +17,13 @@ from sqlalchemy import Engine
 from pipeline.store import ledger
 from pipeline.store.ledger import Enqueued, NewJob
 
-TRACKS_PER_JOB = 50  # GET /tracks?ids= takes 50
+# A track_sync job of 100 ids makes two full /tracks requests (50 each) and one full /audio-features
+# request (100), in flight together (pipeline/sync.py). Jobs of 50 left every /audio-features
+# request to pair two jobs in one process: a backfill ending on one odd job in each of two
+# processes sent two half requests where one would do, and 601 requests at 300 a window need a
+# third window (issue 16.5). Cut by 100, a backfill of N ids needs no more than ceil(N / 100).
+TRACKS_PER_JOB = 100
+POPULARITY_PER_JOB = 50  # GET /tracks?ids= takes 50, and a popularity refresh asks for nothing else
 SEND_CHUNK = 1000  # job ids read at a time while sending
 PRODUCER_LOCK_TIMEOUT_S = 60.0  # how long a producer waits for another of its job type
 
@@ -33,7 +39,7 @@ def _no_progress(stage: str, done: int, total: int) -> None:
 
 def enqueue_track_sync(engine: Engine, send: Send, ids: Iterable[str], *, force: bool, track_ttl_s: int,
                        description: str = "track-sync", progress: Progress = _no_progress) -> Enqueued:
-    """Jobs of up to 50 ids (full batches but the last) for the ids that have work to do (the
+    """Jobs of up to 100 ids (full but the last) for the ids that have work to do (the
     freshness rule, pipeline/store/freshness.py), or for all of them when forced.
 
     `ids` must be normalised already; it is consumed once, as a stream. Should it raise part way
@@ -92,8 +98,8 @@ def enqueue_popularity_update(engine: Engine, send: Send, *, older_than_s: int, 
     `enqueue_user_library`)."""
     with ledger.producer_turn(engine, "popularity_update", timeout_s=PRODUCER_LOCK_TIMEOUT_S):
         ids = ledger.stalest_popularity(engine, older_than_s=older_than_s, limit=limit)
-        new_jobs = [NewJob("popularity_update", {"ids": ids[i : i + TRACKS_PER_JOB]})
-                    for i in range(0, len(ids), TRACKS_PER_JOB)]
+        new_jobs = [NewJob("popularity_update", {"ids": ids[i : i + POPULARITY_PER_JOB]})
+                    for i in range(0, len(ids), POPULARITY_PER_JOB)]
         enqueued = ledger.create_job_group(engine, new_jobs, f"popularity-update older than {older_than_s}s")
     if enqueued.backfill_id is not None:
         _send_backfill(engine, send, enqueued, "popularity_update", progress)

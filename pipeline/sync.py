@@ -11,14 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
+from loguru import logger
 from sqlalchemy import Engine
 
+from pipeline.batching import CoalescedRequestLost
 from pipeline.capabilities import POPULARITY
-from pipeline.errors import BadJob, CapabilityForbidden, LeaseLost
+from pipeline.errors import BadJob, CapabilityForbidden, LeaseLost, PipelineError
 from pipeline.mapping import merge_rows, utc_naive
-from pipeline.spotify.client import TrackFetch
+from pipeline.overlap import Later, Overlap
+from pipeline.spotify.client import TRACKS_PER_REQUEST, TrackFetch
+from pipeline.spotify.ids import batches
 from pipeline.store import freshness, ledger, songs
 from pipeline.store.ledger import Job
 
@@ -40,8 +45,12 @@ class Context:
     track_ttl_s: int
     lease_s: int
     # Audio features by id; a worker process hands in a Coalescer (pipeline/batching.py) so that
-    # two jobs of 50 share one request of 100. Default: the client's own call.
+    # two short requests (a job cut short, two library pages) share one of 100. Default: the
+    # client's own call.
     audio_features: Callable[[list[str]], dict] | None = None
+    # A job's independent requests in flight together (pipeline/overlap.py); a worker process hands
+    # in its pool. Default: one after another.
+    overlap: Overlap = Overlap()
 
     def get_audio_features(self, ids: list[str]) -> dict:
         return (self.audio_features or self.client.get_audio_features)(ids)
@@ -55,37 +64,49 @@ def _ids(job: Job) -> list[str]:
 
 
 def sync_tracks(ctx: Context, job: Job) -> dict:
-    """track_sync: fetch the tracks that are not fresh (all when forced) and write them at once;
-    then the audio features of the songs that lack them, where the app may.
+    """track_sync: fetch the tracks that are not fresh (all when forced) and write them; and the
+    audio features of the songs that lack them, where the app may.
 
-    Tracks are written before their features are asked for, so a run parked between the two (a
-    429) does not fetch the tracks again: the next run sees fresh tracks without features and
-    asks for the features alone. Likewise the tracks fetched before an error part way through (a
-    429 on the 20th of 50 one-by-one requests) are written, and the ids among them Spotify
-    answered null for remembered, before the error is raised."""
+    The requests need nothing of each other's answers, so they are in flight together (a job of
+    100 ids: two /tracks and one /audio-features, pipeline/overlap.py); which ids need features is
+    known from the freshness verdicts before any answer: a song that lacks them, or one this run
+    creates (or, forced, fetches again). Tracks are written before their features, which land on
+    the rows they made. A run stopped by an error (a 429 on the 20th of 50 one-by-one requests)
+    writes what it fetched before it raises, and the ids among them Spotify answered null for are
+    remembered: the next run fetches only what is left (the features alone, if they are)."""
     ids = list(dict.fromkeys(_ids(job)))
     force = bool(job.payload.get("force"))
     verdicts = freshness.freshness(ctx.engine, ids, ctx.track_ttl_s)
     wanted = [i for i in ids if force or not verdicts[i].track_fresh]
+    fetching = set(wanted)
+    need_features = [i for i in ids if verdicts[i].features_due
+                     or (i in fetching and (force or not verdicts[i].song_exists))]
+    features = ctx.overlap.start(lambda: _fetch_features(ctx, need_features)) if need_features else Later.done(({}, None))
     result: dict[str, Any] = {"requested": len(_ids(job)), "skipped_fresh": len(ids) - len(wanted), "fetched": 0,
                               "upserted": 0}
-    fetched = TrackFetch({})
     if wanted:
-        fetched = ctx.client.fetch_tracks(wanted)
+        fetched = _fetch_tracks(ctx, wanted)
         upserted, not_found = _write_tracks(ctx, fetched.found)
         if fetched.stopped_by is not None:
+            _write_features_if_fetched(ctx, features, need_features)
             raise fetched.stopped_by
         found = [track_id for track_id, track in fetched.found.items() if track is not None]
         result.update(fetched=len(found), upserted=len(upserted), inserted=sum(u.inserted for u in upserted),
                       not_found=not_found)
         if found and all(getattr(fetched.found[i], "popularity", None) is None for i in found):
             result["popularity"] = "unavailable"
-    need_features = songs.features_pending(ctx.engine, ids)
-    if force:  # a forced sync asks for the features of every song it fetched again, too
-        refetched = [i for i in wanted if fetched.found.get(i) is not None]
-        need_features = list(dict.fromkeys([*refetched, *need_features]))
-    result.update(_sync_features(ctx, need_features))
+    result.update(_write_features(ctx, features.result(), need_features))
     return result
+
+
+def _fetch_tracks(ctx: Context, ids: list[str]) -> TrackFetch:
+    """The tracks in requests of 50, in flight together: the first in this thread. What came before
+    an error is kept beside the first error met (see `SpotifyClient.fetch_tracks`)."""
+    first, *others = batches(ids, TRACKS_PER_REQUEST)
+    started = [ctx.overlap.start(partial(ctx.client.fetch_tracks, batch)) for batch in others]
+    fetches = [ctx.client.fetch_tracks(first), *(later.result() for later in started)]
+    found = {track_id: track for fetch in fetches for track_id, track in fetch.found.items()}
+    return TrackFetch(found, next((f.stopped_by for f in fetches if f.stopped_by is not None), None))
 
 
 def _write_tracks(ctx: Context, tracks: dict[str, Any]) -> tuple[list[songs.UpsertedSong], list[str]]:
@@ -96,15 +117,43 @@ def _write_tracks(ctx: Context, tracks: dict[str, Any]) -> tuple[list[songs.Upse
     return songs.write_tracks(ctx.engine, merge_rows(tracks.values(), None, now), not_found, now), not_found
 
 
-def _sync_features(ctx: Context, ids: list[str]) -> dict[str, Any]:
-    """Audio features onto these songs, where the app may ask for them (the job's result says)."""
+_Features = tuple[dict[str, Any] | None, str | None]  # (features by id, or None and why they are unavailable)
+
+
+def _fetch_features(ctx: Context, ids: list[str]) -> _Features:
+    """Audio features of these ids, where the app may ask for them."""
+    if not ids:
+        return {}, None
+    try:
+        return ctx.get_audio_features(ids), None
+    except CapabilityForbidden as exc:
+        return None, exc.message
+
+
+def _write_features(ctx: Context, fetched: _Features, ids: list[str]) -> dict[str, Any]:
+    """The features onto the songs of these ids that exist (the job's result says what came of them)."""
+    features, unavailable = fetched
+    if features is None:
+        return {"audio_features": "unavailable", "audio_features_reason": unavailable}
     if not ids:
         return {}
-    try:
-        features = ctx.get_audio_features(ids)
-    except CapabilityForbidden as exc:
-        return {"audio_features": "unavailable", "audio_features_reason": exc.message}
     return {"audio_features": "synced", "features_written": songs.write_features(ctx.engine, features, ids)}
+
+
+def _write_features_if_fetched(ctx: Context, features: Later[_Features], ids: list[str]) -> None:
+    """A run the tracks' error stops: features already asked for are written (their request is
+    spent; they land on the songs that exist); a call not made yet is not made. Its own error is
+    not raised: the tracks' error decides what becomes of the job."""
+    if features.started:
+        try:
+            _write_features(ctx, features.result(), ids)
+        except (PipelineError, CoalescedRequestLost) as exc:
+            logger.debug("audio features not written after the tracks' error: {}", exc)
+
+
+def _sync_features(ctx: Context, ids: list[str]) -> dict[str, Any]:
+    """Audio features onto these songs, where the app may ask for them (the job's result says)."""
+    return _write_features(ctx, _fetch_features(ctx, ids), ids)
 
 
 def sync_library(ctx: Context, job: Job) -> dict:

@@ -42,7 +42,7 @@ def _resolve(dotted: str) -> Callable[[Any, Any], dict]:
 JOB_TYPES: tuple[JobType, ...] = (
     JobType("track_sync", "track-sync", queue="tracks", priority=20, time_limit_s=600,
             work="pipeline.sync:sync_tracks",
-            summary="Up to 50 tracks: metadata, popularity and (where the app may) audio features."),
+            summary="Up to 100 tracks: metadata, popularity and (where the app may) audio features."),
     JobType("user_library", "user-library", queue="library", priority=0, time_limit_s=3600,
             work="pipeline.sync:sync_library",
             summary="A user's saved tracks, page by page from the job's checkpoint."),

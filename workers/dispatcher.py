@@ -6,7 +6,9 @@ short Redis claim) does the work:
 - **due jobs**: parked jobs whose time has come get their message (`ledger.take_due`), the
   longest due first and at most `release_per_s` a second, so that the thousand jobs one 429
   parked come back at about the pace the budget admits instead of all in the same second; none
-  while the fleet's penalty box is shut (they would only park again);
+  while the fleet's penalty box is shut (they would only park again). The pace is the one the
+  return line gives parked jobs their slots at (pipeline/ratecontrol/pacer.py: the worker
+  process hands in `background_per_s` of the fleet's budget), counted the same way;
 - **a broker that lost its messages**: a marker key in the broker's Redis is set once; when it
   is missing (Redis restarted without persistence, or flushed), every pending job without a live
   message is sent again at once, and the marker set anew;
@@ -32,6 +34,7 @@ from sqlalchemy import Engine
 
 from pipeline.errors import PipelineError
 from pipeline.metrics import RECONCILED
+from pipeline.ratecontrol.pacer import ReleaseAllowance
 from pipeline.reconciler import reconcile
 from pipeline.store import ledger
 from shared.keys import RedisKeys
@@ -54,7 +57,7 @@ class Dispatcher:
         self._keys = keys
         self._max_retries = max_retries
         # A learned budget (SPOTIFY_RATE_LIMIT=auto) moves: then the pace is asked at every tick.
-        self._release_per_s = release_per_s if callable(release_per_s) else (lambda: release_per_s)
+        self._releases = ReleaseAllowance(release_per_s if callable(release_per_s) else (lambda: release_per_s), every_s)
         self._penalty_s = penalty_s
         self.every_s = every_s
         self._reconcile_every_s = reconcile_every_s
@@ -88,9 +91,9 @@ class Dispatcher:
             sent += self._reconcile(grace_s=0, why="the broker's Redis lost its data")
         elif time.monotonic() - self._last_reconcile >= self._reconcile_every_s:
             sent += self._reconcile(grace_s=120, why=None)
-        if self._penalty_s() <= 0:
-            release_per_tick = max(1, int(self._release_per_s() * self.every_s))
-            for job_id, job_type in ledger.take_due(self._engine, limit=release_per_tick):
+        release = self._releases.take() if self._penalty_s() <= 0 else 0
+        if release:
+            for job_id, job_type in ledger.take_due(self._engine, limit=release):
                 self._send(job_type, job_id, 0.0)
                 sent += 1
         return sent

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,12 +18,16 @@ from dramatiq.middleware import Middleware
 from loguru import logger
 
 from pipeline.batching import Coalescer
+from pipeline.overlap import Overlap
+from pipeline.ratecontrol.pacer import background_per_s
 from pipeline.sync import Context
 from shared.keys import RedisKeys
 from shared.settings import Settings
 from workers.dispatcher import Dispatcher
 from workers.leases import LeaseKeeper
 from workers.sender import JobSender
+
+OVERLAP_THREADS = 32  # a job's requests started beside its own thread: 2 a job of 100 ids, for every job thread
 
 
 @dataclass
@@ -40,7 +45,7 @@ class WorkerEnv:
     @property
     def context(self) -> Context:
         return Context(self.engine, self.client, self.settings.track_ttl_s, self.settings.job_lease_s,
-                       audio_features=self.extras.get("audio_features"))
+                       audio_features=self.extras.get("audio_features"), overlap=Overlap(self.extras.get("overlap")))
 
     @classmethod
     def build(cls, settings: Settings, broker: dramatiq.Broker) -> WorkerEnv:
@@ -55,21 +60,29 @@ class WorkerEnv:
         leases = LeaseKeeper(engine, settings.job_lease_s)
         leases.start()
         send = JobSender(broker)
-        rate = settings.spotify_rate_limit
+        budget = client.budget
+        assert budget is not None, "build_client gives every client the fleet's budget"
+        # Parked work goes out at the pace the return line gave it (pacer.py): one rule for both.
         dispatcher = Dispatcher(engine, broker, send, redis, RedisKeys(settings.redis_namespace),
                                 max_retries=settings.job_max_retries,
-                                release_per_s=lambda: client.background_per_s() or rate.requests / rate.per_s,
+                                release_per_s=lambda: background_per_s(budget),
                                 penalty_s=client.held_off_s)
         dispatcher.start()
-        # Jobs carry 50 tracks; /audio-features takes 100: the process's threads pair up.
+        # A job of 100 ids fills its /audio-features request alone; shorter ones (a job cut short, a
+        # library page of 50) pair up across the process's threads.
         features = Coalescer(client.get_audio_features, size=100, hold_while=client.budget_spent)
+        # A job's independent requests in flight together (pipeline/overlap.py): threads start as
+        # they are needed, at most a few per job thread.
+        overlap = ThreadPoolExecutor(max_workers=OVERLAP_THREADS, thread_name_prefix="overlap")
         return cls(settings, engine, client, send, leases, redis,
-                   extras={"audio_features": features, "dispatcher": dispatcher})
+                   extras={"audio_features": features, "dispatcher": dispatcher, "overlap": overlap})
 
     def close(self) -> None:
         self.leases.stop()
         if "dispatcher" in self.extras:
             self.extras["dispatcher"].stop()
+        if "overlap" in self.extras:
+            self.extras["overlap"].shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
 
 

@@ -5,7 +5,8 @@ clock, each part with an in-memory fake of the same contract:
   (SPOTIFY_RATE_LIMIT=auto; the policy is learning.py, pure; PostgreSQL keeps a copy);
 - penalty_box.py: after a window 429 nobody calls with that client id until its deadline; the
   same box per developer account holds a spent quota (`is_quota`);
-- pacer.py: the line in which parked work comes back, at the budget's pace;
+- pacer.py: the pace of background work (one rule, `background_per_s`), and the line in which
+  parked work comes back at it (the dispatcher releases due jobs at it too);
 - report.py: what the fleet learned, for `status` and `ratelimit show|clear`."""
 
 from pipeline.ratecontrol.budget import FixedBudget, LearnedBudget

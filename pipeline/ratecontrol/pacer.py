@@ -8,6 +8,12 @@ box opens, each later one a budget step (window / background share) after the on
 return at about the rate the fleet may send, and whatever parks later queues behind them.
 
 The line is a Redis key holding the next free slot (ms, Redis's clock), taken in one script.
+
+How fast work comes back is one rule, `background_per_s`: the budget's background lane spread
+evenly over its window. The line's slots are one step of it apart (`slot_width_s`), and the
+dispatcher (workers/dispatcher.py), which sends the due jobs their messages, releases at most
+that many a second (`ReleaseAllowance`): the jobs a 429 parked, and the jobs a backoff parked,
+which took no slot, alike.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import redis
 
@@ -34,9 +41,42 @@ return {slot, now}
 """
 
 
-def slot_width_s(budget: Budget) -> float:
+class Window(Protocol):
+    """What a pace is made of (a Budget, fixed or learned, has both)."""
+
+    @property
+    def window_s(self) -> int: ...
+    def requests(self) -> int: ...
+
+
+def background_per_s(budget: Window) -> float:
+    """The pace of background work: the requests a second its lane of the budget (fixed or learned,
+    less the interactive share) admits, spread evenly over the window."""
+    return lane_limit(budget.requests(), BACKGROUND) / budget.window_s
+
+
+def slot_width_s(budget: Window) -> float:
     """The time one request of the background lane takes at the budget's pace."""
-    return budget.window_s / lane_limit(budget.requests(), BACKGROUND)
+    return 1 / background_per_s(budget)
+
+
+class ReleaseAllowance:
+    """How many due jobs one dispatcher tick may send: `per_s()` (the pace, asked at every tick: a
+    learned budget moves) times the tick, the fraction carried to the next tick, so that a pace of
+    9.5 a second sends 19 in two ticks (not 9 and 9, falling behind the line's slots) and a pace
+    under one a second sends one every few ticks."""
+
+    def __init__(self, per_s: Callable[[], float], every_s: float):
+        self._per_s = per_s
+        self._every_s = every_s
+        self._carried = 0.0
+
+    def take(self) -> int:
+        allowed = self._carried + self._per_s() * self._every_s
+        count = int(allowed)
+        # Only the fraction is carried, never a tick's unused allowance: no burst after a lull.
+        self._carried = allowed - count
+        return count
 
 
 class ReturnPacer:

@@ -58,7 +58,7 @@ from pipeline.errors import (
     RateLimited,
     Unauthorized,
 )
-from pipeline.ratecontrol.limiter import BACKGROUND, INTERACTIVE, lane_limit
+from pipeline.ratecontrol.limiter import BACKGROUND, INTERACTIVE
 from pipeline.ratecontrol.penalty_box import is_quota
 from pipeline.spotify.http import bounded_retry, send
 from pipeline.spotify.ids import batches, normalize_track_id, normalize_track_ids
@@ -208,12 +208,10 @@ class SpotifyClient:
         spent = getattr(self._limiter, "spent", None)
         return bool(spent()) if spent is not None else False
 
-    def background_per_s(self) -> float | None:
-        """Requests a second background work may send now (the budget, fixed or learned, less the
-        interactive share); None without a budget to ask."""
-        if self._budget is None:
-            return None
-        return lane_limit(self._budget.requests(), BACKGROUND) / self._budget.window_s
+    @property
+    def budget(self) -> Budget | None:
+        """The fleet's budget this client draws on (None: a client built without one, in tests)."""
+        return self._budget
 
     # --- tracks ---
 

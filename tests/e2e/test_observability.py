@@ -40,7 +40,7 @@ def test_metrics_and_job_context_during_a_run(settings, clean_db, emulator):
     emulator.reset()
     port = free_port()
     env = run_env(settings, emulator, LOG_FORMAT="json")
-    ids = emulator.ids(1000)
+    ids = emulator.ids(2000)  # 20 jobs
     emulator.force(kind="429", count=1, retry_after_s=1)  # one 429, to see it counted
     cli_ok(env, "enqueue", "track-sync", *ids)
     with Workers(env, processes=2, threads=4, metrics_port=port) as workers:

@@ -19,7 +19,7 @@ from tests.e2e.pipeline_harness import (
 )
 from workers.broker import QUEUES
 
-TRACKS = 500  # 10 jobs
+TRACKS = 1_000  # 10 jobs
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_a_backfill_runs_through_rabbitmq_and_status_reads_its_queues(amqp_setti
     assert env["BROKER_URL"].startswith("amqp://")
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(emulator.ids(TRACKS)) + "\n")
-    assert "10 job(s) enqueued for 500 id(s)" in cli_ok(env, "enqueue", "track-sync", "--ids-file", str(ids_file))
+    assert "10 job(s) enqueued for 1000 id(s)" in cli_ok(env, "enqueue", "track-sync", "--ids-file", str(ids_file))
     # Before any worker: the ten messages wait in RabbitMQ's tracks queue (in flight: not known).
     assert queue_depth_lines(cli_ok(env, "status"))["tracks"] == "10 / 0 / ? / 0"
 
@@ -62,7 +62,7 @@ def test_a_backfill_runs_through_rabbitmq_and_status_reads_its_queues(amqp_setti
         wait_until(lambda: all_jobs_finished(clean_db), 60, "the backfill", workers, clean_db)
     assert job_counts(clean_db) == {"completed": 10}
     assert scalar(clean_db, "SELECT count(*) FROM songs") == TRACKS
-    assert emulator.stats()["requests"]["/v1/tracks"] == {"200": 10}
+    assert emulator.stats()["requests"]["/v1/tracks"] == {"200": 20}
     assert queue_depth_lines(cli_ok(env, "status"))["tracks"] == "0 / 0 / ? / 0"
 
 
@@ -78,7 +78,7 @@ def test_a_429_parks_jobs_on_rabbitmqs_delay_queue_and_they_complete_after_it(am
     assert job_counts(clean_db) == {"completed": 10}
     assert scalar(clean_db, 'SELECT max("retryCount") FROM spotify_sync_jobs') == 0  # parked, not retried
     assert scalar(clean_db, "SELECT count(*) FROM songs") == TRACKS
-    assert emulator.stats()["requests"]["/v1/tracks"] == {"429": 1, "200": 10}
+    assert emulator.stats()["requests"]["/v1/tracks"] == {"429": 1, "200": 20}
 
 
 def test_jobs_whose_messages_rabbitmq_lost_are_sent_again_by_reconcile(amqp_settings, clean_db, emulator, tmp_path):  # noqa: F811

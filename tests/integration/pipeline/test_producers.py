@@ -37,14 +37,15 @@ class Outbox:
         self.sent.append((job_type, job_id))
 
 
-def test_a_backfill_is_cut_into_full_batches_of_fifty_in_input_order(clean_db):
+def test_a_backfill_is_cut_into_full_jobs_of_a_hundred_in_input_order(clean_db):
+    """100 ids a job: two full /tracks requests and one full /audio-features request (issue 16.5)."""
     outbox = Outbox(clean_db)
-    wanted = list(ids(1234))
+    wanted = list(ids(2434))
     result = producers.enqueue_track_sync(clean_db, outbox, iter(wanted + wanted[:10]), force=False, track_ttl_s=86400)
-    assert (result.total_ids, result.skipped_ids, result.jobs) == (1244, 10, 25)
+    assert (result.total_ids, result.skipped_ids, result.jobs) == (2444, 10, 25)
     assert sorted(outbox.sent) == sorted(("track_sync", j.id) for j in ledger.list_jobs(clean_db, limit=100))
     payloads = [j.payload for j in ledger.list_jobs(clean_db, limit=100)]
-    assert sorted(len(p["ids"]) for p in payloads) == [34] + [50] * 24
+    assert sorted(len(p["ids"]) for p in payloads) == [34] + [100] * 24
     assert sorted(i for p in payloads for i in p["ids"]) == sorted(wanted)
     assert all(p["force"] is False for p in payloads)
     progress = ledger.backfill_progress(clean_db, result.backfill_id)
@@ -58,7 +59,7 @@ def test_ids_fresh_in_the_cache_are_left_out_unless_forced(clean_db):
     # Fresh tracks whose audio features were never asked for (a library page) still need a job.
     features_missing = producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=False,
                                                     track_ttl_s=86400)
-    assert (features_missing.skipped_ids, features_missing.jobs) == (0, 2)
+    assert (features_missing.skipped_ids, features_missing.jobs) == (0, 1)
     with clean_db.begin() as conn:
         conn.execute(text('UPDATE songs SET "audioFeaturesSynced" = true'))
         conn.execute(text("DELETE FROM spotify_sync_jobs"))
@@ -66,12 +67,12 @@ def test_ids_fresh_in_the_cache_are_left_out_unless_forced(clean_db):
     assert (result.total_ids, result.skipped_ids, result.jobs) == (100, 60, 1)
     assert ledger.list_jobs(clean_db)[0].payload["ids"] == list(ids(100))[60:]
     forced = producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=True, track_ttl_s=86400)
-    assert (forced.skipped_ids, forced.jobs) == (0, 2)
+    assert (forced.skipped_ids, forced.jobs) == (0, 1)
     # A TTL the songs are older than makes them stale again.
     with clean_db.begin() as conn:
         conn.execute(text('UPDATE songs SET "spotifyLastSync" = "spotifyLastSync" - interval \'2 days\''))
     stale = producers.enqueue_track_sync(clean_db, Outbox(clean_db), ids(100), force=False, track_ttl_s=86400)
-    assert (stale.skipped_ids, stale.jobs) == (0, 2)
+    assert (stale.skipped_ids, stale.jobs) == (0, 1)
 
 
 def test_ids_spotify_answered_null_for_are_left_out_within_the_ttl_unless_forced(clean_db):
@@ -99,9 +100,9 @@ def test_two_hundred_thousand_ids_take_bounded_memory_and_report_progress(clean_
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert (result.total_ids, result.jobs, len(sent)) == (200_000, 4000, 4000)
+    assert (result.total_ids, result.jobs, len(sent)) == (200_000, 2000, 2000)
     assert peak < 20 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"  # the ids themselves would be ~15 MB
-    assert ("reading ids", 200_000, 200_000) in stages and ("sending messages", 4000, 4000) in stages
+    assert ("reading ids", 200_000, 200_000) in stages and ("sending messages", 2000, 2000) in stages
 
 
 def test_an_empty_input_makes_no_jobs(clean_db):

@@ -2,6 +2,8 @@
 does to the job row and to its message. Each job runs through the actor Dramatiq declared from the
 job-type registry (and, in the first test, through a Dramatiq worker consuming the queue)."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -40,9 +42,12 @@ class FakeSpotify:
         self.errors: list[Exception] = []
         self.calls: list[tuple[str, int]] = []
         self.popularity, self.features, self.library = popularity, features, library
+        self.together: threading.Barrier | None = None  # set: every call waits for the others in flight
 
     def _call(self, name, n):
         self.calls.append((name, n))
+        if self.together is not None:
+            self.together.wait()
         if self.errors:
             raise self.errors.pop(0)
 
@@ -150,6 +155,20 @@ def test_a_track_sync_fetches_upserts_and_completes_with_what_it_wrote(world):
     # The message again (at-least-once): nothing is fetched, nothing changes.
     run("track_sync", job.id, env)
     assert spotify.calls == [("tracks", 50), ("audio_features", 50)]
+
+
+def test_a_job_of_a_hundred_ids_has_its_three_requests_in_flight_together(world):
+    """Two /tracks of 50 and one /audio-features of 100, none waiting for another's answer (issue
+    16.5); the features land on the songs the tracks made."""
+    _, _, spotify, env, engine = world
+    spotify.together = threading.Barrier(3, timeout=10)
+    env.extras["overlap"] = ThreadPoolExecutor(4)
+    job = enqueue(env, [f"{i:022d}" for i in range(100)])
+    run("track_sync", job.id, env)
+    done = ledger.get_job(engine, job.id)
+    assert (done.status, done.result["upserted"], done.result["features_written"]) == ("completed", 100, 100)
+    assert sorted(spotify.calls) == [("audio_features", 100), ("tracks", 50), ("tracks", 50)]
+    assert tuple(songs_count(engine)) == (100, 100)
 
 
 def test_a_job_does_not_ask_again_for_ids_spotify_answered_null_for_within_the_ttl(world):

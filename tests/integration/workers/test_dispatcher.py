@@ -8,9 +8,12 @@ import pytest
 import redis
 from sqlalchemy import text
 
+from pipeline.ratecontrol.budget import FixedBudget
+from pipeline.ratecontrol.pacer import InMemoryPacer, background_per_s
 from pipeline.store import ledger
 from pipeline.store.ledger import NewJob
 from shared.keys import RedisKeys
+from shared.settings import Rate
 from workers.actors import declare_actors
 from workers.broker import build_broker, live_job_ids
 from workers.dispatcher import Dispatcher
@@ -54,6 +57,23 @@ def test_due_jobs_come_back_at_the_pace_asked_and_not_while_the_box_is_shut(flee
     assert [next_tick(dispatcher, client, settings) for _ in range(4)] == [10, 10, 5, 0]
     assert live_job_ids(broker) == set(parked)  # one message each; none for the jobs not yet due
     assert {j.id for j in ledger.list_jobs(engine, limit=100) if j.enqueued_at is None} == set(later)
+
+
+def test_due_jobs_come_back_at_the_pace_the_return_line_gave_them_their_slots(fleet, settings):
+    """One rule (pipeline/ratecontrol/pacer.py): a tick sends as many due jobs as the line has
+    slots in a second, fractions carried (9.5 a second: 10, 9, 10, 9), not int(9.5) a tick."""
+    _, broker, client, _, engine = fleet
+    budget = FixedBudget(Rate(300, 30))
+    dispatcher = Dispatcher(engine, broker, JobSender(broker), client, RedisKeys(settings.redis_namespace),
+                            max_retries=5, release_per_s=lambda: background_per_s(budget), every_s=1.0)
+    next_tick(dispatcher, client, settings)
+    park(engine, 40, due_in_s=-1)
+    pacer = InMemoryPacer(budget, clock_s=lambda: 0.0)
+    slots = [pacer.slot(0)[0] for _ in range(40)]
+    released = [next_tick(dispatcher, client, settings) for _ in range(5)]
+    assert released == [10, 9, 10, 9, 2]
+    # By each tick, as many sent as the line had slots by then (within the one a fraction holds).
+    assert all(abs(sum(released[: k + 1]) - sum(1 for s in slots if s < k + 1)) <= 1 for k in range(5))
 
 
 def test_one_process_of_the_fleet_dispatches_a_tick(fleet, settings):
