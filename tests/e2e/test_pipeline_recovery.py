@@ -10,6 +10,7 @@ import time
 
 import pytest
 import redis
+from sqlalchemy import text
 
 from tests.e2e.pipeline_harness import (
     Workers,
@@ -40,7 +41,9 @@ def enqueue(env, emulator, tmp_path):  # noqa: F811
 
 
 def assert_every_track_landed(engine, ids):
-    assert job_counts(engine) == {"completed": 50}
+    with engine.connect() as conn:
+        failed = conn.execute(text('SELECT id, "retryCount", error FROM spotify_sync_jobs WHERE status = \'failed\'')).all()
+    assert job_counts(engine) == {"completed": 50}, failed
     assert scalar(engine, 'SELECT count(*) FROM songs WHERE "spotifyId" = ANY(:ids)', ids=ids) == TRACKS
     assert scalar(engine, "SELECT count(*) FROM songs") == TRACKS
 
