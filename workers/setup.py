@@ -1,7 +1,7 @@
 """What every worker process sets up: `WorkerSetup` (Dramatiq middleware), in each worker process
 after it boots, builds the process's `WorkerEnv`: logging (loguru, with Dramatiq's own stdlib
 logging routed into it), the settings, one engine, one Redis client, one Spotify client, the
-audio-features coalescer, the lease keeper and the dispatcher. Nothing is built before the fork.
+audio-features coalescer, the lease keeper, the dispatcher and the search indexer. Nothing is built before the fork.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dramatiq.middleware import Middleware
 from loguru import logger
 
 from pipeline.batching import Coalescer
+from pipeline.search_indexer import SearchIndexer
 from pipeline.sync import Context
 from shared.keys import RedisKeys
 from shared.settings import Settings
@@ -61,15 +62,18 @@ class WorkerEnv:
                                 release_per_s=lambda: client.background_per_s() or rate.requests / rate.per_s,
                                 penalty_s=client.held_off_s)
         dispatcher.start()
+        indexer = SearchIndexer(engine)  # songs written here become searchable within about a second
+        indexer.start()
         # Jobs carry 50 tracks; /audio-features takes 100: the process's threads pair up.
         features = Coalescer(client.get_audio_features, size=100, hold_while=client.budget_spent)
         return cls(settings, engine, client, send, leases, redis,
-                   extras={"audio_features": features, "dispatcher": dispatcher})
+                   extras={"audio_features": features, "dispatcher": dispatcher, "indexer": indexer})
 
     def close(self) -> None:
         self.leases.stop()
-        if "dispatcher" in self.extras:
-            self.extras["dispatcher"].stop()
+        for name in ("dispatcher", "indexer"):
+            if name in self.extras:
+                self.extras[name].stop()
         self.engine.dispose()
 
 
