@@ -49,11 +49,12 @@ class SearchIndexer:
                 return  # no search tables on this database (no pg_trgm/unaccent): nothing to keep
         except PipelineError as exc:
             logger.debug("search indexer: not started: {}", exc)
-        while not self._stop.wait(self.every_s):
+        while not self._stop.is_set():  # a first tick at once: what was queued while nothing ran
             try:
                 self.tick()
             except PipelineError as exc:  # the database is away: the next tick tries again
                 logger.debug("search indexer: tick skipped: {}", exc)
+            self._stop.wait(self.every_s)
 
     def tick(self) -> int:
         """Drain batches until the queue is empty or the budget is spent; how many entries."""
