@@ -33,6 +33,7 @@ from api.enrichment import OFF, Enricher, Outcome
 from api.metrics import REQUEST_SECONDS, exposition
 from pipeline.search import query as search_query
 from pipeline.search.ranking import wants_enrichment
+from pipeline.search_indexer import SearchIndexer
 from pipeline.store import search as store
 from shared.keys import RedisKeys
 from shared.settings import Settings
@@ -49,8 +50,11 @@ class Services:
     engine: Engine
     redis: redis.Redis  # short timeouts: a Redis that does not answer must not hold a search up
     enricher: Enricher | None  # None: no Spotify credentials, searches stay local
+    indexer: SearchIndexer | None = None  # what the application writes to songs directly, searchable within a tick
 
     def close(self) -> None:
+        if self.indexer is not None:
+            self.indexer.stop()
         if self.enricher is not None:
             self.enricher.close()
         self.redis.close()
@@ -75,7 +79,9 @@ def build_services(settings: Settings) -> Services:
             wait_s=settings.search_enrich_wait_s,
             max_in_flight=settings.search_enrich_max_in_flight,
         )
-    return Services(settings, engine, fast_redis, enricher)
+    indexer = SearchIndexer(engine)
+    indexer.start()
+    return Services(settings, engine, fast_redis, enricher, indexer)
 
 
 def _lazy_spotify(settings: Settings, engine: Engine):

@@ -8,8 +8,9 @@
   penalty box and tier rules hold) on a bounded thread pool: at most `max_in_flight` at once per
   process (more are "skipped"), identical searches in flight share one call. The caller waits
   at most `wait_s`; past it the answer is "pending" and the call finishes in the background.
-- Tracks Spotify returns that songs lacks are upserted and get track_sync jobs (audio features),
-  so the next search finds them locally.
+- Tracks Spotify returns that songs lacks are upserted, with their search rows in the same
+  transaction (not left to the search indexer), and get track_sync jobs (audio features), so the
+  next search finds them locally.
 - Spotify down, slow, rate limited, forbidden, or the shared circuit open; Redis down: "degraded"
   with the reason, never an error.
 """
@@ -161,7 +162,7 @@ class Enricher:
             missing = set(missing_spotify_ids(self._engine, ids))
             if missing:
                 with translated():
-                    write_songs(self._engine, [row for row in rows if row["spotifyId"] in missing])
+                    write_songs(self._engine, [row for row in rows if row["spotifyId"] in missing], searchable_now=True)
                     self._send_track_sync([i for i in ids if i in missing])
         except errors.StoreError as exc:
             raise Degraded("database_unavailable") from exc

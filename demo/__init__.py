@@ -31,7 +31,7 @@ import httpx
 from sqlalchemy import Engine
 
 from demo import searches
-from pipeline.store import ledger, songs
+from pipeline.store import ledger, search_index, songs
 from shared import migrate
 from shared import services as embedded
 from shared.crypto import generate_key
@@ -250,6 +250,14 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def _wait_indexed(engine: Engine, timeout_s: float = 30) -> None:
+    """Until the search indexer (the API's, now the workers are gone) has drained what the
+    pipeline wrote in its last second."""
+    deadline = time.monotonic() + timeout_s
+    while search_index.installed(engine) and search_index.queued(engine) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def _searches(settings: Settings, engine: Engine, cli: _Cli, emulator: Any, stack: ExitStack, echo: Echo) -> None:
     """Serve the API and show a few searches through it (demo/searches.py), the last one with
     the Spotify emulator stopped."""
@@ -259,6 +267,7 @@ def _searches(settings: Settings, engine: Engine, cli: _Cli, emulator: Any, stac
     api = searches.SearchApi(f"http://127.0.0.1:{port}", settings.api_tokens[0])
     stack.callback(api.close)
     api.wait_ready(server)
+    _wait_indexed(engine)
     spotify_only: list[dict] = []
     if emulator is not None:  # catalog tracks the pipeline did not write: only "Spotify" knows them
         found = httpx.get(f"{emulator.base_url}/_emulator/tracks", params={"offset": 95_000, "count": 20},

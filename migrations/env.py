@@ -26,11 +26,11 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
-# Objects made by raw SQL (migration 20261201_01: the search's own tables song_search and
-# song_search_words, kept by a trigger, and their indexes; the expression indexes of its first version) that the models do not
+# Objects made by raw SQL (migrations 20261201_01 and _03: the search's own tables song_search,
+# song_search_words and song_search_queue, and their indexes; the expression indexes of its first version) that the models do not
 # declare: autogenerate must not propose dropping them.
 SQL_ONLY_INDEX_PREFIXES = ("idx_songs_search_", "idx_song_search_")
-SQL_ONLY_TABLES = ("song_search", "song_search_words")
+SQL_ONLY_TABLES = ("song_search", "song_search_words", "song_search_queue")
 
 
 def _include_object(obj, name, type_, reflected, compare_to) -> bool:

@@ -1,7 +1,7 @@
 """What every worker process sets up: `WorkerSetup` (Dramatiq middleware), in each worker process
 after it boots, builds the process's `WorkerEnv`: logging (loguru, with Dramatiq's own stdlib
 logging routed into it), the settings, one engine, one Redis client, one Spotify client, the
-audio-features coalescer, the lease keeper and the dispatcher. Nothing is built before the fork.
+audio-features coalescer, the lease keeper, the dispatcher and the search indexer. Nothing is built before the fork.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from loguru import logger
 from pipeline.batching import Coalescer
 from pipeline.overlap import Overlap
 from pipeline.ratecontrol.pacer import background_per_s
+from pipeline.search_indexer import SearchIndexer
 from pipeline.sync import Context
 from shared.keys import RedisKeys
 from shared.settings import Settings
@@ -68,6 +69,8 @@ class WorkerEnv:
                                 release_per_s=lambda: background_per_s(budget),
                                 penalty_s=client.held_off_s)
         dispatcher.start()
+        indexer = SearchIndexer(engine)  # songs written here become searchable within about a second
+        indexer.start()
         # A job of 100 ids fills its /audio-features request alone; shorter ones (a job cut short, a
         # library page of 50) pair up across the process's threads.
         features = Coalescer(client.get_audio_features, size=100, hold_while=client.budget_spent)
@@ -75,12 +78,14 @@ class WorkerEnv:
         # they are needed, at most a few per job thread.
         overlap = ThreadPoolExecutor(max_workers=OVERLAP_THREADS, thread_name_prefix="overlap")
         return cls(settings, engine, client, send, leases, redis,
-                   extras={"audio_features": features, "dispatcher": dispatcher, "overlap": overlap})
+                   extras={"audio_features": features, "dispatcher": dispatcher, "indexer": indexer,
+                           "overlap": overlap})
 
     def close(self) -> None:
         self.leases.stop()
-        if "dispatcher" in self.extras:
-            self.extras["dispatcher"].stop()
+        for name in ("dispatcher", "indexer"):
+            if name in self.extras:
+                self.extras[name].stop()
         if "overlap" in self.extras:
             self.extras["overlap"].shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()

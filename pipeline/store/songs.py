@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, TextClause, text
 
 from pipeline.mapping import FEATURE_COLUMNS, SONG_COLUMNS, features_row
 from pipeline.metrics import ROWS_WRITTEN
-from pipeline.store import ledger
+from pipeline.store import ledger, search_index
 from pipeline.store.db import NOW, autocommit, transaction
 
 # --- songs --------------------------------------------------------------------------------------
@@ -77,11 +77,19 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def write_songs(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> list[UpsertedSong]:
+def write_songs(engine: Engine, rows: Sequence[Mapping[str, Any]], *, searchable_now: bool = False
+                ) -> list[UpsertedSong]:
     """Upsert these song rows (pipeline.mapping's dicts) in one statement, its own transaction
-    (autocommit: one round trip); what each became."""
+    (autocommit: one round trip); what each became. Search finds them once the search indexer
+    drains the queue (about a second); with `searchable_now` their search rows are written in the
+    same transaction instead (a search that just asked Spotify finds them at its next call)."""
     if not rows:
         return []
+    if searchable_now:
+        with transaction(engine) as conn:
+            upserted = _upsert_songs(conn, rows)
+            search_index.index_now(conn, [u.song_id for u in upserted])
+            return upserted
     with autocommit(engine) as conn:
         return _upsert_songs(conn, rows)
 

@@ -8,6 +8,8 @@ import string
 import pytest
 from sqlalchemy import text
 
+from pipeline.store import search_index
+
 ALPHABET = string.ascii_letters + string.digits
 
 # (title, artist, album, popularity)
@@ -38,12 +40,15 @@ def spotify_id() -> str:
 
 
 def insert_songs(engine, rows) -> None:
+    """As the application writes songs (plain SQL), then what the search indexer does within a second."""
     with engine.begin() as conn:
         conn.execute(
             text('INSERT INTO songs ("spotifyId", title, artist, album, "spotifyPopularity") '
                  "VALUES (:sid, :title, :artist, :album, :pop)"),
             [{"sid": spotify_id(), "title": t, "artist": a, "album": al, "pop": p} for t, a, al, p in rows],
         )
+    if search_index.installed(engine):  # not before the search migrations
+        search_index.drain_all(engine)
 
 
 def filler(count: int) -> list[tuple[str, str, str, int]]:
