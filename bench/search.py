@@ -194,7 +194,9 @@ def query_set(url: str, per_class: int, seed: int = 7) -> list[tuple[str, str, s
     The classes that name one song (exact, accents, typo, artist_title, prefix) come from songs
     whose title at most 3 songs share: "Love" names no song in particular among thousands.
     `broad` is one of the 40 most common words of titles (3 letters or more), and the song it
-    should find first is the most popular one with that word as its whole title."""
+    should find first is the most popular one with that word as its whole title (of equal
+    popularity, the first by id, as the search orders the same title's songs: dozens of songs
+    titled "The" share the top popularity at 1M rows)."""
     rng = random.Random(seed)
     with psycopg.connect(url) as conn:
         conn.execute("SELECT setseed(0.7)")
@@ -207,7 +209,7 @@ def query_set(url: str, per_class: int, seed: int = 7) -> list[tuple[str, str, s
                 SELECT w FROM unnest(%s::text[]) WITH ORDINALITY AS t(w, rank) WHERE length(w) >= 3
                 ORDER BY rank LIMIT 40) AS common
             JOIN songs s ON lower(s.title) = w
-            ORDER BY w, s."spotifyPopularity" DESC NULLS LAST, s.title, s."spotifyId"
+            ORDER BY w, s."spotifyPopularity" DESC NULLS LAST, s.id
             """, (COMMON,)).fetchall()
     specific = [r for r in sample if shared.get(r[1], 0) <= 3]
     accented = [r for r in specific if unaccent(r[1]) != r[1]]
