@@ -295,7 +295,7 @@ def _serve(url: str, namespace: str, port: int, workers: int):
     cli = str(Path(sys.executable).parent / "spotify-sync")
     process = subprocess.Popen([cli, "serve", "--port", str(port), "--workers", str(workers)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # two workers importing the app take 30 s and more on a loaded host
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
