@@ -2,10 +2,11 @@
 readiness probe. The rules it applies are pipeline/search's (fold, tiers, thresholds); this
 module only says them in SQL over migration 20261201_01's tables, kept in step with songs by a
 trigger: song_search (`x`: each song's folded title, artist, album, document `doc`, tsvector
-`words` and popularity; GIN (words), GIN (doc gin_trgm_ops), btree (title text_pattern_ops),
-btree (popularity DESC NULLS LAST)) and song_search_words (every word once, GIN (word
-gin_trgm_ops): where typos are looked up). Nothing is folded per row at query time; songs is
-read only for the page's rows.
+`words` and popularity; GIN (words), GIN (doc gin_trgm_ops), and, from 20261201_04, btree
+(title text_pattern_ops, popularity DESC NULLS LAST, song_id) and btree (popularity DESC NULLS
+LAST, title, song_id): BY_POPULARITY's order) and song_search_words (every word once, btree
+(word) and GIN (word gin_trgm_ops): where typos are looked up). Nothing is folded per row at
+query time; songs is read only for the page's rows.
 
 Every value reaches PostgreSQL as a bound parameter; folded terms hold no LIKE wildcard (% and _
 are separators, normalize.SEPARATORS) nor quote, so they are safe inside a LIKE pattern and a
@@ -26,7 +27,8 @@ from sqlalchemy import Connection, Engine, text
 from pipeline.errors import StoreError
 from pipeline.search.query import Query
 from pipeline.search.ranking import FUZZY, FUZZY_THRESHOLD, MIN_INDEXED_WORD, fuzzy_threshold
-from pipeline.store.db import autocommit, transaction
+from pipeline.search.typos import one_edit
+from pipeline.store.db import autocommit
 
 DOC = "x.doc"
 FOLDED_TITLE = "x.title"
@@ -70,7 +72,8 @@ class Found:
 
 
 def _conditions(query: Query, params: dict[str, Any]) -> list[str]:
-    """WHERE conditions (ANDed) for a query, binding their values into `params`."""
+    """WHERE conditions (ANDed) for a query, binding their values into `params`: the free words'
+    and the filters' on the document (the trigram index serves them), then _extra_conditions."""
     conditions: list[str] = []
     short: list[str] = []
     for n, word in enumerate(query.words):
@@ -85,18 +88,11 @@ def _conditions(query: Query, params: dict[str, Any]) -> list[str]:
         conditions.append(f"({DOC} LIKE '%' || :squeezed || '%' OR ({' AND '.join(short)}))")
     else:
         conditions.extend(short)
-    for n, phrase in enumerate(query.phrases):
-        params[f"p{n}"] = phrase
-        conditions.append(f"{DOC} LIKE '%' || :p{n} || '%'")
-    for column, terms in query.fields.items():
-        for n, term in enumerate(terms):
-            name = f"f_{column}{n}"
-            params[name], params[name + "_squeezed"] = term, term.replace(" ", "")
-            # The document condition is the one the index serves; the column's narrows it down.
-            conditions.append(f"({DOC} LIKE '%' || :{name}_squeezed || '%' OR {DOC} LIKE '%' || :{name} || '%' "
-                              f"OR :{name} <% {DOC})")
-            conditions.append(_field_condition(column, name))
-    return conditions
+    for name in _field_names(query):
+        # The document condition is the one the index serves; the column's (extra) narrows it down.
+        conditions.append(f"({DOC} LIKE '%' || :{name}_squeezed || '%' OR {DOC} LIKE '%' || :{name} || '%' "
+                          f"OR :{name} <% {DOC})")
+    return conditions + _extra_conditions(query, params)
 
 
 def tier_sql(query: Query, params: dict[str, Any]) -> str:
@@ -126,14 +122,30 @@ MAX_COUNTED = 1050
 # The planner's estimate of a word's songs is from a sample: past this many times MAX_COUNTED,
 # there are surely more than MAX_COUNTED.
 ESTIMATE_MARGIN = 3
+# A prefix this short is broad: it starts many words, some of them common.
+BROAD_PREFIX = MIN_INDEXED_WORD
 WORDS_ONLY = "x.words @@ to_tsquery('simple', :tsquery)"
 # Ties by popularity: every set and the page order alike, so a set's cut agrees with the page's.
 BY_POPULARITY = "x.popularity DESC NULLS LAST, x.title, x.song_id"
-# Per transaction: how close a word must be for `<%` (pg_trgm's default is 0.6), and a plan made
-# for these values every time: psycopg prepares a statement sent 5 times, and a generic plan
-# cannot know whether a word is in 30% of the songs or in 3 of them.
-SETTINGS = ("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true), "
-            "set_config('plan_cache_mode', 'force_custom_plan', true)")
+# Once per pooled connection (connection.info remembers it; a new connection is set again), not
+# once per search: a search is one round trip (two when it goes fuzzy), where BEGIN, a SET and
+# COMMIT made it four or five, each a wait for a busy server's CPU. What they set:
+# how close a word must be for `<%` (pg_trgm's default is 0.6); a plan made for these values
+# every time (psycopg prepares a statement sent 5 times, and a generic plan cannot know whether a
+# word is in 30% of the songs or in 3 of them); and no JIT, whose compile (tens of ms) a search's
+# statement, a few thousand rows at most, never earns back. The connections are the API's and
+# the other settings are pg_trgm's alone, so nothing else is changed by them.
+SESSION = {"pg_trgm.word_similarity_threshold": str(FUZZY_THRESHOLD), "plan_cache_mode": "force_custom_plan",
+           "jit": "off"}
+_SESSION_SQL = text("SELECT " + ", ".join(f"set_config('{name}', '{value}', false)" for name, value in SESSION.items()))
+
+
+def _session(conn: Connection) -> None:
+    """The search's SESSION settings on this connection, if it has not got them yet."""
+    info = conn.connection.info
+    if info.get("search_session") != SESSION:
+        conn.execute(_SESSION_SQL)
+        info["search_session"] = SESSION
 
 
 def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Found:
@@ -142,13 +154,14 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
     One statement: each exact set (the query's words: tsvector; the title being, or starting
     with, the query: btree) brings its offset + limit most popular rows, enough for the page,
     since within a set a row is passed only by rows of its tier or better; the tiers rank them.
-    A second only when they found nothing: the fuzzy sets (_fuzzy_sets: a typo, a substring).
+    A second only when they found nothing: the fuzzy set (_fuzzy_sets: a typo, a substring).
     Under exact matches those would only add look-alikes below them, for the dearest lookups of
     all (a short page is filled from Spotify: wants_enrichment). `total` counts the word matches
-    up to MAX_COUNTED (see `count` below; fuzzy ones: the candidates).
+    up to MAX_COUNTED (see `count` below; fuzzy ones: the candidates). No transaction: the
+    statements only read, and BEGIN and COMMIT would be two more round trips (SESSION).
     """
     wanted = offset + limit
-    params: dict[str, Any] = {"limit": limit, "offset": offset, "wanted": wanted, "threshold": str(FUZZY_THRESHOLD),
+    params: dict[str, Any] = {"limit": limit, "offset": offset, "wanted": wanted,
                               "fuzzy_cap": max(FUZZY_CANDIDATES, wanted), "count_cap": MAX_COUNTED,
                               "sure_past_cap": MAX_COUNTED * ESTIMATE_MARGIN, "text": query.text}
     extra = " AND ".join(_extra_conditions(query, params)) or "true"
@@ -159,8 +172,11 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
         params["title_prefix"] = query.text + "%"
         exact["by_title"] = f"""SELECT x.song_id FROM song_search x WHERE {FOLDED_TITLE} = :text AND {extra}
                                 ORDER BY {BY_POPULARITY} LIMIT :wanted"""
+        # Only when the exact titles fall short of the page: those come first, and a common
+        # word's titles ("love%") are tens of thousands, sorted by popularity to keep a few.
         exact["by_title_prefix"] = f"""SELECT x.song_id FROM song_search x
-                                       WHERE {FOLDED_TITLE} LIKE :title_prefix AND {extra}
+                                       WHERE (SELECT count(*) FROM by_title) < :wanted
+                                         AND {FOLDED_TITLE} LIKE :title_prefix AND {extra}
                                        ORDER BY {BY_POPULARITY} LIMIT :wanted"""
     # Counted up to MAX_COUNTED only when the word set filled up (otherwise it is the count), and
     # for words alone only when the planner's estimate leaves room for fewer: a broad word's
@@ -172,8 +188,8 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
                 WHEN {estimate} THEN :count_cap
                 ELSE (SELECT count(*) FROM (SELECT FROM song_search x WHERE {words_match} AND {extra}
                                             LIMIT :count_cap) AS c) END"""
-    with _search_functions_present(), transaction(engine) as conn:
-        conn.execute(text(SETTINGS), params)
+    with _search_functions_present(), autocommit(engine) as conn:  # read only: a statement needs no transaction
+        _session(conn)
         rows = _ranked(conn, query, exact, params, count)
         if rows[0]["candidates"] == 0:  # a second statement: the first plans no fuzzy set it would not run
             rows = _ranked(conn, query, _fuzzy_sets(query, params, extra), params, "NULL")
@@ -184,46 +200,62 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
 
 
 def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, str]:
-    """The fuzzy candidate sets (SQL), for a query whose exact sets found nothing.
+    """The fuzzy candidate set (SQL), for a query whose exact sets found nothing.
 
-    With free text: the rows whose document is similar enough to the whole text (the threshold
-    grows with its length). With two words or more, one of them mistyped, the others are still
-    words of the song: one set per word left out, looked up in the tsvector index. When those
-    find nothing (or for one word), the songs holding a known word that the query's longest word
-    looks like (a typo, or a piece of it: "ighway"): the vocabulary's trigram index, small,
-    instead of the songs' own, where a common trigram ("the") lists a large share of the table.
-    Without free text (filters only): the filters' own conditions."""
+    With free text: the songs holding, for every word of the query, that word or a known word it
+    looks like (_lookalikes), and whose document is similar enough to the whole text (the
+    threshold grows with its length), most similar first. Each word's alternatives are a few
+    words of the vocabulary, so the tsvector index finds the songs through the rarest of them:
+    a mistyped word costs no scan of the songs a common one holds ("the"). Without free text
+    (filters only): the filters' own conditions."""
     if not query.text:
         return {"by_typo": f"SELECT x.song_id FROM song_search x "
                            f"WHERE {' AND '.join(_conditions(query, params))} LIMIT :fuzzy_cap"}
     params["fuzzy"] = fuzzy_threshold(query.text)
-
-    def similar_to_text(lookup: str) -> str:
-        return f"""SELECT x.song_id FROM song_search x
-                   WHERE {lookup} AND word_similarity(:text, {DOC}) >= :fuzzy AND {extra}
-                   ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :fuzzy_cap"""
-
-    terms = _terms(query)
-    indexed = [n for n, (word, _) in enumerate(terms[:len(query.words)]) if len(word) >= MIN_INDEXED_WORD]
-    sets: dict[str, str] = {}
-    if len(indexed) >= 2:
-        for n in indexed:
-            params[f"drop{n}"] = tsquery([t for i, t in enumerate(terms) if i != n and len(t[0]) >= MIN_INDEXED_WORD])
-            sets[f"by_others{n}"] = similar_to_text(f"x.words @@ to_tsquery('simple', :drop{n})")
-    # The longest word's look-alikes (the vocabulary's trigram index), skipped (a one-time
-    # filter) when a set above found something.
-    params["typo"] = max(query.words, key=len, default=query.text)
-    found = "".join(f"NOT EXISTS (SELECT FROM {name}) AND " for name in sets)
-    sets["by_lookalikes"] = similar_to_text(f"{found}x.words @@ ({LOOKALIKES})")
-    return sets
+    terms = [t for t in _terms(query)[:len(query.words)] if len(t[0]) >= MIN_INDEXED_WORD]
+    terms = terms or [(query.text, True)]  # no word long enough to look up ("ac dc"): the whole text
+    params["typed"] = [word for word, _ in terms]
+    groups = [_lookalikes(n, word, prefix, params) for n, (word, prefix) in enumerate(terms)]
+    every_word = " || ' & ' || ".join(groups)
+    return {"by_typo": f"""SELECT x.song_id FROM song_search x
+                           WHERE x.words @@ to_tsquery('simple', {every_word})
+                             AND word_similarity(:text, {DOC}) >= :fuzzy AND {extra}
+                           ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :fuzzy_cap"""}
 
 
-# The tsquery of the known words that :typo looks like (as a word or inside one: `<%`), the
-# LOOKALIKE_WORDS likeliest; NULL (nothing matches) when there is none.
+# A word's look-alikes kept at most (the likeliest), from the vocabulary's trigram index.
 LOOKALIKE_WORDS = 50
-LOOKALIKES = f"""SELECT to_tsquery('simple', string_agg(quote_literal(v.word), ' | ')) FROM (
-                     SELECT DISTINCT word, word_similarity(:typo, word) AS similarity FROM song_search_words
-                     WHERE :typo <% word ORDER BY similarity DESC LIMIT {LOOKALIKE_WORDS}) AS v"""
+# Shorter words have no trigram look-alikes worth their cost: "the" is inside 35,000 known words.
+MIN_LOOKALIKE_WORD = 5
+# SQL: is the query word :typo<n> unknown, or every one known (then any may be the typo)? Known
+# words of a query that has an unknown one stand for themselves: a typo is one, most likely the
+# unknown word, and a common word's alternatives ("the": they, then, she) would each list a
+# large share of the songs.
+_KNOWN = "EXISTS (SELECT FROM song_search_words WHERE word = :typo{n})"
+_MAY_BE_TYPO = """(NOT EXISTS (SELECT FROM song_search_words WHERE word = :typo{n})
+                   OR NOT EXISTS (SELECT FROM unnest(CAST(:typed AS text[])) AS t(w)
+                                  WHERE NOT EXISTS (SELECT FROM song_search_words WHERE word = t.w)))"""
+
+
+def _lookalikes(n: int, word: str, prefix: bool, params: dict[str, Any]) -> str:
+    """SQL: the tsquery text "(word | alike | ...)" of a query word and, where it may be the typo
+    (_MAY_BE_TYPO), the known words it may be a typo of: those it looks like (as a word or inside
+    one: `<%`; from MIN_LOOKALIKE_WORD letters), the LOOKALIKE_WORDS likeliest, and those one edit
+    away (typos.one_edit, for short words, whose trigrams say little)."""
+    params[f"typo{n}"], params[f"edits{n}"] = word, one_edit(word)
+    params[f"itself{n}"] = tsquery([(word, False)])
+    itself = f"CAST(:itself{n} AS text)"
+    if prefix:  # a prefix reads the list of every word it starts, whole (no skipping): only when no word is it
+        params[f"prefix{n}"] = tsquery([(word, True)])
+        itself = f"CASE WHEN {_KNOWN.format(n=n)} THEN {itself} ELSE CAST(:prefix{n} AS text) END"
+    lookalikes = "false" if len(word) < MIN_LOOKALIKE_WORD else f":typo{n} <% word"
+    return f"""('(' || concat_ws(' | ', {itself}, (
+                   SELECT string_agg(quote_literal(v.word), ' | ') FROM (
+                       (SELECT word FROM song_search_words WHERE {lookalikes}
+                        ORDER BY word_similarity(:typo{n}, word) DESC LIMIT {LOOKALIKE_WORDS})
+                       UNION SELECT word FROM song_search_words WHERE word = ANY(CAST(:edits{n} AS text[]))) AS v
+                   WHERE {_MAY_BE_TYPO.format(n=n)}
+               )) || ')')"""
 
 
 def _ranked(conn: Connection, query: Query, sets: dict[str, str], params: dict[str, Any],
@@ -268,6 +300,10 @@ def _words_match(terms: list[tuple[str, bool]], params: dict[str, Any]) -> str:
     prefix makes the index read the lists of every word it starts, all of them, where a whole
     word lets the index skip through a common word's list along a rare one's."""
     indexed = [t for t in terms if len(t[0]) >= MIN_INDEXED_WORD] or terms
+    # A prefix reads the lists of every word it starts, whole: a short one is broad ("the":*, a
+    # third of the songs), so beside a whole word, which the index skips through, it only filters
+    # what that one found.
+    indexed = [t for t in indexed if not (t[1] and len(t[0]) <= BROAD_PREFIX)] or indexed
     params["tsquery"] = tsquery(indexed)
     conditions = [WORDS_ONLY]
     for n, (term, _) in enumerate(t for t in terms if t not in indexed):
@@ -292,11 +328,16 @@ def _extra_conditions(query: Query, params: dict[str, Any]) -> list[str]:
         params[f"p{n}"] = phrase
         conditions.append(f"{DOC} LIKE '%' || :p{n} || '%'")
     for column, terms in query.fields.items():
-        for n, term in enumerate(terms):
-            name = f"f_{column}{n}"
+        for name, term in zip(_field_names(query, column), terms, strict=True):
             params[name], params[name + "_squeezed"] = term, term.replace(" ", "")
             conditions.append(_field_condition(column, name))
     return conditions
+
+
+def _field_names(query: Query, only: str | None = None) -> list[str]:
+    """The parameter names of the filters' terms (of one column, or all): f_<column><n>."""
+    return [f"f_{column}{n}" for column, terms in query.fields.items() if only in (None, column)
+            for n in range(len(terms))]
 
 
 def _field_condition(column: str, name: str) -> str:

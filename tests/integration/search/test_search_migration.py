@@ -6,8 +6,8 @@ from shared import migrate
 from shared.db import sqlalchemy_url
 from tests.integration.search.conftest import TRICKY, insert_songs
 
-INDEXES = {"idx_song_search_title", "idx_song_search_trgm", "idx_song_search_words", "idx_song_search_popularity",
-           "idx_song_search_words_word", "idx_song_search_words_trgm"}
+INDEXES = {"idx_song_search_title_popularity", "idx_song_search_trgm", "idx_song_search_words",
+           "idx_song_search_by_popularity", "idx_song_search_words_word", "idx_song_search_words_trgm"}
 
 
 def _state(engine) -> tuple[set[str], set[str], int]:
