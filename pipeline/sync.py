@@ -65,14 +65,15 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
     answered null for remembered, before the error is raised."""
     ids = list(dict.fromkeys(_ids(job)))
     force = bool(job.payload.get("force"))
-    verdicts = freshness.freshness(ctx.engine, ids, ctx.track_ttl_s)
+    # The claim brought the verdicts when the worker asked for them (workers/run.py).
+    verdicts = job.freshness if job.freshness is not None else freshness.freshness(ctx.engine, ids, ctx.track_ttl_s)
     wanted = [i for i in ids if force or not verdicts[i].track_fresh]
     result: dict[str, Any] = {"requested": len(_ids(job)), "skipped_fresh": len(ids) - len(wanted), "fetched": 0,
                               "upserted": 0}
     fetched = TrackFetch({})
     if wanted:
         fetched = ctx.client.fetch_tracks(wanted)
-        upserted, not_found = _write_tracks(ctx, fetched.found)
+        upserted, not_found = _write_tracks(ctx, fetched.found, job.claimed_at)
         if fetched.stopped_by is not None:
             raise fetched.stopped_by
         found = [track_id for track_id, track in fetched.found.items() if track is not None]
@@ -80,7 +81,7 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
                       not_found=not_found)
         if found and all(getattr(fetched.found[i], "popularity", None) is None for i in found):
             result["popularity"] = "unavailable"
-    need_features = songs.features_pending(ctx.engine, ids)
+    need_features = [i for i in ids if verdicts[i].features_due_after_write(fetched.found.get(i) is not None)]
     if force:  # a forced sync asks for the features of every song it fetched again, too
         refetched = [i for i in wanted if fetched.found.get(i) is not None]
         need_features = list(dict.fromkeys([*refetched, *need_features]))
@@ -88,10 +89,12 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
     return result
 
 
-def _write_tracks(ctx: Context, tracks: dict[str, Any]) -> tuple[list[songs.UpsertedSong], list[str]]:
+def _write_tracks(ctx: Context, tracks: dict[str, Any],
+                  now: datetime | None) -> tuple[list[songs.UpsertedSong], list[str]]:
     """The fetched tracks as songs, and the ids Spotify answered null for remembered (so they are
-    not asked again within the TTL): after a whole fetch, and after one cut short alike."""
-    now = ledger.db_now(ctx.engine)
+    not asked again within the TTL): after a whole fetch, and after one cut short alike. Stamped
+    `now` (the run's claim, on the database's clock), else the database's clock read now."""
+    now = now or ledger.db_now(ctx.engine)
     not_found = [track_id for track_id, track in tracks.items() if track is None]
     return songs.write_tracks(ctx.engine, merge_rows(tracks.values(), None, now), not_found, now), not_found
 
