@@ -65,15 +65,16 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
     answered null for remembered, before the error is raised."""
     ids = list(dict.fromkeys(_ids(job)))
     force = bool(job.payload.get("force"))
-    # The claim brought the verdicts when the worker asked for them (workers/run.py).
-    verdicts = job.freshness if job.freshness is not None else freshness.freshness(ctx.engine, ids, ctx.track_ttl_s)
+    # The claim brought the verdicts and its clock when the worker asked for them (workers/run.py).
+    run = job if isinstance(job, ledger.Run) else ledger.Run(**vars(job))
+    verdicts = run.freshness if run.freshness is not None else freshness.freshness(ctx.engine, ids, ctx.track_ttl_s)
     wanted = [i for i in ids if force or not verdicts[i].track_fresh]
     result: dict[str, Any] = {"requested": len(_ids(job)), "skipped_fresh": len(ids) - len(wanted), "fetched": 0,
                               "upserted": 0}
     fetched = TrackFetch({})
     if wanted:
         fetched = ctx.client.fetch_tracks(wanted)
-        upserted, not_found = _write_tracks(ctx, fetched.found, job.claimed_at)
+        upserted, not_found = _write_tracks(ctx, fetched.found, run.claimed_at)
         if fetched.stopped_by is not None:
             raise fetched.stopped_by
         found = [track_id for track_id, track in fetched.found.items() if track is not None]

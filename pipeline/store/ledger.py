@@ -61,32 +61,42 @@ class Job:
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
-    # Set by a claim: the database's clock at the claim (the run's "now": its writes are stamped
-    # with it, so the run needs no read of the clock of its own), and, when asked for, the
-    # freshness verdicts of the payload's ids as of the claim (a track_sync's first question).
-    claimed_at: datetime | None = None
-    freshness: dict[str, Freshness] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
         m = row._mapping
-        verdicts = m.get("freshness")
-        return cls(
+        return Job(
             id=m["id"], job_type=m["jobType"], status=m["status"], payload=m["payload"] or {},
             user_id=m["userId"], backfill_id=m["backfillId"], retry_count=m["retryCount"],
             attempts=m["attempts"], lease_until=m["leaseUntil"], not_before=m["notBefore"],
             enqueued_at=m["enqueuedAt"], error_class=m["errorClass"], error=m["error"],
             result=m["result"], started_at=m["startedAt"], completed_at=m["completedAt"],
             created_at=m["createdAt"], updated_at=m["updatedAt"],
-            claimed_at=m.get("claimedAt"), freshness=from_verdicts(verdicts) if verdicts is not None else None,
         )
+
+
+@dataclass(frozen=True)
+class Run(Job):
+    """A job as its claim hands it to a worker: the row, the database's clock at the claim (the
+    run's "now": its writes are stamped with it, so the run reads no clock of its own), and, when
+    asked for, the freshness verdicts of the payload's ids as of the claim (a track_sync's first
+    question). Not part of a job's JSON document (`spotify-sync jobs show`): that is a Job's."""
+
+    claimed_at: datetime | None = None
+    freshness: dict[str, Freshness] | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Run:
+        verdicts = row._mapping["freshness"]
+        return Run(**vars(Job.from_row(row)), claimed_at=row._mapping["claimedAt"],
+                   freshness=from_verdicts(verdicts) if verdicts is not None else None)
 
 
 @dataclass(frozen=True)
 class Claim:
     """What a worker holding a message for a job may do.
 
-    Exactly one of: `job` (it is yours, run it), `wait_until` (not yet: leased to another worker,
+    Exactly one of: `job` (it is yours, run it: a Run), `wait_until` (not yet: leased to another worker,
     or a message sent early; send the message again for then), or neither (finished or gone;
     parked, its message the dispatcher's to send; or failed just now as `gave_up`: drop it).
     """
@@ -217,7 +227,7 @@ def claim(engine: Engine, job_id: str, lease_s: int, *, max_retries: int,
     """Take the job for `lease_s` seconds, if it is runnable now: pending and due, or running
     with its worker lost (charged to its retries; past `max_retries` the job fails instead and
     `Claim.gave_up` holds it). See `Claim`. With `freshness_ttl_s` the job comes with the
-    freshness verdicts of its ids (`Job.freshness`, that TTL) from the same statement.
+    freshness verdicts of its ids (`Run.freshness`, that TTL) from the same statement.
 
     A pending job (the usual message) is claimed in one statement, its own transaction: one
     round trip. Only when that finds nothing are the take-over and the read of the row tried."""
@@ -226,11 +236,11 @@ def claim(engine: Engine, job_id: str, lease_s: int, *, max_retries: int,
     with autocommit(engine) as conn:
         row = conn.execute(_CLAIM_PENDING[wants], params).first()
     if row is not None:
-        return Claim(job=Job.from_row(row))
+        return Claim(job=Run.from_row(row))
     with transaction(engine) as conn:
         row = conn.execute(_TAKE_OVER[wants], params).first()
         if row is not None:
-            job = Job.from_row(row)
+            job = Run.from_row(row)
             return Claim(gave_up=job) if job.status == "failed" else Claim(job=job)
         current = conn.execute(
             select(JOBS.c.status, JOBS.c.notBefore, JOBS.c.leaseUntil, JOBS.c.enqueuedAt, NOW_SQL)
