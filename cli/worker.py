@@ -51,6 +51,10 @@ def worker(ctx: click.Context, processes: int, threads: int, queues: tuple[str, 
     metrics_dir = make_metrics_dir()
     os.environ.update({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, "dramatiq_prom_db": metrics_dir,
                        "dramatiq_prom_port": str(metrics_port), "dramatiq_prom_host": metrics_host})
+    # httpcore is imported here, once, before Dramatiq forks the worker processes, rather than in
+    # each of them as it boots (httpx imports it at its first client; with it anyio and trio,
+    # whichever are installed): a second or more of every process's start-up on a busy 2-core host.
+    import httpcore  # noqa: F401
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 

@@ -12,8 +12,13 @@ keeps the rows it read, and a Redis version per client id (`RedisKeys.capabiliti
 set to a fresh random value after every row written (after the Postgres commit). `state()` reads
 the version (one GET, beside the limiter's round trips) and reads the rows again when it differs
 from the version it loaded; a missing version (Redis restarted) is a version too, read once. So a
-403 one worker meets is obeyed by every other worker from its very next call, instead of each
-process meeting the 403 itself while its copy is fresh. The version is random, not a counter:
+403 one worker meets is obeyed by every other worker from its very next job, instead of each
+process meeting the 403 itself while its copy is fresh. Within a job's run (`once_per_job`, which
+workers/run.py opens around every job) the version is read at its first look and then at most
+every PER_JOB_RECHECK_S, not at each of the five or so looks a track_sync makes (before and after
+each request): a change another process announces during a run of a tenth of a second is obeyed
+from the next run, at the cost of at most one request of this run meeting the 403 itself. A
+403 met (`forbid`) always reads the version, so it is recorded once, not again per process. The version is random, not a counter:
 after Redis loses the key an INCR starts again at 1, and a process that had loaded "1" before the
 loss (and made no call while the key was missing) would take the new "1" for its own and keep its
 stale rows. The rows are also read again every `backstop_ttl_s` (a version write lost to a Redis
@@ -40,7 +45,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -81,6 +87,7 @@ class InMemoryCapabilityRows:
 UNKNOWN_TTL_S = 1.0  # without Redis: what is not yet known here is read again after this
 BACKSTOP_TTL_S = 60.0  # with Redis: the rows are read again at least this often anyway
 PROBE_TTL_S = 60.0  # how long one caller holds the probe of a capability due for a recheck
+PER_JOB_RECHECK_S = 1.0  # within one job's run, the version is read again after this long
 # After a Redis error, reads do not ask Redis again for this long: a Redis that does not answer
 # costs a connect timeout and the client's retries on every call.
 REDIS_PAUSE_S = 5.0
@@ -101,6 +108,7 @@ class Capabilities:
         keys: RedisKeys | None = None,
         backstop_ttl_s: float = BACKSTOP_TTL_S,
         probe_ttl_s: float = PROBE_TTL_S,
+        per_job_recheck_s: float = PER_JOB_RECHECK_S,
         now: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ):
@@ -114,6 +122,7 @@ class Capabilities:
         self._cache_ttl_s = cache_ttl_s
         self._backstop_ttl_s = backstop_ttl_s
         self._probe_ttl_s = probe_ttl_s
+        self._per_job_recheck_s = per_job_recheck_s
         self._now = now
         self._monotonic = monotonic
         self._redis = redis
@@ -128,6 +137,8 @@ class Capabilities:
         self._redis_lock = threading.Lock()
         self._redis_failing = False
         self._redis_paused_until = float("-inf")
+        # This thread's job run (once_per_job): [monotonic time the version was last read, or None].
+        self._run = threading.local()
 
     @classmethod
     def from_settings(cls, settings, engine: Engine, redis: Any = None, keys: RedisKeys | None = None) -> Capabilities:
@@ -138,8 +149,33 @@ class Capabilities:
 
     # --- reading ---
 
-    def state(self, capability: str) -> CapabilityState | None:
+    @contextmanager
+    def once_per_job(self) -> Iterator[None]:
+        """Within the block, in this thread (one job's run), the version is read at the first look
+        and then at most every `per_job_recheck_s` (see the module docstring)."""
+        outer = getattr(self._run, "checked_at", _NEVER)
+        self._run.checked_at = None
+        try:
+            yield
+        finally:
+            if outer is _NEVER:
+                del self._run.checked_at
+            else:
+                self._run.checked_at = outer
+
+    def _checked_in_this_run(self) -> bool:
+        checked_at = getattr(self._run, "checked_at", None)
+        return checked_at is not None and self._monotonic() - checked_at < self._per_job_recheck_s
+
+    def state(self, capability: str, *, fresh: bool = False) -> CapabilityState | None:
+        """What is known of `capability` (None: nothing yet). `fresh`: read the version even
+        where this run has read it already."""
+        if not fresh and self._checked_in_this_run():
+            with self._lock:
+                return self._states.get(capability)
         version = self._read_version()  # before the rows: a write seen here is in what we load
+        if hasattr(self._run, "checked_at"):
+            self._run.checked_at = self._monotonic()
         with self._lock:
             now = self._monotonic()
             if version is _NO_REDIS:
@@ -194,7 +230,7 @@ class Capabilities:
 
     def forbid(self, capability: str, reason: str) -> CapabilityState:
         """Record that the app may not use `capability` (once: a standing record is kept as it is)."""
-        current = self.state(capability)
+        current = self.state(capability, fresh=True)
         if current is not None and self._known_forbidden(current):
             return current
         now = self._now()

@@ -76,17 +76,20 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
     remembered: the next run fetches only what is left (the features alone, if they are)."""
     ids = list(dict.fromkeys(_ids(job)))
     force = bool(job.payload.get("force"))
-    verdicts = freshness.freshness(ctx.engine, ids, ctx.track_ttl_s)
+    # The claim brought the verdicts and its clock when the worker asked for them (workers/run.py).
+    run = job if isinstance(job, ledger.Run) else ledger.Run(**vars(job))
+    verdicts = run.freshness if run.freshness is not None else freshness.freshness(ctx.engine, ids, ctx.track_ttl_s)
     wanted = [i for i in ids if force or not verdicts[i].track_fresh]
     fetching = set(wanted)
-    need_features = [i for i in ids if verdicts[i].features_due
-                     or (i in fetching and (force or not verdicts[i].song_exists))]
+    # Decided before any answer, as if every fetched track is written (freshness.py's rule); a
+    # forced sync asks for the features of every song it fetches again, too.
+    need_features = [i for i in ids if verdicts[i].features_due_after_write(i in fetching) or (force and i in fetching)]
     features = ctx.overlap.start(lambda: _fetch_features(ctx, need_features)) if need_features else Later.done(({}, None))
     result: dict[str, Any] = {"requested": len(_ids(job)), "skipped_fresh": len(ids) - len(wanted), "fetched": 0,
                               "upserted": 0}
     if wanted:
         fetched = _fetch_tracks(ctx, wanted)
-        upserted, not_found = _write_tracks(ctx, fetched.found)
+        upserted, not_found = _write_tracks(ctx, fetched.found, run.claimed_at)
         if fetched.stopped_by is not None:
             _write_features_if_fetched(ctx, features, need_features)
             raise fetched.stopped_by
@@ -109,10 +112,12 @@ def _fetch_tracks(ctx: Context, ids: list[str]) -> TrackFetch:
     return TrackFetch(found, next((f.stopped_by for f in fetches if f.stopped_by is not None), None))
 
 
-def _write_tracks(ctx: Context, tracks: dict[str, Any]) -> tuple[list[songs.UpsertedSong], list[str]]:
+def _write_tracks(ctx: Context, tracks: dict[str, Any],
+                  now: datetime | None) -> tuple[list[songs.UpsertedSong], list[str]]:
     """The fetched tracks as songs, and the ids Spotify answered null for remembered (so they are
-    not asked again within the TTL): after a whole fetch, and after one cut short alike."""
-    now = ledger.db_now(ctx.engine)
+    not asked again within the TTL): after a whole fetch, and after one cut short alike. Stamped
+    `now` (the run's claim, on the database's clock), else the database's clock read now."""
+    now = now or ledger.db_now(ctx.engine)
     not_found = [track_id for track_id, track in tracks.items() if track is None]
     return songs.write_tracks(ctx.engine, merge_rows(tracks.values(), None, now), not_found, now), not_found
 

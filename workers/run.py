@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TypeVar
 
 from dramatiq.middleware import Interrupt
@@ -33,6 +34,10 @@ from workers.setup import WorkerEnv, current_env
 T = TypeVar("T")
 
 
+# The job types whose work starts by asking which of its ids are fresh (pipeline/sync.py,
+# sync_tracks): their claim answers that in the same statement.
+CLAIM_WITH_FRESHNESS = frozenset({"track_sync"})
+
 # A database blip (a PostgreSQL restart) is waited out around a run's transitions this long,
 # so that the outcome of work already done is recorded rather than lost with the message.
 TRANSITION_RETRY_S = 15.0
@@ -43,8 +48,10 @@ def run_job(job_id: str, job_type: str, work: Callable[[WorkerEnv, Job], dict], 
     env = env or current_env()
     settings = env.settings
     try:
+        freshness_ttl_s = settings.track_ttl_s if job_type in CLAIM_WITH_FRESHNESS else None
         claim = _through_blips(lambda: ledger.claim(env.engine, job_id, settings.job_lease_s,
-                                                    max_retries=settings.job_max_retries))
+                                                    max_retries=settings.job_max_retries,
+                                                    freshness_ttl_s=freshness_ttl_s))
     except (StoreError, RedisUnavailable) as exc:
         # The database is down for longer than a blip: keep the message, come back later.
         env.send(job_type, job_id, CLAIM_RETRY_S)
@@ -73,7 +80,8 @@ def run_job(job_id: str, job_type: str, work: Callable[[WorkerEnv, Job], dict], 
             return
         logger.info("job started", attempt=job.attempts)
         try:
-            result = work(env, job)
+            with _capabilities_once(env):
+                result = work(env, job)
         except LeaseLost:
             logger.warning("job lost its lease (taken over or cancelled): stopped")
             return
@@ -91,6 +99,13 @@ def run_job(job_id: str, job_type: str, work: Callable[[WorkerEnv, Job], dict], 
 
 
 CLAIM_RETRY_S = 5.0
+
+
+def _capabilities_once(env: WorkerEnv) -> AbstractContextManager[None]:
+    """The run reads the capabilities' version in Redis once, not at every look
+    (pipeline/capabilities.py, `once_per_job`)."""
+    once = getattr(getattr(env.client, "capabilities", None), "once_per_job", None)
+    return once() if once is not None else nullcontext()
 
 
 def _through_blips(transition: Callable[[], T]) -> T:

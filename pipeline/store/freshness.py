@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
 
-from pipeline.store.db import NOW, transaction
+from pipeline.store.db import NOW, autocommit
 
 
 def track_fresh(id_sql: str, ttl_param: str = ":ttl_s") -> str:
@@ -43,16 +43,31 @@ class Freshness:
     song_exists: bool
     features_due: bool
 
+    def features_due_after_write(self, written: bool) -> bool:
+        """The rule (`features_due`) after this run wrote the id's track (`written`) or not: a
+        song written just now that did not exist before has no features yet; a track write never
+        changes the features of a song that existed."""
+        return self.features_due or (written and not self.song_exists)
+
+
+def verdicts_sql(ids_sql: str, ttl_param: str = ":ttl_s") -> str:
+    """SQL: the freshness verdicts of the ids in the text[] `ids_sql`, as one JSON array of
+    [id, track fresh, song exists, features due]; `from_verdicts` reads it. A claim returns it
+    for its job's ids in the same statement (pipeline/store/ledger.py)."""
+    return (f"(SELECT coalesce(json_agg(json_build_array(i, {track_fresh('i', ttl_param)}, "
+            f'EXISTS (SELECT 1 FROM songs s WHERE s."spotifyId" = i), {features_due("i")})), \'[]\') '
+            f"FROM unnest({ids_sql}) AS t(i))")
+
+
+def from_verdicts(verdicts: list) -> dict[str, Freshness]:
+    return {i: Freshness(bool(fresh), bool(exists), bool(due)) for i, fresh, exists, due in verdicts}
+
 
 def freshness(engine: Engine, spotify_ids: Sequence[str], ttl_s: int) -> dict[str, Freshness]:
     """For each of these ids, the freshness rule's verdict (see `track_fresh`)."""
     if not spotify_ids:
         return {}
-    with transaction(engine) as conn:
-        rows = conn.execute(
-            text(f"""SELECT i, {track_fresh("i")}, EXISTS (SELECT 1 FROM songs s WHERE s."spotifyId" = i),
-                            {features_due("i")}
-                     FROM unnest(CAST(:ids AS text[])) AS t(i)"""),
-            {"ids": list(dict.fromkeys(spotify_ids)), "ttl_s": ttl_s},
-        )
-        return {i: Freshness(bool(fresh), bool(exists), bool(due)) for i, fresh, exists, due in rows}
+    with autocommit(engine) as conn:
+        verdicts = conn.execute(text(f"SELECT {verdicts_sql('CAST(:ids AS text[])')}"),
+                                {"ids": list(dict.fromkeys(spotify_ids)), "ttl_s": ttl_s}).scalar_one()
+    return from_verdicts(verdicts)

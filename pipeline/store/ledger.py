@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, select, text, update
+from sqlalchemy import Connection, Engine, Table, TextClause, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from pipeline.errors import ProducerBusy, StoreConflict
-from pipeline.store.db import NOW, NOW_SQL, seconds_ago, seconds_from_now, transaction, translated
-from pipeline.store.freshness import track_work_due
+from pipeline.store.db import NOW, NOW_SQL, autocommit, seconds_ago, seconds_from_now, transaction, translated
+from pipeline.store.freshness import Freshness, from_verdicts, track_work_due, verdicts_sql
 from shared.jobtypes import JOB_TYPE_NAMES
 from shared.models import JOB_STATUSES, SpotifyBackfill, SpotifySyncJob
 
@@ -67,7 +67,7 @@ class Job:
     @classmethod
     def from_row(cls, row: Any) -> Job:
         m = row._mapping
-        return cls(
+        return Job(
             id=m["id"], job_type=m["jobType"], status=m["status"], payload=m["payload"] or {},
             user_id=m["userId"], backfill_id=m["backfillId"], retry_count=m["retryCount"],
             attempts=m["attempts"], lease_until=m["leaseUntil"], not_before=m["notBefore"],
@@ -78,10 +78,27 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Run(Job):
+    """A job as its claim hands it to a worker: the row, the database's clock at the claim (the
+    run's "now": its writes are stamped with it, so the run reads no clock of its own), and, when
+    asked for, the freshness verdicts of the payload's ids as of the claim (a track_sync's first
+    question). Not part of a job's JSON document (`spotify-sync jobs show`): that is a Job's."""
+
+    claimed_at: datetime | None = None
+    freshness: dict[str, Freshness] | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Run:
+        verdicts = row._mapping["freshness"]
+        return Run(**vars(Job.from_row(row)), claimed_at=row._mapping["claimedAt"],
+                   freshness=from_verdicts(verdicts) if verdicts is not None else None)
+
+
+@dataclass(frozen=True)
 class Claim:
     """What a worker holding a message for a job may do.
 
-    Exactly one of: `job` (it is yours, run it), `wait_until` (not yet: leased to another worker,
+    Exactly one of: `job` (it is yours, run it: a Run), `wait_until` (not yet: leased to another worker,
     or a message sent early; send the message again for then), or neither (finished or gone;
     parked, its message the dispatcher's to send; or failed just now as `gave_up`: drop it).
     """
@@ -200,29 +217,56 @@ def _charge_lost_worker(j: str, running_status: str) -> str:
 
 _LEASE = seconds_from_now("lease_s")
 
-_CLAIM_PENDING = text(f"""
-    UPDATE spotify_sync_jobs j SET status = 'running', "leaseUntil" = {_LEASE}, "notBefore" = NULL,
-        attempts = j.attempts + 1, "startedAt" = coalesce(j."startedAt", {NOW}), "updatedAt" = {NOW}
-    WHERE j.id = :id AND j.status = 'pending' AND (j."notBefore" IS NULL OR j."notBefore" <= {NOW})
-    RETURNING j.*""")
 
-_TAKE_OVER = text(f"""
-    UPDATE spotify_sync_jobs j SET {_charge_lost_worker("j", "running")},
-        "leaseUntil" = CASE WHEN {_retries_spent("j")} THEN NULL ELSE {_LEASE} END,
-        "notBefore" = NULL, attempts = j.attempts + 1, "updatedAt" = {NOW}
-    WHERE j.id = :id AND {lease_ran_out("j")}
-    RETURNING j.*""")
+def _claimed(freshness: bool) -> str:
+    """What a claim returns: the row, the database's clock, and (`freshness`) the verdicts of the
+    payload's ids (none for a payload without a list of ids: the work says it is a bad job)."""
+    ids = "ARRAY(SELECT jsonb_array_elements_text(j.payload->'ids'))"
+    verdicts = (f"CASE WHEN jsonb_typeof(j.payload->'ids') = 'array' THEN {verdicts_sql(ids)} END"
+                if freshness else "NULL::json")
+    return f'RETURNING j.*, {NOW} AS "claimedAt", {verdicts} AS freshness'
 
 
-def claim(engine: Engine, job_id: str, lease_s: int, *, max_retries: int) -> Claim:
+def _claim_pending(freshness: bool) -> TextClause:
+    return text(f"""
+        UPDATE spotify_sync_jobs j SET status = 'running', "leaseUntil" = {_LEASE}, "notBefore" = NULL,
+            attempts = j.attempts + 1, "startedAt" = coalesce(j."startedAt", {NOW}), "updatedAt" = {NOW}
+        WHERE j.id = :id AND j.status = 'pending' AND (j."notBefore" IS NULL OR j."notBefore" <= {NOW})
+        {_claimed(freshness)}""")
+
+
+def _take_over(freshness: bool) -> TextClause:
+    return text(f"""
+        UPDATE spotify_sync_jobs j SET {_charge_lost_worker("j", "running")},
+            "leaseUntil" = CASE WHEN {_retries_spent("j")} THEN NULL ELSE {_LEASE} END,
+            "notBefore" = NULL, attempts = j.attempts + 1, "updatedAt" = {NOW}
+        WHERE j.id = :id AND {lease_ran_out("j")}
+        {_claimed(freshness)}""")
+
+
+_CLAIM_PENDING = {f: _claim_pending(f) for f in (False, True)}
+_TAKE_OVER = {f: _take_over(f) for f in (False, True)}
+
+
+def claim(engine: Engine, job_id: str, lease_s: int, *, max_retries: int,
+          freshness_ttl_s: int | None = None) -> Claim:
     """Take the job for `lease_s` seconds, if it is runnable now: pending and due, or running
     with its worker lost (charged to its retries; past `max_retries` the job fails instead and
-    `Claim.gave_up` holds it). See `Claim`."""
-    params = {"id": job_id, "lease_s": lease_s, "max_retries": max_retries}
+    `Claim.gave_up` holds it). See `Claim`. With `freshness_ttl_s` the job comes with the
+    freshness verdicts of its ids (`Run.freshness`, that TTL) from the same statement.
+
+    A pending job (the usual message) is claimed in one statement, its own transaction: one
+    round trip. Only when that finds nothing are the take-over and the read of the row tried."""
+    params = {"id": job_id, "lease_s": lease_s, "max_retries": max_retries, "ttl_s": freshness_ttl_s}
+    wants = freshness_ttl_s is not None
+    with autocommit(engine) as conn:
+        row = conn.execute(_CLAIM_PENDING[wants], params).first()
+    if row is not None:
+        return Claim(job=Run.from_row(row))
     with transaction(engine) as conn:
-        row = conn.execute(_CLAIM_PENDING, params).first() or conn.execute(_TAKE_OVER, params).first()
+        row = conn.execute(_TAKE_OVER[wants], params).first()
         if row is not None:
-            job = Job.from_row(row)
+            job = Run.from_row(row)
             return Claim(gave_up=job) if job.status == "failed" else Claim(job=job)
         current = conn.execute(
             select(JOBS.c.status, JOBS.c.notBefore, JOBS.c.leaseUntil, JOBS.c.enqueuedAt, NOW_SQL)
@@ -243,7 +287,7 @@ def _this_run(job: Job, status: str = "running"):
 
 
 def _run_update(engine: Engine, job: Job, values: dict) -> bool:
-    with transaction(engine) as conn:
+    with autocommit(engine) as conn:  # one statement: its own transaction, one round trip
         return _update_run(conn, job, values)
 
 
@@ -284,7 +328,7 @@ def renew_leases(engine: Engine, runs: Sequence[Job], lease_s: int) -> set[str]:
     one was taken over or cancelled)."""
     if not runs:
         return set()
-    with transaction(engine) as conn:
+    with autocommit(engine) as conn:
         held = conn.execute(
             text(
                 f'UPDATE spotify_sync_jobs j SET "leaseUntil" = {_LEASE}, "updatedAt" = {NOW} '
@@ -340,7 +384,7 @@ def last_finished(engine: Engine, job: Job) -> str | None:
 
 def db_now(engine: Engine) -> datetime:
     """The database's clock (UTC), the one every host's jobs are timed by."""
-    with transaction(engine) as conn:
+    with autocommit(engine) as conn:
         return conn.execute(select(NOW_SQL)).scalar_one()
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 
 from pipeline import mapping
-from pipeline.store import connections, freshness, songs
+from pipeline.store import connections, freshness, ledger, songs
 from pipeline.store.capabilities import CapabilityState, PostgresCapabilityRows
 from pipeline.store.connections import UserTokens
 from shared.clock import utc_now
@@ -49,6 +49,13 @@ def test_the_freshness_verdicts(clean_db):
                                 f"WHERE {freshness.track_work_due('i')} ORDER BY i"),
                            {"ids": ids, "ttl_s": 86400}).scalars().all()
     assert due == [ids[1], ids[2], ids[4]]
+    # A claim asked for them brings the same verdicts, from its own statement.
+    [job_id] = ledger.create_jobs(engine, [ledger.NewJob("track_sync", {"ids": ids})])
+    claimed = ledger.claim(engine, job_id, 60, max_retries=5, freshness_ttl_s=86400).job
+    assert claimed.freshness == verdicts
+    # After the track is written: features are due for a song new now, not for one that had them.
+    assert [verdicts[i].features_due_after_write(True) for i in ids] == [False, True, True, True, True]
+    assert [verdicts[i].features_due_after_write(False) for i in ids] == [False, True, True, False, False]
 
 
 def test_connections_are_counted_by_status_and_expiry(clean_db):

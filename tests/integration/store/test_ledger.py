@@ -37,6 +37,21 @@ def test_a_job_runs_pending_running_completed_with_its_times_and_result(clean_db
     assert ledger.get_job(engine, job_id).result == {"upserted": 1}
 
 
+def test_a_claim_brings_the_clock_and_asked_for_the_freshness_of_the_ids_a_payload_names(clean_db):
+    plain = ledger.claim(clean_db, one_job(clean_db), lease_s=60, max_retries=5).job
+    assert plain.freshness is None and plain.claimed_at == plain.updated_at
+    asked = ledger.claim(clean_db, one_job(clean_db), lease_s=60, max_retries=5, freshness_ttl_s=60).job
+    assert set(asked.freshness) == {"a" * 22} and not asked.freshness["a" * 22].track_fresh
+    # A payload without a list of ids is the work's to refuse (BadJob), not the claim's to choke on.
+    bad = ledger.claim(clean_db, one_job(clean_db, {"ids": "nope"}), lease_s=60, max_retries=5,
+                       freshness_ttl_s=60).job
+    assert bad.status == "running" and bad.freshness is None
+    # A taken-over run brings them too.
+    expire_lease(clean_db, asked.id)
+    again = ledger.claim(clean_db, asked.id, lease_s=60, max_retries=5, freshness_ttl_s=60).job
+    assert again.attempts == 2 and set(again.freshness) == {"a" * 22} and again.claimed_at > asked.claimed_at
+
+
 def test_a_running_job_with_a_live_lease_cannot_be_claimed_twice(clean_db):
     job_id = one_job(clean_db)
     first = ledger.claim(clean_db, job_id, lease_s=60, max_retries=5).job

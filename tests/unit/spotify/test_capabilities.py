@@ -242,6 +242,37 @@ def test_after_a_redis_error_reads_leave_redis_alone_for_a_while_then_follow_the
     assert counting.calls == calls + 1
 
 
+def test_within_a_job_the_version_is_read_at_the_first_look_and_again_after_the_recheck(fleet):
+    counting = CountingRedis(fleet.redis)
+    mine, theirs = fleet.process(redis=counting), fleet.process()
+    mine.allowed(BATCH_TRACKS)
+    with mine.once_per_job():
+        calls = counting.calls
+        assert mine.allowed(BATCH_TRACKS)  # the run's first look reads the version
+        assert counting.calls == calls + 1
+        mine.allow(BATCH_TRACKS)
+        mine.allow(POPULARITY)
+        assert mine.allowed(AUDIO_FEATURES)
+        assert counting.calls == calls + 3  # one read, and the two news announced; no more reads
+        theirs.forbid(AUDIO_FEATURES, "403")
+        assert mine.allowed(AUDIO_FEATURES)  # another process's news waits for the next run...
+        fleet.clock.mono += 1
+        assert not mine.allowed(AUDIO_FEATURES)  # ...or the recheck, in a long one
+    with mine.once_per_job():
+        theirs.allow(AUDIO_FEATURES)
+        assert mine.allowed(AUDIO_FEATURES)  # a new run reads it at once
+    theirs.forbid(BATCH_TRACKS, "403")
+    assert not mine.allowed(BATCH_TRACKS)  # outside a run: every look reads it
+
+
+def test_a_403_met_within_a_job_reads_the_version_so_a_standing_record_is_not_written_again(fleet):
+    mine, theirs = fleet.process(), fleet.process()
+    with mine.once_per_job():
+        assert mine.allowed(AUDIO_FEATURES)
+        recorded = theirs.forbid(AUDIO_FEATURES, "403")
+        assert mine.forbid(AUDIO_FEATURES, "403 again") == recorded  # theirs stands; no second write
+
+
 def test_redis_without_keys_is_refused():
     # A default namespace would ignore REDIS_NAMESPACE: the keys come from the settings.
     with pytest.raises(ValueError, match="keys"):
