@@ -18,11 +18,13 @@ Spotify never says its limit; it only answers 429 once its rolling 30 s window i
   does not slow what the fleet was sending, and the ceiling stays as it was.
 - One decrease per window: the 429s of the requests already in flight measure the same event, and
   only sharpen the measure (each one refused is one fewer that Spotify counted). Every 429 of an
-  event is measured against the same window, the one before the event's first 429
-  (`measured_until_ms`): measured against the window before itself, a 429 handled late (a busy
-  host handles an event's 429s up to a second apart) would find the event's first requests gone
-  from the window while their refusals still count, and would lower the measure by a share of the
-  window each time (a limit of 30 per 3 s was measured at 12 so).
+  event counts what the fleet admitted from a window before the event's first 429 on
+  (`measured_since_ms`), less what Spotify refused since then: counted from a window before
+  itself, a 429 handled late (a busy host handles an event's 429s up to a second apart) would find
+  the event's first requests gone while their refusals still count, and would lower the measure
+  each time (a limit of 30 per 3 s was measured at 12 so). The count runs to the 429 being
+  handled, not to the first: a request admitted between Spotify's first refusal and the fleet's
+  hearing of it is refused too, and its refusal must meet its admission.
 
 A quota 429 (QUOTA_EXCEEDED, or a Retry-After far beyond the window) says nothing about the rate and
 never reaches this module.
@@ -98,16 +100,16 @@ def _in_event(state: LearnedState, now_ms: int, bounds: Bounds) -> bool:
     return bool(state.decreased_at_ms) and now_ms - state.decreased_at_ms < bounds.window_ms
 
 
-def measured_until_ms(state: LearnedState, now_ms: int, bounds: Bounds) -> int:
-    """The end of the window a window 429 at `now_ms` is measured in: the window before the first
-    429 of its event (see the module docstring). `counted` for after_rate_limit is what the fleet
-    admitted in the window ending here, less what Spotify refused from its start on."""
-    return state.decreased_at_ms if _in_event(state, now_ms, bounds) else now_ms
+def measured_since_ms(state: LearnedState, now_ms: int, bounds: Bounds) -> int:
+    """Where the count of a window 429 at `now_ms` starts: a window before the first 429 of its
+    event (see the module docstring). `counted` for after_rate_limit is what the fleet admitted from
+    here to now, less what Spotify refused from here to now."""
+    return (state.decreased_at_ms if _in_event(state, now_ms, bounds) else now_ms) - bounds.window_ms
 
 
 def after_rate_limit(state: LearnedState, counted: int, now_ms: int, bounds: Bounds) -> LearnedState | None:
-    """The state after a window 429, `counted` being the requests of the window before the event's
-    first 429 (`measured_until_ms`) that Spotify let through (admitted by us, less those it
+    """The state after a window 429, `counted` being the requests from a window before the event's
+    first 429 on (`measured_since_ms`) that Spotify let through (admitted by us, less those it
     refused); None when nothing changes."""
     ceiling = float(max(1, counted))
     if _in_event(state, now_ms, bounds):
