@@ -155,11 +155,19 @@ def _go(case: Case) -> None:
 
 
 def _finish_load(case: Case) -> None:
+    """The load processes ended. The figures are the emulator's counts, not theirs: one that has not
+    ended a minute after its time (a call of its in a budget wait, on a host at load average 60) is
+    stopped; one that failed is an error."""
     for n, process in enumerate(case.loads):
-        out, _ = process.communicate(timeout=120)
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate(timeout=30)
+            print(f"[bench] pace: {case.name}: a load process stopped a minute after its end", file=sys.stderr)
+            continue
         if process.returncode != 0:
             raise BenchError(f"{case.name}: a load process exited with {process.returncode}: {_load_error(case, n)}")
-        json.loads(out.strip().splitlines()[-1])
 
 
 def _stop_loads(cases: list[Case]) -> None:
@@ -324,7 +332,7 @@ def _lane_figures(quick: bool, ids_file: Path) -> list[Figure]:
             limiter = build_client(w.settings)._limiter
             time.sleep(window_s + 1)  # the load has filled the background lane
             for _ in range(searches):
-                for lane, max_wait_s in ((INTERACTIVE, 2.0), (BACKGROUND, 2 * window_s + 2.0)):
+                for lane, max_wait_s in ((INTERACTIVE, 2.0), (BACKGROUND, 10.0)):  # 10 s: the baseline's cap
                     started = time.monotonic()
                     try:
                         limiter.acquire(max_wait_s, lane=lane)
@@ -340,7 +348,7 @@ def _lane_figures(quick: bool, ids_file: Path) -> list[Figure]:
 
     fast, slow = p95(waits[INTERACTIVE]), p95(waits[BACKGROUND])
     return [Figure("search permit wait p95 (interactive lane)", round(fast, 3), "s",
-                   against=f"background lane p95 {slow:.2f} s; {searches} searches {pause_s:g} s apart while "
+                   against=f"background lane p95 {slow:.2f} s (10 s: refused); {searches} searches {pause_s:g} s apart while "
                            f"{PROCESSES}x{THREADS} load the budget ({limit}/{window_s}s)", target="<= 0.1", met=fast <= 0.1)]
 
 
@@ -401,13 +409,13 @@ def run(quick: bool) -> list[Figure]:
         try:
             _drive(cases, client, window_s)
         finally:
+            if os.environ.get("PACE_SAMPLES"):  # every case's seconds, to look into a figure
+                Path(os.environ["PACE_SAMPLES"]).write_text(json.dumps(
+                    {case.name: {"start_s": case.start_s, "halved_at": case.halved_at, "samples": case.samples}
+                     for case in cases}))
             lane_thread.join()
         for case in cases:
             _finish_load(case)
-    if os.environ.get("PACE_SAMPLES"):  # every case's seconds, to look into a figure
-        Path(os.environ["PACE_SAMPLES"]).write_text(json.dumps(
-            {case.name: {"start_s": case.start_s, "halved_at": case.halved_at, "samples": case.samples}
-             for case in cases}))
     if "error" in lane:
         raise lane["error"]  # type: ignore[misc]
     figures: list[Figure] = []
