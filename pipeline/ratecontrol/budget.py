@@ -21,7 +21,7 @@ import redis
 from loguru import logger
 
 from pipeline.errors import RedisUnavailable, StoreError
-from pipeline.ratecontrol.learning import Bounds, LearnedState, after_rate_limit, after_window, initial
+from pipeline.ratecontrol.learning import Bounds, LearnedState, after_rate_limit, after_window, initial, measured_since_ms
 from shared.settings import Rate
 
 REFRESH_S = 1.0  # how stale a process's copy of the learned budget may be
@@ -107,7 +107,8 @@ class LearnedBudget:
     """SPOTIFY_RATE_LIMIT=auto: the fleet's budget for one client id, learned, in Redis at `key`.
 
     `used_since(redis, since_ms)` counts the requests the fleet admitted since then (the limiter's
-    log): since the period being judged began for a step up, in the last window at a 429.
+    log): since the period being judged began for a step up, from a window before its event's
+    first 429 at a 429.
     `on_change(requests)` hears every value read (the metrics gauge)."""
 
     learned = True
@@ -202,8 +203,8 @@ class LearnedBudget:
             if step is after_window:
                 stepped = after_window(state, self._used_since(pipe, state.stepped_at_ms), now_ms, self.bounds,
                                        held_back=held_back_ms >= state.stepped_at_ms)
-            else:  # a window 429: what Spotify let through of our last window
-                since_ms = now_ms - self.bounds.window_ms
+            else:  # a window 429: what Spotify let through of the window before its event began
+                since_ms = measured_since_ms(state, now_ms, self.bounds)
                 refused = int(pipe.zcount(self._refused_key, since_ms, "+inf"))
                 stepped = step(state, self._used_since(pipe, since_ms) - refused, now_ms, self.bounds)
             if stepped is not None:

@@ -17,7 +17,14 @@ Spotify never says its limit; it only answers 429 once its rolling 30 s window i
   same client id, a 429 of Spotify's own) measures nothing: the budget halves, as in AIMD, which
   does not slow what the fleet was sending, and the ceiling stays as it was.
 - One decrease per window: the 429s of the requests already in flight measure the same event, and
-  only sharpen the measure (each one refused is one fewer that Spotify counted).
+  only sharpen the measure (each one refused is one fewer that Spotify counted). Every 429 of an
+  event counts what the fleet admitted from a window before the event's first 429 on
+  (`measured_since_ms`), less what Spotify refused since then: counted from a window before
+  itself, a 429 handled late (a busy host handles an event's 429s up to a second apart) would find
+  the event's first requests gone while their refusals still count, and would lower the measure
+  each time (a limit of 30 per 3 s was measured at 12 so). The count runs to the 429 being
+  handled, not to the first: a request admitted between Spotify's first refusal and the fleet's
+  hearing of it is refused too, and its refusal must meet its admission.
 
 A quota 429 (QUOTA_EXCEEDED, or a Retry-After far beyond the window) says nothing about the rate and
 never reaches this module.
@@ -88,11 +95,24 @@ def after_window(state: LearnedState, used: int, now_ms: int, bounds: Bounds, *,
     return replace(moved, budget=min(float(bounds.maximum), budget))
 
 
+def _in_event(state: LearnedState, now_ms: int, bounds: Bounds) -> bool:
+    """Is a 429 at `now_ms` one of the event that made the last decrease (within a window of it)?"""
+    return bool(state.decreased_at_ms) and now_ms - state.decreased_at_ms < bounds.window_ms
+
+
+def measured_since_ms(state: LearnedState, now_ms: int, bounds: Bounds) -> int:
+    """Where the count of a window 429 at `now_ms` starts: a window before the first 429 of its
+    event (see the module docstring). `counted` for after_rate_limit is what the fleet admitted from
+    here to now, less what Spotify refused from here to now."""
+    return (state.decreased_at_ms if _in_event(state, now_ms, bounds) else now_ms) - bounds.window_ms
+
+
 def after_rate_limit(state: LearnedState, counted: int, now_ms: int, bounds: Bounds) -> LearnedState | None:
-    """The state after a window 429, `counted` being the requests of the fleet's last window that
-    Spotify let through (admitted by us, less those it refused); None when nothing changes."""
+    """The state after a window 429, `counted` being the requests from a window before the event's
+    first 429 on (`measured_since_ms`) that Spotify let through (admitted by us, less those it
+    refused); None when nothing changes."""
     ceiling = float(max(1, counted))
-    if state.decreased_at_ms and now_ms - state.decreased_at_ms < bounds.window_ms:
+    if _in_event(state, now_ms, bounds):
         # The same event: a later 429 of it can only sharpen the measure, never count twice.
         if state.ceiling is None or ceiling >= state.ceiling:
             return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from pipeline.ratecontrol.learning import Bounds, after_rate_limit, after_window, initial
+from pipeline.ratecontrol.learning import Bounds, after_rate_limit, after_window, initial, measured_since_ms
 
 WINDOW_MS = 30_000
 
@@ -129,3 +129,35 @@ def test_the_budget_never_grows_past_its_maximum():
     sim = Simulation(100_000, bounds=Bounds(50, 400, WINDOW_MS))
     sim.run(600)
     assert sim.state.requests == 400
+
+
+def _counted(admitted_ms: list[int], refused_ms: list[int], since_ms: int) -> int:
+    """What budget.py hands after_rate_limit: admitted from `since_ms` on, less the refusals since."""
+    return sum(1 for t in admitted_ms if t >= since_ms) - sum(1 for t in refused_ms if t >= since_ms)
+
+
+def test_late_429s_of_one_event_measure_from_a_window_before_its_first_429():
+    # A 30-per-3 s limit, the budget doubled to 80: the fleet sent 30 that Spotify let through over
+    # 2 s, then 10 more in flight that it refused, and 3 more admitted before it heard of the first
+    # refusal (refused too); a busy host handles those 429s up to 1.5 s late.
+    bounds = Bounds(5, 3000, 3000)
+    state = initial(bounds, 0).__class__(budget=80.0, stepped_at_ms=7_000)
+    admitted = [8_000 + n * 66 for n in range(30)] + [10_000 + n for n in range(10)]
+    refused: list[int] = []
+    handled = [10_100, 10_400, 10_700, 11_000, 11_300, 11_500, 11_500, 11_500, 11_600, 11_600, 11_700, 11_700, 11_800]
+    for n, handled_ms in enumerate(handled):
+        if n == 1:
+            admitted += [10_150, 10_200, 10_250]  # the gap: admitted after Spotify's first refusal
+        refused.append(handled_ms)
+        since_ms = measured_since_ms(state, handled_ms, bounds)
+        state = after_rate_limit(state, _counted(admitted, refused, since_ms), handled_ms, bounds) or state
+    assert state.ceiling == 30 and state.requests == 28, state
+
+
+def test_a_429_after_the_event_measures_from_a_window_before_itself():
+    bounds = Bounds(50, 3000, WINDOW_MS)
+    state = after_rate_limit(initial(bounds, 0), 200, 10_000, bounds)
+    assert state is not None
+    assert measured_since_ms(state, 25_000, bounds) == 10_000 - WINDOW_MS  # the same event
+    assert measured_since_ms(state, 40_000, bounds) == 40_000 - WINDOW_MS  # a window on: a new one
+    assert measured_since_ms(initial(bounds, 0), 5_000, bounds) == 5_000 - WINDOW_MS  # no decrease yet
