@@ -135,7 +135,9 @@ def _record_failure(env: WorkerEnv, job: Job, exc: BaseException) -> None:
     now = _through_blips(lambda: ledger.db_now(env.engine))
     decision = retry_policy.decide(exc, retry_count=job.retry_count, max_retries=env.settings.job_max_retries, now=now)
     if isinstance(decision, Fail):
-        _through_blips(lambda: ledger.fail(env.engine, job, decision.error_class, decision.message))
+        if not _through_blips(lambda: ledger.fail(env.engine, job, decision.error_class, decision.message)):
+            _lease_lost_on_failure(decision.error_class)
+            return
         JOB_RUNS.labels(job.job_type, "failed").inc()
         # One of our errors is expected (a user to re-authorise, bad ids): its message says it all.
         # Anything else is a bug, and its traceback is what the operator needs.
@@ -151,3 +153,11 @@ def _record_failure(env: WorkerEnv, job: Job, exc: BaseException) -> None:
         # A job the fleet's own box or budget held back sent nothing: below a real 429's warning.
         logger.log("INFO" if decision.quiet else "WARNING", "job {} in {:.0f}s: {}: {}", verb, decision.delay_s,
                    decision.error_class, decision.message)
+    else:
+        _lease_lost_on_failure(decision.error_class)
+
+
+def _lease_lost_on_failure(error_class: str) -> None:
+    # Another run holds the job now (a takeover after this one's lease ran out) or it was cancelled:
+    # this run's outcome is not the job's, and the job's row says what the other run did.
+    logger.warning("job lost its lease (taken over or cancelled): its {} was not recorded", error_class)

@@ -71,4 +71,5 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+        self._log.close()
         Path(self._log.name).unlink(missing_ok=True)

@@ -142,6 +142,7 @@ class Workers:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+        self.log.close()
         Path(self.log.name).unlink(missing_ok=True)
 
 

@@ -239,6 +239,29 @@ def test_transient_errors_retry_with_backoff_then_fail_with_the_error(world):
     assert delayed(broker, "tracks") == []  # a backoff parks on the row, like a rate limit
 
 
+def test_a_run_whose_job_was_taken_over_while_it_failed_says_its_failure_was_not_recorded(world):
+    from loguru import logger
+
+    _, _, spotify, env, engine = world
+    job = enqueue(env)
+
+    def taken_over_during_the_call(name, n):
+        with engine.begin() as conn:  # meanwhile another worker took the job over
+            conn.execute(text("UPDATE spotify_sync_jobs SET attempts = attempts + 1"))
+        raise ServerError("HTTP 503")
+
+    spotify._call = taken_over_during_the_call
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(message.record["message"]), level="WARNING")
+    try:
+        run("track_sync", job.id, env)
+    finally:
+        logger.remove(sink)
+    row = ledger.get_job(engine, job.id)
+    assert (row.status, row.retry_count) == ("running", 0)  # the other run's to finish, uncharged by this one
+    assert any("lost its lease" in line and "ServerError was not recorded" in line for line in lines), lines
+
+
 def test_a_permanent_error_fails_at_once(world):
     _, _, spotify, env, engine = world
     job = enqueue(env)
