@@ -54,7 +54,10 @@ CONNECT_TIMEOUT_S = 2.0
 RETRY_BUDGET_S = 8.0
 WINDOW_S = 30.0  # the emulator's rolling window, as Spotify's
 SECOND_CLIENT_RETRY_AFTER_S = 3600
-SECOND_CLIENT_TRACKS = 500  # 10 jobs
+SECOND_CLIENT_TRACKS = 500  # 5 jobs
+# While a client is in Spotify's box every call it makes is answered 429, not only the first: calls
+# already in flight when the first 429 lands (B's threads overlap their requests) meet it too.
+SECOND_CLIENT_BOXED_CALLS = 100
 
 
 @dataclass(frozen=True)
@@ -389,8 +392,8 @@ class Run:
 
     def start_second_client(self) -> None:
         """Client id B, with a database of its own (its parked jobs must not hold up the fleet's):
-        its first call meets a 429 with Retry-After of an hour. Its threads must park every job
-        at once and sleep on none."""
+        its calls meet a 429 with Retry-After of an hour. Its threads must park every job at once
+        and sleep on none."""
         url = self.postgres.create_database("chaos_b")
         migrate.upgrade(url)
         self.engine_b = make_engine(url)
@@ -399,7 +402,7 @@ class Run:
         ids_file = self.log_dir / "ids-b.txt"
         ids_file.write_text("\n".join(self.emulator.ids(SECOND_CLIENT_TRACKS, offset=90_000)) + "\n")
         cli_ok(self.env_b, "enqueue", "track-sync", "--ids-file", str(ids_file), "--quiet")
-        self.emulator.force(kind="429", count=1, retry_after_s=SECOND_CLIENT_RETRY_AFTER_S,
+        self.emulator.force(kind="429", count=SECOND_CLIENT_BOXED_CALLS, retry_after_s=SECOND_CLIENT_RETRY_AFTER_S,
                             client_id=self.second_client_id)
         self.group_b = WorkerGroup("b", self.env_b, processes=1, threads=2, log_dir=self.log_dir)
         self.b_started = time.monotonic()
@@ -795,7 +798,7 @@ class Run:
         return []
 
     def _second_client_parked(self) -> list[str]:
-        """B's 10 jobs all parked for about an hour, within seconds, their retries untouched."""
+        """B's jobs all parked for about an hour, within seconds, their retries untouched."""
         deadline = time.monotonic() + 60
         while True:
             with self.engine_b.connect() as conn:
