@@ -162,6 +162,7 @@ class BudgetLimiter:
         presence: LanePresence | None = None,
         name: str = "spotify",
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
         jitter_ms: int = 20,
     ):
         self.bucket = bucket
@@ -172,13 +173,14 @@ class BudgetLimiter:
         self._clock_ms = clock_ms
         self._name = name
         self._sleep = sleep
+        self._monotonic = monotonic
         self._jitter_ms = jitter_ms
         # The bucket records its last verdict on itself: one put at a time per process.
         self._lock = threading.Lock()
         self._puts = 0
-        # This process's last verdicts (monotonic): `spent()` reads them, no round trip.
-        self._refused_at = float("-inf")
-        self._admitted_at = float("-inf")
+        # Until when (monotonic) this process's last verdict says the budget is spent: `spent()`
+        # reads it, no round trip. A refusal says when a unit frees; an admission, that one is free.
+        self._spent_until = float("-inf")
 
     def try_acquire(self, lane: str = BACKGROUND) -> float:
         """Take one unit now if `lane`'s share of the budget allows: 0.0; else the seconds until one
@@ -205,19 +207,23 @@ class BudgetLimiter:
         except redis.exceptions.RedisError as exc:
             raise RedisUnavailable(f"the rate limiter's Redis did not answer: {exc.__class__.__name__}") from exc
         if decision.allowed:
-            self._admitted_at = time.monotonic()
+            self._spent_until = float("-inf")
             return 0.0
-        self._refused_at = time.monotonic()
         self.budget.held_back()
         wait_ms = decision.retry_after_ms
         if wait_ms is None:  # cannot happen for weight 1; be safe: a whole window
             wait_ms = max(r.interval for r in self.bucket.rates)
-        return max(wait_ms, 1) / 1000
+        wait_s = max(wait_ms, 1) / 1000
+        self._spent_until = self._monotonic() + wait_s
+        return wait_s
 
     def spent(self) -> bool:
-        """Was this process's last put refused (the budget is spent for now)? A caller about to
-        send a half-filled request may as well keep filling it until this is False."""
-        return self._refused_at > self._admitted_at
+        """Is the budget spent for now, as this process's last put found it (refused, and the unit
+        it waits for not free yet)? A caller about to send a half-filled request may as well keep
+        filling it until this is False. It turns False on its own when that unit frees: a process
+        whose last put was refused and which puts nothing more (the end of a backfill) must not
+        find the budget spent forever (a coalesced request was held 60 s so)."""
+        return self._monotonic() < self._spent_until
 
     def acquire(self, max_wait_s: float | None = None, lane: str = BACKGROUND) -> float:
         """Block until one unit of `lane`'s share of the budget is ours, for at most `max_wait_s`
@@ -263,6 +269,7 @@ class RedisLimiter(BudgetLimiter):
         margin_ms: int | None = None,
         clock_ms: Callable[[], int] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         margin_ms = default_margin_ms(rate) if margin_ms is None else margin_ms
         bucket = FleetRedisBucket([pyrate_rate(rate, margin_ms)], client, key, script_hash="")
@@ -275,6 +282,7 @@ class RedisLimiter(BudgetLimiter):
             margin_ms=margin_ms,
             presence=LanePresence(rate.per_s, client, key + ":interactive"),
             sleep=sleep,
+            monotonic=monotonic,
         )
 
 
@@ -306,6 +314,7 @@ class InMemoryLimiter(BudgetLimiter):
         margin_ms: int = 0,
         clock_ms: Callable[[], int] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         bucket = InMemoryBucket([pyrate_rate(rate, margin_ms)])
         super().__init__(
@@ -315,4 +324,5 @@ class InMemoryLimiter(BudgetLimiter):
             budget=budget or FixedBudget(rate),
             margin_ms=margin_ms,
             sleep=sleep,
+            monotonic=monotonic,
         )

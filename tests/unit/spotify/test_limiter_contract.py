@@ -17,6 +17,9 @@ class FakeClock:
     def now_ms(self) -> int:
         return self.ms
 
+    def monotonic(self) -> float:
+        return self.ms / 1000
+
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.ms += int(seconds * 1000)
@@ -31,8 +34,8 @@ def make_limiter(request):
         if request.param == "redis":
             client = fakeredis.FakeRedis(server=server, decode_responses=True)
             return RedisLimiter(client, "test:rate:client", rate, clock_ms=clock.now_ms, sleep=clock.sleep,
-                                margin_ms=0, **kwargs)
-        return InMemoryLimiter(rate, clock_ms=clock.now_ms, sleep=clock.sleep, **kwargs)
+                                monotonic=clock.monotonic, margin_ms=0, **kwargs)
+        return InMemoryLimiter(rate, clock_ms=clock.now_ms, sleep=clock.sleep, monotonic=clock.monotonic, **kwargs)
 
     make.clock = clock
     make.server = server
@@ -44,6 +47,21 @@ def test_the_budget_admits_its_rate_at_once(make_limiter):
     limiter = make_limiter(Rate(5, 10))
     assert [limiter.acquire() for _ in range(5)] == [0.0] * 5
     assert make_limiter.clock.slept == []
+
+
+def test_spent_holds_from_a_refusal_until_the_unit_frees_with_no_put_after_it(make_limiter):
+    """A process whose last put was refused and which puts nothing more (the end of a backfill)
+    must not see the budget spent forever: a coalesced half request was held for 60 s so."""
+    limiter = make_limiter(Rate(2, 10))
+    limiter.acquire(), limiter.acquire()
+    assert not limiter.spent()
+    wait_s = limiter.try_acquire()
+    assert 10.0 <= wait_s <= 10.01 and limiter.spent()
+    make_limiter.clock.ms += int(wait_s * 1000) - 1
+    assert limiter.spent()
+    make_limiter.clock.ms += 1
+    assert not limiter.spent()  # no put since the refusal
+    assert limiter.try_acquire() == 0.0 and not limiter.spent()
 
 
 def test_the_next_request_waits_until_the_oldest_leaves_the_window(make_limiter):
