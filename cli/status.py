@@ -24,11 +24,12 @@ def _queues(broker: Any) -> tuple[list[Any], str | None]:
 
 
 def _status_document(settings: Any, engine: Any, broker: Any, redis: Any) -> dict[str, Any]:
-    """What `status --json` prints. Keys (stable): queues, jobs, backfills, penalty_box, budget,
-    quota, capabilities, problems; penalty_box, budget and quota are null when there is no client
-    id or no Redis to ask. budget: used, limit, requests (per window_s, in force now), learned,
+    """What `status --json` prints. Keys (stable): queues, jobs, backfills, search, penalty_box,
+    budget, quota, capabilities, problems; search: queued (songs written and not yet searchable,
+    counted up to at_most), null without the search tables; penalty_box, budget and quota are null
+    when there is no client id or no Redis to ask. budget: used, limit, requests (per window_s, in force now), learned,
     kept_in, limit_measured_at; quota: developer_account, shut, blocked_for_s, reason, until."""
-    from pipeline.status import snapshot
+    from pipeline.status import SEARCH_QUEUE_COUNTED, snapshot
 
     snap = snapshot(settings, engine, redis)
     depths, broker_problem = _queues(broker)
@@ -51,6 +52,8 @@ def _status_document(settings: Any, engine: Any, broker: Any, redis: Any) -> dic
                        "total_ids": b.total_ids, "skipped_ids": b.skipped_ids, "total_jobs": b.total_jobs,
                        "finished_jobs": b.finished_jobs, "by_status": b.by_status, "created_at": b.created_at}
                       for b in snap.backfills],
+        "search": None if snap.search_queued is None else {"queued": snap.search_queued,
+                                                            "at_most": SEARCH_QUEUE_COUNTED},
         "penalty_box": penalty,
         "budget": budget,
         "quota": quota,
@@ -75,6 +78,10 @@ def _status_lines(document: dict[str, Any]) -> list[str]:
         for b in document["backfills"]:
             lines.append(f"  {b['id']}  {b['job_type']:<17} {b['finished_jobs']:,}/{b['total_jobs']:,} jobs done "
                          f"({b['by_status'].get('failed', 0):,} failed)  {b['state']}  {b['description'] or ''}")
+    search = document["search"]
+    if search:
+        more = "+" if search["queued"] >= search["at_most"] else ""
+        lines.append(f"search index: {search['queued']:,}{more} song write(s) waiting for the indexer")
     penalty, budget = document["penalty_box"], document["budget"]
     client_id = (penalty or budget or {}).get("client_id")
     if client_id or document["capabilities"]:
@@ -101,12 +108,12 @@ def _status_lines(document: dict[str, Any]) -> list[str]:
 @click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.2, 3600),
               help="Seconds between refreshes.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON document (queues, jobs, backfills, penalty_box, budget, quota, capabilities, "
-                   "problems).")
+              help="Print one JSON document (queues, jobs, backfills, search, penalty_box, budget, quota, "
+                   "capabilities, problems).")
 @click.pass_context
 def status(ctx: click.Context, watch: bool, interval: float, as_json: bool) -> None:
-    """Queue depths, jobs by status, recent backfills, the penalty box, the rate budget and
-    what the app may call."""
+    """Queue depths, jobs by status, recent backfills, songs waiting for the search indexer, the
+    penalty box, the rate budget and what the app may call."""
     import time
     from contextlib import nullcontext
 

@@ -50,3 +50,6 @@ ROWS_WRITTEN = Counter(
 QUEUE_DEPTH = Gauge(
     "spotify_sync_queue_depth", "Messages waiting in each job queue, by state (ready, delayed).",
     ["queue", "state"], multiprocess_mode="livemax")
+SEARCH_QUEUED = Gauge(
+    "spotify_search_queued", "Song writes not yet searchable: song_search_queue's entries, counted up to "
+    "100,000 (a search indexer far behind a bulk load).", multiprocess_mode="livemax")

@@ -1,5 +1,6 @@
 """What `spotify-sync status` shows, gathered in one place: jobs by type and status, recent
-backfills, the fleet's penalty box and rate budget, and what the app may call."""
+backfills, songs waiting for the search indexer, the fleet's penalty box and rate budget, and
+what the app may call."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import Engine
 
 from pipeline.errors import PipelineError
-from pipeline.store import ledger
+from pipeline.store import ledger, search_index
 from shared.settings import Settings
 
 
@@ -25,11 +26,19 @@ class Snapshot:
     rate_limit: str | None = None
     limits: Any = None  # pipeline.ratecontrol.report.FleetLimits: boxes and budget, when Redis answered
     capabilities: list[Any] = field(default_factory=list)
+    search_queued: int | None = None  # song_search_queue's entries, up to SEARCH_QUEUE_COUNTED; None: no search
     problems: list[str] = field(default_factory=list)
+
+
+# Counted up to this many: past it, the indexer is far behind a bulk load, and the exact figure
+# would cost a scan of the whole queue.
+SEARCH_QUEUE_COUNTED = 100_000
 
 
 def snapshot(settings: Settings, engine: Engine, redis: Any | None, *, backfills: int = 5) -> Snapshot:
     snap = Snapshot(ledger.counts(engine), ledger.recent_backfills(engine, backfills))
+    if search_index.installed(engine):
+        snap.search_queued = search_index.queued(engine, at_most=SEARCH_QUEUE_COUNTED)
     client_id = snap.client_id = settings.spotify_client_id
     snap.rate_limit = str(settings.spotify_rate_limit)
     if not client_id:

@@ -1,5 +1,6 @@
 """The workers' metrics endpoint: Dramatiq's Prometheus middleware (its exposition server serves
-every worker process's values on one port, default 9191) plus a sampler of the queue depths.
+every worker process's values on one port, default 9191) plus a sampler of the queue depths
+(the job queues' and the search indexer's).
 
 Our own counters live in pipeline/metrics.py; `spotify-sync worker` prepares the multiprocess
 directory they are written to before any process imports prometheus_client.
@@ -13,14 +14,14 @@ import dramatiq
 from dramatiq.middleware import Middleware
 from loguru import logger
 
-from pipeline.metrics import CONNECTIONS, QUEUE_DEPTH
+from pipeline.metrics import CONNECTIONS, QUEUE_DEPTH, SEARCH_QUEUED
 
 SAMPLE_EVERY_S = 5.0
 
 
 class QueueDepthSampler(Middleware):
-    """Each worker process samples the queue depths and the connections by status every few
-    seconds into gauges (the highest live value is exported), so the metrics show the backlog
+    """Each worker process samples the queue depths, the search indexer's backlog and the
+    connections by status every few seconds into gauges (the highest live value is exported), so the metrics show the backlog
     and the refresh tokens about to die without a scrape touching Redis or PostgreSQL."""
 
     def __init__(self, every_s: float = SAMPLE_EVERY_S):
@@ -34,6 +35,8 @@ class QueueDepthSampler(Middleware):
         self._stop.set()
 
     def _loop(self, broker: dramatiq.Broker) -> None:
+        from pipeline.status import SEARCH_QUEUE_COUNTED
+        from pipeline.store import search_index
         from pipeline.store.connections import count_by_status
         from workers.broker import queue_depths
         from workers.setup import current_env
@@ -44,8 +47,11 @@ class QueueDepthSampler(Middleware):
                     for state in ("ready", "delayed"):
                         if getattr(depth, state) is not None:
                             QUEUE_DEPTH.labels(depth.queue, state).set(getattr(depth, state))
-                for status, n in count_by_status(current_env().engine).items():
+                engine = current_env().engine
+                for status, n in count_by_status(engine).items():
                     CONNECTIONS.labels(status).set(n)
+                if search_index.installed(engine):
+                    SEARCH_QUEUED.set(search_index.queued(engine, at_most=SEARCH_QUEUE_COUNTED))
             except Exception as exc:  # noqa: BLE001 - a metrics sampler must never take a worker down
                 logger.debug("queue depths not sampled: {}", exc)
             if self._stop.wait(self.every_s):

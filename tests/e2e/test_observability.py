@@ -64,6 +64,7 @@ def test_metrics_and_job_context_during_a_run(settings, clean_db, emulator):
     assert metric(scraped, "spotify_sync_rows_upserted_total", table="songs") >= 1000
     assert metric(scraped, "spotify_token_refreshes_total", kind="app", result="ok") >= 1
     assert metric(scraped, "spotify_sync_queue_depth", queue="tracks", state="ready") is not None
+    assert metric(scraped, "spotify_search_queued") is not None
     assert metric(scraped, "dramatiq_messages_total", queue_name="tracks", actor_name="track_sync") >= 20
 
     job_lines = [json.loads(line) for line in log_lines.splitlines()

@@ -155,13 +155,19 @@ def test_status_prints_one_json_document(settings, clean_db):
     import json
     from datetime import datetime
 
+    from sqlalchemy import text
+
     run(settings, "enqueue", "track-sync", ID, "--quiet")
     [job] = ledger.list_jobs(clean_db)
+    with clean_db.begin() as conn:  # the application writes a song itself: queued for the search indexer
+        conn.execute(text('INSERT INTO songs ("spotifyId", title, artist) VALUES (:id, \'Song\', \'Artist\')'),
+                     {"id": OTHER})
     result = run(settings, "status", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert list(document) == ["queues", "jobs", "backfills", "penalty_box", "budget", "quota", "capabilities",
-                              "problems"]
+    assert list(document) == ["queues", "jobs", "backfills", "search", "penalty_box", "budget", "quota",
+                              "capabilities", "problems"]
+    assert document["search"] == {"queued": 1, "at_most": 100_000}
     assert {q["queue"]: q for q in document["queues"]}["tracks"] == {
         "queue": "tracks", "ready": 1, "delayed": 0, "in_flight": 0, "dead": 0}
     assert document["jobs"]["track_sync"] == {"pending": 1, "parked": 0, "running": 0, "completed": 0, "failed": 0}

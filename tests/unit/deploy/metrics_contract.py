@@ -29,6 +29,7 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "spotify_api_request_seconds": (HISTOGRAM, frozenset({"route", "method", "status"})),
     "spotify_search_enrichment_total": (COUNTER, frozenset({"outcome"})),
     "spotify_search_cache_total": (COUNTER, frozenset({"result"})),
+    "spotify_search_queued": (GAUGE, frozenset()),
 }
 
 # (metric, label) -> the values it takes, where the contract names them.
