@@ -48,7 +48,7 @@ class Reconciled:
 
 def reconcile(engine: Engine, send: SendDelayed, live_job_ids: LiveJobIds, *, max_retries: int,
               grace_s: int = 120, stale_after_s: int = 3600) -> Reconciled:
-    expired, failed = _take_back_lost(engine, send, max_retries)
+    expired, failed = take_back_lost(engine, send, max_retries)
     now = ledger.db_now(engine)  # before the broker is asked: a message sent later is for a younger job
     live = live_job_ids()
     grace = timedelta(seconds=grace_s if live is not None else max(grace_s, stale_after_s))
@@ -57,7 +57,10 @@ def reconcile(engine: Engine, send: SendDelayed, live_job_ids: LiveJobIds, *, ma
     return Reconciled(expired, failed, resent, live is not None)
 
 
-def _take_back_lost(engine: Engine, send: SendDelayed, max_retries: int) -> tuple[int, int]:
+def take_back_lost(engine: Engine, send: SendDelayed, max_retries: int) -> tuple[int, int]:
+    """Jobs whose lease ran out back to pending, each with a message (or failed: worker lost too
+    often). Returns (taken back, of which failed). Cheap enough for every dispatcher tick: it reads
+    the running jobs (idx_spotify_jobs_status), a few per worker thread."""
     taken = failed = 0
     while True:
         rows = ledger.take_back_lost(engine, max_retries=max_retries, limit=CHUNK)

@@ -12,8 +12,11 @@ short Redis claim) does the work:
 - **a broker that lost its messages**: a marker key in the broker's Redis is set once; when it
   is missing (Redis restarted without persistence, or flushed), every pending job without a live
   message is sent again at once, and the marker set anew;
-- **the reconciler**, every `reconcile_every_s`: jobs whose worker was lost and pending jobs
-  without a live message (`pipeline/reconciler.py`), so the fleet needs no cron to recover.
+- **lost workers' jobs**: a job whose lease ran out (its worker SIGKILLed, a host gone) goes back
+  to pending with a message, so it runs again about a tick after JOB_LEASE, not at the next
+  reconcile (a minute; cron's, five);
+- **the reconciler**, every `reconcile_every_s`: that, and pending jobs without a live message
+  (`pipeline/reconciler.py`), so the fleet needs no cron to recover.
 
 Work therefore resumes within a tick or two of Redis answering again, whatever Dramatiq dropped
 from memory meanwhile. Several hosts at once are safe: `take_due` and the reconciler are
@@ -35,7 +38,7 @@ from sqlalchemy import Engine
 from pipeline.errors import PipelineError
 from pipeline.metrics import RECONCILED
 from pipeline.ratecontrol.pacer import ReleaseAllowance
-from pipeline.reconciler import reconcile
+from pipeline.reconciler import reconcile, take_back_lost
 from pipeline.store import ledger
 from shared.keys import RedisKeys
 from workers.broker import live_job_ids
@@ -91,6 +94,8 @@ class Dispatcher:
             sent += self._reconcile(grace_s=0, why="the broker's Redis lost its data")
         elif time.monotonic() - self._last_reconcile >= self._reconcile_every_s:
             sent += self._reconcile(grace_s=120, why=None)
+        else:
+            sent += self._take_back_lost()
         release = self._releases.take() if self._penalty_s() <= 0 else 0
         if release:
             for job_id, job_type in ledger.take_due(self._engine, limit=release):
@@ -104,6 +109,14 @@ class Dispatcher:
         if client is None:  # RabbitMQ keeps its messages; its pending jobs are judged by age
             return False
         return bool(client.set(self._keys.broker_epoch(), uuid.uuid4().hex, nx=True))
+
+    def _take_back_lost(self) -> int:
+        taken, failed = take_back_lost(self._engine, self._send, self._max_retries)
+        RECONCILED.labels("lease_expired").inc(taken)
+        if taken:
+            logger.info("dispatcher took back {} job(s) whose worker was lost ({} failed: worker lost too often)",
+                        taken, failed)
+        return taken - failed
 
     def _reconcile(self, *, grace_s: int, why: str | None) -> int:
         self._last_reconcile = time.monotonic()

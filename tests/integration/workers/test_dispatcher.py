@@ -1,6 +1,7 @@
 """The dispatcher against real PostgreSQL and Redis (a real Redis broker): parked jobs come back
 when due, at the pace asked, never while the penalty box is shut, and a Redis that lost its
-messages gets every pending job's message again at the next tick, with no cron involved."""
+messages gets every pending job's message again at the next tick, with no cron involved, and so
+does a job whose worker was lost, a tick after its lease ran out."""
 
 from datetime import timedelta
 
@@ -30,6 +31,7 @@ def fleet(settings, clean_db):
                             max_retries=5, release_per_s=10, penalty_s=lambda: penalty["s"], every_s=1.0)
     yield dispatcher, broker, client, penalty, clean_db
     broker.close()
+    broker.client.connection_pool.disconnect()  # Dramatiq's close() leaves its Redis connections open
     client.close()
 
 
@@ -99,6 +101,21 @@ def test_a_redis_that_lost_its_messages_gets_them_again_at_the_next_tick(fleet, 
     assert live_job_ids(broker) == set(waiting)
     with engine.connect() as conn:  # each sent once: the rows moved, and nothing else changed
         assert conn.execute(text("SELECT count(*) FROM spotify_sync_jobs WHERE status = 'pending'")).scalar() == 5
+
+
+def test_a_job_whose_lease_ran_out_runs_again_at_the_next_tick_not_the_next_reconcile(fleet, settings):
+    dispatcher, broker, client, _, engine = fleet
+    next_tick(dispatcher, client, settings)  # the first tick reconciles; the next ones only take back
+    [lost, held] = ledger.create_jobs(engine, [NewJob("track_sync", {"ids": [f"{i:022d}"]}) for i in range(2)])
+    for job_id in (lost, held):
+        ledger.claim(engine, job_id, 60, max_retries=5)
+    with engine.begin() as conn:  # the worker running `lost` was SIGKILLed a lease ago
+        conn.execute(text('UPDATE spotify_sync_jobs SET "leaseUntil" = "leaseUntil" - interval \'61 seconds\' '
+                          "WHERE id = :id"), {"id": lost})
+    assert next_tick(dispatcher, client, settings) == 1
+    assert live_job_ids(broker) == {lost}
+    assert ledger.get_job(engine, lost).status == "pending" and ledger.get_job(engine, held).status == "running"
+    assert next_tick(dispatcher, client, settings) == 0  # taken back once
 
 
 def test_a_message_a_worker_fetched_and_dropped_long_ago_is_not_live(fleet, settings):
