@@ -19,12 +19,18 @@ namespace). Start-up is left out of the figure on every side alike, and measured
 Each must leave exactly one song row per id, or the figure is not reported. The spotipy script
 and the pipeline run ROUNDS times in turns (a shared host's load moves) and their medians are
 compared; the naive script, slower and only context, runs once.
-Also measured here: the peak resident memory of any one worker process over the run.
+Also measured here: the peak resident memory of any one worker process over the run, and where
+each side's CPU went (bench/cpu.py): CPU seconds per 1,000 tracks by process group (the clients:
+the workers or the script; the emulator; PostgreSQL's backends of the run's database; Redis) over
+the same window the figure is timed on. On this 2-core host every group shares the same cores, so
+the groups the pipeline cannot make cheaper (the emulator, PostgreSQL) bound what any client could
+reach: 2 cores / their CPU per track is printed beside the target.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -35,14 +41,16 @@ from typing import TypeVar
 
 from sqlalchemy import text
 
-from bench import naive_script
+from bench import cpu, naive_script
 from bench.harness import (
     ROOT,
     UNLIMITED,
     BenchError,
     Workers,
+    World,
     enqueue_track_sync,
     latest_backfill_id,
+    redis_url,
     wait_backfill,
     world,
     write_ids,
@@ -71,6 +79,17 @@ class PipelineRun:
     startup_s: float  # the workers' launch to the first job started
     enqueue_s: float  # `spotify-sync enqueue track-sync`, its process start-up included
     peak_rss: int  # bytes, the largest of any one worker process
+    cpu_s: dict[str, float]  # CPU seconds by group over `seconds`
+
+
+def _meter(w: World, engine, client: tuple[str, cpu.Finder]) -> cpu.CpuMeter:
+    database = w.database_url.rsplit("/", 1)[-1].split("?")[0]
+    return cpu.CpuMeter({client[0]: client[1], **cpu.service_groups(w.emulator.handle.process.pid, engine, database,
+                                                                   redis_url())})
+
+
+def _epoch(moment: datetime) -> float:
+    return moment.replace(tzinfo=UTC).timestamp()  # the ledger's UTC without a time zone
 
 
 def pipeline_run(count: int) -> PipelineRun:
@@ -82,43 +101,59 @@ def pipeline_run(count: int) -> PipelineRun:
             backfill = latest_backfill_id(engine)
             launched = datetime.now(UTC).replace(tzinfo=None)  # the same host's clock as PostgreSQL's
             with Workers(w, PROCESSES, THREADS) as workers:
-                progress = wait_backfill(engine, backfill, timeout_s=600, workers=workers)
+                # Stopped before the workers are: a process's CPU after the meter's last look is lost.
+                with _meter(w, engine, ("workers", cpu.children_of(workers.process.pid))) as meter:
+                    progress = wait_backfill(engine, backfill, timeout_s=600, workers=workers)
                 peak_rss = workers.stop()
             if progress.by_status.get("failed"):
                 raise BenchError(f"{progress.by_status['failed']} job(s) failed; workers log: {workers.tail()}")
             with engine.connect() as conn:
-                seconds, startup_s = conn.execute(text(
-                    'SELECT EXTRACT(EPOCH FROM max("completedAt") - min("startedAt")), '
-                    'EXTRACT(EPOCH FROM min("startedAt") - :launched) '
-                    'FROM spotify_sync_jobs WHERE "backfillId" = :b'), {"b": backfill, "launched": launched}).one()
+                first, last = conn.execute(text(
+                    'SELECT min("startedAt"), max("completedAt") FROM spotify_sync_jobs WHERE "backfillId" = :b'),
+                    {"b": backfill}).one()
             landed = _song_count(engine)
         finally:
             engine.dispose()
     if landed != count:
         raise BenchError(f"the pipeline left {landed} songs for {count} ids")
-    return PipelineRun(float(seconds), float(startup_s), enqueue_s, peak_rss)
+    return PipelineRun((last - first).total_seconds(), (first - launched).total_seconds(), enqueue_s, peak_rss,
+                       meter.between(_epoch(first), _epoch(last)))
 
 
-def spotipy_run(count: int) -> tuple[float, float]:
-    """The spotipy script in one process: (seconds on its own clock, its process start-up in s)."""
+@dataclass(frozen=True)
+class SpotipyRun:
+    seconds: float  # its own clock, first request to last commit
+    startup_s: float  # its process start-up (interpreter, imports)
+    cpu_s: dict[str, float]  # CPU seconds by group over `seconds`
+
+
+def spotipy_run(count: int) -> SpotipyRun:
+    """The spotipy script in one process."""
     with world(_config()) as w:
         ids_file = write_ids(w, count)
         token = w.emulator.app_token(*w.settings.require_client_credentials())
-        started = time.perf_counter()
-        child = subprocess.run([sys.executable, "-m", "bench.spotipy_script", w.settings.spotify_api_base_url, token,
-                                w.database_url, str(ids_file)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-        wall_s = time.perf_counter() - started
-        if child.returncode != 0:
-            raise BenchError(f"the spotipy script exited with {child.returncode}: {child.stderr[-800:]}")
-        seconds = float(json.loads(child.stdout.strip().splitlines()[-1])["seconds"])
         engine = w.engine()
         try:
+            started = time.perf_counter()
+            child = subprocess.Popen([sys.executable, "-m", "bench.spotipy_script", w.settings.spotify_api_base_url,
+                                      token, w.database_url, str(ids_file)], cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+            with _meter(w, engine, ("script", cpu.fixed(child.pid))) as meter:
+                out, err = child.communicate(timeout=600)
+            wall_s = time.perf_counter() - started
+            if child.returncode != 0:
+                raise BenchError(f"the spotipy script exited with {child.returncode}: {err[-800:]}")
+            measured = json.loads(out.strip().splitlines()[-1])
             landed = _song_count(engine)
         finally:
             engine.dispose()
     if landed != count:
         raise BenchError(f"the spotipy script left {landed} songs for {count} ids")
-    return seconds, wall_s - seconds
+    seconds = float(measured["seconds"])
+    cpu_s = meter.between(measured["started_at"], measured["ended_at"])
+    # Its own count (the meter's last look at it may come a poll before it exits).
+    cpu_s["script"] = float(measured["cpu_s"])
+    return SpotipyRun(seconds, wall_s - seconds, cpu_s)
 
 
 def baseline_rate(count: int) -> float:
@@ -139,18 +174,19 @@ def baseline_rate(count: int) -> float:
 def run(quick: bool) -> list[Figure]:
     count, rounds = (2_000, 1) if quick else (20_000, ROUNDS)
     naive = baseline_rate(count)
-    spotipy_runs: list[tuple[float, float]] = []
+    spotipy_runs: list[SpotipyRun] = []
     ours_runs: list[PipelineRun] = []
     for _ in range(rounds):
         spotipy_runs.append(spotipy_run(count))
         ours_runs.append(pipeline_run(count))
-    spotipy_s, spotipy_startup_s = median(spotipy_runs, key=lambda r: r[0])
+    theirs = median(spotipy_runs, key=lambda r: r.seconds)
     ours = median(ours_runs, key=lambda r: r.seconds)
-    spotipy, rate = count / spotipy_s, count / ours.seconds
+    spotipy, rate = count / theirs.seconds, count / ours.seconds
     ratio = rate / spotipy
     with_startup = count / (ours.seconds + ours.startup_s)
-    spotipy_with_startup = count / (spotipy_s + spotipy_startup_s)
-    each = "; ".join(f"{count / r.seconds:,.0f} vs {count / s:,.0f}" for r, (s, _) in zip(ours_runs, spotipy_runs, strict=True))
+    spotipy_with_startup = count / (theirs.seconds + theirs.startup_s)
+    each = "; ".join(f"{count / r.seconds:,.0f} vs {count / s.seconds:,.0f}"
+                     for r, s in zip(ours_runs, spotipy_runs, strict=True))
     return [
         Figure("end-to-end tracks/s (no limit)", round(rate, 1), "tracks/s",
                against=f"spotipy script {spotipy:,.1f} tracks/s ({ratio:.2f}x; median of {rounds}, in turns: {each}); "
@@ -159,10 +195,39 @@ def run(quick: bool) -> list[Figure]:
                target=f">= {TARGET_RATIO:g}x spotipy", met=ratio >= TARGET_RATIO),
         Figure("end-to-end start-up (left out above)", round(ours.startup_s, 2), "s",
                against=f"workers' launch to their first job; counted in, {with_startup:,.1f} tracks/s "
-                       f"({with_startup / spotipy_with_startup:.2f}x spotipy counted with its {spotipy_startup_s:.2f} s "
+                       f"({with_startup / spotipy_with_startup:.2f}x spotipy counted with its {theirs.startup_s:.2f} s "
                        f"process start-up); the enqueue before it, {ours.enqueue_s:.2f} s, in neither"),
         Figure("worker process peak RSS", round(ours.peak_rss / MB, 1), "MB",
                against=f"largest of {PROCESSES} worker processes over the run above"),
+        *cpu_figures(count, ours, theirs, spotipy),
+    ]
+
+
+SERVICES = ("emulator", "postgres")  # what every client of this run talks to, whoever it is
+
+
+def cpu_figures(count: int, ours: PipelineRun, theirs: SpotipyRun, spotipy_rate: float) -> list[Figure]:
+    """Where each side's CPU went (median runs), and what the cores allow: at each side's own CPU
+    per track, and at the services' alone (the most any client could reach, spending nothing)."""
+    cores = os.cpu_count() or 1
+    ours_k, theirs_k = cpu.per_thousand(ours.cpu_s, count), cpu.per_thousand(theirs.cpu_s, count)
+    ours_total, theirs_total = sum(ours_k.values()), sum(theirs_k.values())
+    services = sum(ours_k.get(g, 0.0) for g in SERVICES)
+    ceiling = cores * 1000 / ours_total if ours_total else 0.0
+    services_ceiling = cores * 1000 / services if services else 0.0
+    used = sum(ours.cpu_s.values()) / (ours.seconds * cores)
+    return [
+        Figure("CPU per 1,000 tracks: pipeline", round(ours_total, 3), "CPU s",
+               against=f"{cpu.breakdown(ours_k)} (median run; Redis is shared: others' use counts in); "
+                       f"{used:.0%} of {cores} cores over its {ours.seconds:.1f} s; at this CPU per track the "
+                       f"cores allow {ceiling:,.0f} tracks/s ({ceiling / spotipy_rate:.2f}x spotipy)"),
+        Figure("CPU per 1,000 tracks: spotipy script", round(theirs_total, 3), "CPU s",
+               against=f"{cpu.breakdown(theirs_k)} (median run; it uses no Redis: that figure is others' use)"),
+        Figure("ceiling from emulator + PostgreSQL CPU", round(services_ceiling, 1), "tracks/s",
+               against=f"{cores} cores / their {services:.3f} CPU s per 1,000 tracks in the pipeline's run: "
+                       f"{services_ceiling / spotipy_rate:.2f}x spotipy if the clients spent nothing",
+               target=f">= {TARGET_RATIO:g}x spotipy (2x possible)",
+               met=services_ceiling >= TARGET_RATIO * spotipy_rate),
     ]
 
 

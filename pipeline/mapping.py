@@ -48,14 +48,21 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+_QUANTA: dict[str, Decimal] = {}
+
+
 def _decimal(value: Any, places: str, low: float, high: float) -> Decimal | None:
     if value is None:
         return None
     try:
-        number = min(max(float(value), low), high)
+        number = float(value)
     except (TypeError, ValueError):
         return None
-    return Decimal(str(number)).quantize(Decimal(places), rounding=ROUND_HALF_UP)
+    # Comparisons, not min(max()), and the quantum made once: a job maps 900 of these (9 features
+    # of 100 songs), and this was a tenth of a worker's CPU.
+    number = low if number < low else high if number > high else number
+    quantum = _QUANTA.get(places) or _QUANTA.setdefault(places, Decimal(places))
+    return Decimal(repr(number)).quantize(quantum, rounding=ROUND_HALF_UP)
 
 
 def utc_naive(moment: datetime | str | None) -> datetime | None:

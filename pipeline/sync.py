@@ -8,7 +8,7 @@ holds a database session: what to do is decided here, every read and write is a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -70,10 +70,13 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
     The requests need nothing of each other's answers, so they are in flight together (a job of
     100 ids: two /tracks and one /audio-features, pipeline/overlap.py); which ids need features is
     known from the freshness verdicts before any answer: a song that lacks them, or one this run
-    creates (or, forced, fetches again). Tracks are written before their features, which land on
-    the rows they made. A run stopped by an error (a 429 on the 20th of 50 one-by-one requests)
-    writes what it fetched before it raises, and the ids among them Spotify answered null for are
-    remembered: the next run fetches only what is left (the features alone, if they are)."""
+    creates (or, forced, fetches again). A fetched track and its features are written together, in
+    one upsert: each song is written once, not created and then updated (the features' answer
+    comes beside the tracks', so waiting for it costs nothing); features of songs whose track was
+    not fetched (fresh) land on the rows that exist. A run stopped by an error (a 429 on the 20th
+    of 50 one-by-one requests, or on the features) writes what it fetched before it raises, and
+    the ids among them Spotify answered null for are remembered: the next run fetches only what is
+    left (the features alone, if they are)."""
     ids = list(dict.fromkeys(_ids(job)))
     force = bool(job.payload.get("force"))
     # The claim brought the verdicts and its clock when the worker asked for them (workers/run.py).
@@ -87,18 +90,37 @@ def sync_tracks(ctx: Context, job: Job) -> dict:
     features = ctx.overlap.start(lambda: _fetch_features(ctx, need_features)) if need_features else Later.done(({}, None))
     result: dict[str, Any] = {"requested": len(_ids(job)), "skipped_fresh": len(ids) - len(wanted), "fetched": 0,
                               "upserted": 0}
-    if wanted:
-        fetched = _fetch_tracks(ctx, wanted)
-        upserted, not_found = _write_tracks(ctx, fetched.found, run.claimed_at)
-        if fetched.stopped_by is not None:
-            _write_features_if_fetched(ctx, features, need_features)
-            raise fetched.stopped_by
-        found = [track_id for track_id, track in fetched.found.items() if track is not None]
-        result.update(fetched=len(found), upserted=len(upserted), inserted=sum(u.inserted for u in upserted),
-                      not_found=not_found)
-        if found and all(getattr(fetched.found[i], "popularity", None) is None for i in found):
-            result["popularity"] = "unavailable"
-    result.update(_write_features(ctx, features.result(), need_features))
+    if not wanted:
+        result.update(_write_features(ctx, features.result(), need_features))
+        return result
+    fetched = _fetch_tracks(ctx, wanted)
+    if fetched.stopped_by is not None:
+        _write_tracks(ctx, fetched.found, run.claimed_at)
+        _write_features_if_fetched(ctx, features, need_features)
+        raise fetched.stopped_by
+    try:
+        answered = features.result()
+    except Exception:
+        _write_tracks(ctx, fetched.found, run.claimed_at)  # fetched: kept, whatever stopped the features
+        raise
+    with_features = answered[0]
+    upserted, not_found = _write_tracks(ctx, fetched.found, run.claimed_at,
+                                        features=with_features, features_of=set(need_features))
+    found = [track_id for track_id, track in fetched.found.items() if track is not None]
+    result.update(fetched=len(found), upserted=len(upserted), inserted=sum(u.inserted for u in upserted),
+                  not_found=not_found)
+    if found and all(getattr(fetched.found[i], "popularity", None) is None for i in found):
+        result["popularity"] = "unavailable"
+    if with_features is None:
+        result.update(_write_features(ctx, answered, need_features))
+        return result
+    if need_features:
+        # Features of songs this upsert did not write (their track was fresh, or answered null).
+        written = {u.spotify_id for u in upserted}
+        rest = [i for i in need_features if i not in written]
+        result.update(_write_features(ctx, answered, rest))
+        result.update(audio_features="synced",
+                      features_written=result.get("features_written", 0) + sum(i in written for i in need_features))
     return result
 
 
@@ -112,14 +134,23 @@ def _fetch_tracks(ctx: Context, ids: list[str]) -> TrackFetch:
     return TrackFetch(found, next((f.stopped_by for f in fetches if f.stopped_by is not None), None))
 
 
-def _write_tracks(ctx: Context, tracks: dict[str, Any],
-                  now: datetime | None) -> tuple[list[songs.UpsertedSong], list[str]]:
+def _write_tracks(ctx: Context, tracks: dict[str, Any], now: datetime | None, *,
+                  features: dict[str, Any] | None = None,
+                  features_of: Collection[str] = ()) -> tuple[list[songs.UpsertedSong], list[str]]:
     """The fetched tracks as songs, and the ids Spotify answered null for remembered (so they are
     not asked again within the TTL): after a whole fetch, and after one cut short alike. Stamped
-    `now` (the run's claim, on the database's clock), else the database's clock read now."""
+    `now` (the run's claim, on the database's clock), else the database's clock read now. The
+    songs of `features_of` get their `features` (id -> AudioFeatures, or None: Spotify has none,
+    and the song is marked as asked) in the same row."""
     now = now or ledger.db_now(ctx.engine)
     not_found = [track_id for track_id, track in tracks.items() if track is None]
-    return songs.write_tracks(ctx.engine, merge_rows(tracks.values(), None, now), not_found, now), not_found
+    if features is None or not features_of:
+        rows = merge_rows(tracks.values(), None, now)
+    else:
+        checked = [t for i, t in tracks.items() if i in features_of]
+        rows = (merge_rows(checked, {i: features.get(i) for i in features_of}, now, features_checked=True)
+                + merge_rows([t for i, t in tracks.items() if i not in features_of], None, now))
+    return songs.write_tracks(ctx.engine, rows, not_found, now), not_found
 
 
 _Features = tuple[dict[str, Any] | None, str | None]  # (features by id, or None and why they are unavailable)

@@ -2,7 +2,8 @@
 
 pyrate-limiter's RedisBucket keeps a sliding-window log in a Redis sorted set and admits an item
 atomically in a Lua script. Around it this module adds what a fleet needs:
-- one clock: every timestamp is Redis server time (TIME), never the host's clock;
+- one clock: every timestamp is Redis server time, never the host's clock, read inside the admit
+  script itself (TIME), so an admission is one round trip, not a TIME and then the script;
 - NOSCRIPT recovery: a Redis restart, failover or SCRIPT FLUSH empties the script cache, and the
   bucket would fail on EVALSHA until rebuilt (PyrateLimiter issue #182); the script is reloaded
   and the call made again;
@@ -11,8 +12,10 @@ atomically in a Lua script. Around it this module adds what a fleet needs:
 - no race between reading the clock and inserting: pyrate's script counts the window up to the
   item's own timestamp, so a process that read the clock a moment before another but inserts
   after it does not see the other's entry, and the fleet overspends at every window edge (seen
-  as 429s with 16 threads in 4 processes). Our copy of the script counts every entry from the
-  window's start on (`+inf`), which admits at most the limit in any window whatever the order;
+  as 429s with 16 threads in 4 processes). Our script (`ADMIT`, pyrate's check-and-insert for
+  one rate) counts every entry from the window's start on (`+inf`), which admits at most the
+  limit in any window whatever the order (and with the clock read inside the script, there is
+  no order to get wrong);
 - a safety margin: Spotify counts arrivals, we count admissions; the time from one to the other
   varies (thread scheduling on a busy host, connection set-up), and could let Spotify's window
   hold more than ours, so every entry is held `margin_ms` longer than the window: 3% of it,
@@ -48,8 +51,9 @@ from loguru import logger
 from pyrate_limiter import Rate as PyrateRate
 from pyrate_limiter import RateItem
 from pyrate_limiter.abstracts import AbstractBucket, Decision
+from pyrate_limiter.abstracts.algorithm import ADMITTED
 from pyrate_limiter.buckets import InMemoryBucket, RedisBucket
-from pyrate_limiter.buckets.redis_bucket import LuaScript
+from pyrate_limiter.utils import id_generator
 
 from pipeline.errors import BUDGET, RateLimited, RedisUnavailable
 from pipeline.ratecontrol.budget import Budget, FixedBudget
@@ -117,31 +121,72 @@ def default_max_wait_s(window_s: int, margin_ms: int) -> float:
 _LEAK_EVERY = 64
 
 
-_COUNT_TO_NOW = "redis.call('ZCOUNT', bucket, window_start, now)"
-PUT_ITEM = LuaScript.PUT_ITEM.replace(_COUNT_TO_NOW, "redis.call('ZCOUNT', bucket, window_start, '+inf')")
-if PUT_ITEM == LuaScript.PUT_ITEM:  # pragma: no cover - a pyrate-limiter upgrade changed the script
-    raise ImportError("pyrate_limiter's RedisBucket script changed: review pipeline/ratecontrol/limiter.py")
+# pyrate's check-and-insert (its LuaScript.PUT_ITEM, SlidingWindowLog) for one rate and weight 1,
+# on Redis's clock: KEYS[1] = the log; ARGV = now in ms (-1: read TIME here), the window in ms,
+# the limit, the entry's member. Every entry from the window's start on counts ('+inf': see the
+# module docstring). Returns {admitted 1/0, the timestamp of the entry whose expiry frees room
+# (-1: none), now}.
+ADMIT = """
+local bucket = KEYS[1]
+local now = tonumber(ARGV[1])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local interval, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('ZCOUNT', bucket, now - interval, '+inf') >= limit then
+  local blocking = redis.call('ZRANGE', bucket, -limit, -limit, 'WITHSCORES')
+  return {0, blocking[2] and tonumber(blocking[2]) or -1, now}
+end
+redis.call('ZADD', bucket, now, ARGV[4])
+return {1, -1, now}
+"""
+SERVER_CLOCK = -1  # a RateItem timestamp meaning "now on Redis's clock, read by the script"
 
 
 class FleetRedisBucket(RedisBucket):
-    """RedisBucket on Redis's clock that survives a lost script cache and a failed leak, with
-    the clock-to-insert race closed (see the module docstring)."""
+    """RedisBucket whose check-and-insert is `ADMIT`: on Redis's clock in the same round trip, the
+    clock-to-insert race closed (see the module docstring); it survives a lost script cache and a
+    failed leak. `last_now_ms` is the Redis time of the latest put."""
 
     # pyrate-limiter types its Redis client and results as sync-or-async; ours is the sync client.
+
+    last_now_ms: int | None = None
 
     def now(self) -> int:
         return server_time_ms(cast(redis.Redis, self.redis))
 
-    def put(self, item: RateItem) -> bool:
+    def _check_and_insert(self, item: RateItem) -> Decision:
+        [rate] = self.rates  # the limiter sets the one rate of this put
+        member = f"{item.name}:{id_generator()}:"
+        args = (item.timestamp, rate.interval, rate.limit, member)
+        client = cast(redis.Redis, self.redis)
         try:
-            return cast(bool, super().put(item))
+            reply = client.evalsha(self.script_hash, 1, self.bucket_key, *args)
         except redis.exceptions.NoScriptError:
             # Redis restarted or SCRIPT FLUSH ran: load the script again and retry once.
-            self.script_hash = cast(str, self.redis.script_load(PUT_ITEM))
-            return cast(bool, super().put(item))
+            self.script_hash = cast(str, client.script_load(ADMIT))
+            reply = client.evalsha(self.script_hash, 1, self.bucket_key, *args)
+        admitted, blocking, now_ms = (int(v) for v in cast(list, reply))
+        self.last_now_ms = now_ms
+        if admitted:
+            return ADMITTED
+        # As pyrate's SlidingWindowLog: +1 clears the inclusive lower bound of the window.
+        wait_ms = blocking + rate.interval - now_ms + 1 if blocking >= 0 else 0
+        # pyrate records the wait as a moment after the item's timestamp: give it the real one.
+        return Decision(failing_rate=rate, retry_after_ms=wait_ms)
+
+    def put(self, item: RateItem) -> bool:
+        decision = self._check_and_insert(item)
+        # The verdict recorded against the put's real time (put_decision reads it back).
+        return cast(bool, self._record(item, decision))
 
     def leak(self, current_timestamp: int | None = None) -> int:
+        """Drop the entries older than every window, as of `current_timestamp` (default: the
+        latest put's Redis time)."""
         try:
+            if current_timestamp is None:
+                current_timestamp = self.last_now_ms if self.last_now_ms is not None else self.now()
             return cast(int, super().leak(current_timestamp))
         except redis.exceptions.RedisError:
             return 0  # housekeeping only: the admit script counts by window, not by size
@@ -154,7 +199,7 @@ class BudgetLimiter:
     def __init__(
         self,
         bucket: AbstractBucket,
-        clock_ms: Callable[[], int],
+        clock_ms: Callable[[], int] | None,
         *,
         max_wait_s: float,
         budget: Budget,
@@ -199,11 +244,12 @@ class BudgetLimiter:
                 self.bucket.rates = [rate]
                 # The clock is read inside the lock: a timestamp taken before waiting for it would
                 # record the request earlier than it is sent (see the margin in the docstring).
-                now_ms = self._clock_ms()
+                # Without a clock of its own the bucket's script reads Redis's, in the same round trip.
+                now_ms = self._clock_ms() if self._clock_ms is not None else SERVER_CLOCK
                 decision = cast(Decision, self.bucket.put_decision(RateItem(self._name, now_ms, weight=1)))
                 self._puts += 1
                 if self._puts % _LEAK_EVERY == 0:
-                    self.bucket.leak(now_ms)
+                    self.bucket.leak(None if now_ms == SERVER_CLOCK else now_ms)
         except redis.exceptions.RedisError as exc:
             raise RedisUnavailable(f"the rate limiter's Redis did not answer: {exc.__class__.__name__}") from exc
         if decision.allowed:
@@ -276,7 +322,7 @@ class RedisLimiter(BudgetLimiter):
         bucket.script_hash = _script_hash(client)
         super().__init__(
             bucket,
-            clock_ms or bucket.now,
+            clock_ms,  # None: Redis's, read by the admit script itself
             max_wait_s=default_max_wait_s(rate.per_s, margin_ms) if max_wait_s is None else max_wait_s,
             budget=budget or FixedBudget(rate),
             margin_ms=margin_ms,
@@ -293,13 +339,13 @@ def used_since(key: str) -> Callable[[redis.Redis, int], int]:
 
 def _script_hash(client: redis.Redis) -> str:
     try:
-        return client.script_load(PUT_ITEM)
+        return client.script_load(ADMIT)
     except redis.exceptions.RedisError:
         # Redis is down right now: the first put fails with NoScriptError or a connection
         # error, and the script is loaded then.
         import hashlib
 
-        return hashlib.sha1(PUT_ITEM.encode()).hexdigest()
+        return hashlib.sha1(ADMIT.encode()).hexdigest()
 
 
 class InMemoryLimiter(BudgetLimiter):

@@ -6,9 +6,10 @@ tests/unit/spotify/test_responses.py.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from pipeline.errors import (
     AuthError,
@@ -29,12 +30,15 @@ RATE_LIMIT = "rate_limit"
 
 
 def parse_json(body: bytes) -> Any:
-    """The JSON body, or None for an empty or malformed one."""
+    """The JSON body, or None for an empty or malformed one (invalid UTF-8 included). orjson,
+    not the standard library's json: a worker parses every answer it gets, and this was about a
+    quarter of its busy time (a /tracks answer of 50 is ~100 KB); orjson reads it several times
+    faster. It is stricter only where Spotify never goes (NaN, Infinity, a byte order mark)."""
     if not body or not body.strip():
         return None
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:  # a ValueError: malformed, or not UTF-8
         return None
 
 

@@ -97,7 +97,11 @@ def write_songs(engine: Engine, rows: Sequence[Mapping[str, Any]], *, searchable
 def write_tracks(engine: Engine, rows: Sequence[Mapping[str, Any]], not_found: Sequence[str],
                  checked_at: datetime) -> list[UpsertedSong]:
     """A fetch's answer, in one transaction: the songs it found, and the ids Spotify answered
-    null for remembered (within TRACK_TTL they are not asked for again)."""
+    null for remembered (within TRACK_TTL they are not asked for again). With none of the
+    latter, the upsert is the whole unit of work: one statement, one round trip (autocommit)."""
+    if not not_found:
+        with autocommit(engine) as conn:
+            return _upsert_songs(conn, rows)
     with transaction(engine) as conn:
         upserted = _upsert_songs(conn, rows)
         _remember_unknown(conn, not_found, checked_at)
