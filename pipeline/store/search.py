@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, TextClause, text
 
 from pipeline.errors import StoreError
 from pipeline.search.query import Query
@@ -284,7 +285,7 @@ def _ranked(conn: Connection, query: Query, sets: dict[str, str], params: dict[s
     tier = tier_sql(query, params)
     similarity = f"word_similarity(:text, {DOC})" if query.text else "0"
     named = ",\n".join(f"{name} AS MATERIALIZED ({sql})" for name, sql in {**(helpers or {}), **sets}.items())
-    statement = text(f"""
+    statement = _statement(f"""
         WITH {named},
         candidates AS ({" UNION ".join(f"SELECT song_id FROM {name}" for name in sets)}),
         page AS (
@@ -301,6 +302,14 @@ def _ranked(conn: Connection, query: Query, sets: dict[str, str], params: dict[s
         ORDER BY page.n
     """)
     return [dict(r._mapping) for r in conn.execute(statement, params)]
+
+
+# A statement's text depends on the query's shape alone (how many words, phrases, filters; every
+# value is bound), so its parsed form is kept: text() finds the bind parameters of a few
+# kilobytes of SQL with a regular expression, measured 0.6 ms of the API process's CPU a statement.
+@lru_cache(maxsize=512)
+def _statement(sql: str) -> TextClause:
+    return text(sql)
 
 
 def tsquery(terms: list[tuple[str, bool]]) -> str:
