@@ -158,8 +158,11 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
     A second only when they found nothing: the fuzzy set (_fuzzy_sets: a typo, a substring).
     Under exact matches those would only add look-alikes below them, for the dearest lookups of
     all (a short page is filled from Spotify: wants_enrichment). `total` counts the word matches
-    up to MAX_COUNTED (see `count` below; fuzzy ones: the candidates). No transaction: the
-    statements only read, and BEGIN and COMMIT would be two more round trips (SESSION).
+    up to MAX_COUNTED (see `count` below; fuzzy ones: the candidates). The word set reads its
+    matches once (`matched`, up to MAX_COUNTED + 1: the count and, when that is all of them, the
+    most popular), and not at all when one of the query's whole words is unknown (`known`). No
+    transaction: the statements only read, and BEGIN and COMMIT would be two more round trips
+    (SESSION); nor a pre-ping (store.db.read retries a read once on a dead connection instead).
     """
     wanted = offset + limit
     params: dict[str, Any] = {"limit": limit, "offset": offset, "wanted": wanted,
