@@ -198,8 +198,9 @@ def search_songs(engine: Engine, query: Query, *, limit: int, offset: int) -> Fo
         # 'jindtes': 28-41 ms for one song). `|| ''` keeps that check out of the index.
         params["whole_tsquery"] = tsquery([(w, False) for w in params["whole_words"].split(" ")])
         rest = words_match[len(WORDS_ONLY):]
-        helpers["rare_words"] = ("SELECT song_search_estimate(to_tsquery('simple', :whole_tsquery)) <= :count_cap "
-                                 "AS yes")
+        # (numnode: a word the parser makes no lexeme of, "♥♥♥", would leave the whole words' query empty)
+        helpers["rare_words"] = ("SELECT numnode(to_tsquery('simple', :whole_tsquery)) > 0 "
+                                 "AND song_search_estimate(to_tsquery('simple', :whole_tsquery)) <= :count_cap AS yes")
         del helpers["matched"]  # after rare_words, which it reads
         helpers["matched"] = f"""
             (SELECT x.song_id, x.popularity, x.title FROM song_search x
