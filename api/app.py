@@ -65,7 +65,10 @@ def build_services(settings: Settings) -> Services:
     from shared.db import make_engine
     from shared.redis_conn import connect
 
-    engine = make_engine(settings, pool_size=10, connect_args={"connect_timeout": 2})
+    # No pool_pre_ping: its `SELECT 1` was a round trip before every search, a wait for a busy
+    # server's CPU each time; a connection found dead by its statement instead invalidates the
+    # pool, and the store's reads run once more on a new one (pipeline/store/db.py: read).
+    engine = make_engine(settings, pool_size=10, pool_pre_ping=False, connect_args={"connect_timeout": 2})
     fast_redis = connect(settings, socket_connect_timeout=0.25, socket_timeout=0.5, health_check_interval=0)
     keys = RedisKeys(settings.redis_namespace)
     enricher = None
@@ -175,7 +178,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestLog)
 
-    def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    # async: a few constant-time compares, no I/O; a plain def would cost every request a hop to
+    # the thread pool and back before the route's own (measured: see bench/README.md, search).
+    async def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
         if credentials is None or not token_allowed(credentials.credentials, settings.api_tokens):
             raise HTTPException(401, "Authorization: a bearer token from API_TOKENS is required",
                                 headers={"WWW-Authenticate": 'Bearer realm="spotify-sync"'})

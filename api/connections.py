@@ -224,7 +224,7 @@ class AuthorizeRequest(BaseModel):
     return_url: str | None = None
 
 
-def router(connector: Connector, authorised: Callable[..., None]) -> APIRouter:
+def router(connector: Connector, authorised: Callable[..., Any]) -> APIRouter:
     """The connection routes; `authorised` is the API's bearer-token dependency."""
     settings = connector.settings
     routes = APIRouter()

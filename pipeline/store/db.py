@@ -11,8 +11,9 @@ its `Connection` down); callers above the store never hold one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import psycopg.errors
 import sqlalchemy.exc
@@ -25,6 +26,7 @@ from pipeline.errors import StoreConflict, StoreError, StoreIntegrity, StoreUnav
 # long transaction's later statements see time move.
 NOW = "(statement_timestamp() AT TIME ZONE 'UTC')"
 NOW_SQL: TextClause = text(NOW)
+T = TypeVar("T")
 
 
 def seconds_from_now(param: str) -> str:
@@ -53,6 +55,22 @@ def autocommit(engine: Engine) -> Iterator[Connection]:
     with translated():
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             yield connection
+
+
+def read(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """`work`'s statements, which only read, on an autocommit connection; run once more on a new
+    connection when the first one was found dead (PostgreSQL restarted since it was pooled). An
+    engine made without pool_pre_ping (the API's: no `SELECT 1` round trip before every search)
+    learns of a dead connection only this way; the failure invalidates the pool, so every other
+    connection pooled before it is replaced too."""
+    try:
+        with autocommit(engine) as conn:
+            return work(conn)
+    except StoreUnavailable as exc:
+        if not getattr(exc.__cause__, "connection_invalidated", False):
+            raise
+    with autocommit(engine) as conn:
+        return work(conn)
 
 
 @contextmanager
