@@ -65,10 +65,11 @@ def build_services(settings: Settings) -> Services:
     from shared.db import make_engine
     from shared.redis_conn import connect
 
-    # No pool_pre_ping: its `SELECT 1` was a round trip before every search, a wait for a busy
-    # server's CPU each time; a connection found dead by its statement instead invalidates the
-    # pool, and the store's reads run once more on a new one (pipeline/store/db.py: read).
-    engine = make_engine(settings, pool_size=10, pool_pre_ping=False, connect_args={"connect_timeout": 2})
+    # No `SELECT 1` before every search (make_engine pings only a connection that sat idle: a
+    # round trip, a wait for a busy server's CPU each time); a connection found dead by its
+    # statement invalidates the pool, and the store's reads run once more on a new one
+    # (pipeline/store/db.py: read).
+    engine = make_engine(settings, pool_size=10, connect_args={"connect_timeout": 2})
     fast_redis = connect(settings, socket_connect_timeout=0.25, socket_timeout=0.5, health_check_interval=0)
     keys = RedisKeys(settings.redis_namespace)
     enricher = None

@@ -77,7 +77,7 @@ def main() -> None:
     requests = len(queries) * args.rounds
     if args.mode in ("single", "inproc"):
         clients = 1 if args.mode == "single" else args.clients
-        engine = make_engine(args.url, pool_size=clients, pool_pre_ping=False)
+        engine = make_engine(args.url, pool_size=clients)
         slowest: dict[tuple[str, str], float] = {}
 
         def run_one(q: str) -> list[str]:

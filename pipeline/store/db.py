@@ -60,9 +60,9 @@ def autocommit(engine: Engine) -> Iterator[Connection]:
 def read(engine: Engine, work: Callable[[Connection], T]) -> T:
     """`work`'s statements, which only read, on an autocommit connection; run once more on a new
     connection when the first one was found dead (PostgreSQL restarted since it was pooled). An
-    engine made without pool_pre_ping (the API's: no `SELECT 1` round trip before every search)
-    learns of a dead connection only this way; the failure invalidates the pool, so every other
-    connection pooled before it is replaced too."""
+    engine pings a pooled connection only when it sat idle (shared/db.py: no `SELECT 1` round trip
+    before every search), so a connection that died since its last use is learned of this way;
+    the failure invalidates the pool, so every other connection pooled before it is replaced too."""
     try:
         with autocommit(engine) as conn:
             return work(conn)

@@ -1,5 +1,6 @@
-"""The API's engine has no pool_pre_ping: a pooled connection PostgreSQL dropped is found by the
-search's own statement, which store.db.read runs once more on a new connection."""
+"""An engine pings a pooled connection only when it sat idle (shared/db.py), not before every
+search: a pooled connection PostgreSQL dropped in between is found by the search's own statement,
+which store.db.read runs once more on a new connection."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from tests.integration.search.conftest import TRICKY, insert_songs
 @pytest.fixture
 def unpinged(clean_db, database_url):
     insert_songs(clean_db, TRICKY)
-    engine = make_engine(database_url, pool_size=1, max_overflow=0, pool_pre_ping=False)
+    # Never idle long enough to be pinged: the statement finds the dead connection.
+    engine = make_engine(database_url, pool_size=1, max_overflow=0, ping_idle_s=3600)
     yield engine
     engine.dispose()
 
