@@ -10,9 +10,15 @@ Spotify never says its limit; it only answers 429 once its rolling 30 s window i
   refused in the window, is the `ceiling`. The budget drops to `SAFE_SHARE` of it: just below the
   limit in one step, not the halving of textbook AIMD, whose saw-tooth would average 75 %.
 - **Hold, then probe gently.** Below a known ceiling the budget stays put for `hold_windows`, then
-  creeps up by `PROBE_STEP` a window. A 429 at the same ceiling again doubles the hold (up to
-  `MAX_HOLD_WINDOWS`), so a steady limit costs one 429 every 10-20 minutes; a probe that passes the
-  old ceiling by `GREW` without a 429 means the limit grew: slow start again from there.
+  creeps up by `PROBE_STEP` a window, but never past the ceiling in one step: it stops at the
+  ceiling, and the last requests up to and just past it (`ONE_BY_ONE`) are added one a window.
+  Every request of a window past the limit is refused, and the fleet's requests in flight when the
+  first refusal comes (24 threads sending a window's burst) are past the box already: a step of
+  2 % at a limit of 600 overshot it by up to 12, and each probe cost 2-4 429s (each one more
+  second of Spotify's penalty in its penalty mode). One a window, the probe that finds a steady
+  limit overshoots it by one request: one 429. A 429 at the same ceiling again doubles the hold (up
+  to `MAX_HOLD_WINDOWS`), so a steady limit costs one 429 every 10-20 minutes; a probe that passes
+  the old ceiling by `GREW` without a 429 means the limit grew: slow start again from there.
 - A 429 that came while the fleet sent less than `MEASURABLE` of its budget (another program on the
   same client id, a 429 of Spotify's own) measures nothing: the budget halves, as in AIMD, which
   does not slow what the fleet was sending, and the ceiling stays as it was.
@@ -39,6 +45,9 @@ SAFE_SHARE = 0.95  # of the measured ceiling
 DEMAND = 0.8  # a window counts as busy when the fleet used this share of its budget
 SLOW_START_FACTOR = 2.0
 PROBE_STEP = 0.02  # of the budget per window, at least one request
+# Past the ceiling, one request a window for this share of it (at least 2): a ceiling measured a
+# request or two low (a refusal handled late) still costs one 429, not a whole step's overshoot.
+ONE_BY_ONE = 0.01
 GREW = 1.1  # a probe this far past the old ceiling without a 429: the limit grew
 FIRST_HOLD_WINDOWS = 10
 MAX_HOLD_WINDOWS = 40
@@ -89,10 +98,20 @@ def after_window(state: LearnedState, used: int, now_ms: int, bounds: Bounds, *,
     if state.ceiling is None:
         budget = state.budget * SLOW_START_FACTOR
     else:
-        budget = state.budget + max(1.0, state.budget * PROBE_STEP)
+        budget = probed(state.budget, state.ceiling)
         if budget > state.ceiling * GREW:  # the old ceiling is passed without a 429: the limit grew
             moved = replace(moved, ceiling=None, hold_windows=0)
     return replace(moved, budget=min(float(bounds.maximum), budget))
+
+
+def probed(budget: float, ceiling: float) -> float:
+    """The budget one probing window later, below a known `ceiling` or past it (module docstring):
+    up to the ceiling in steps of PROBE_STEP, then one request a window until ONE_BY_ONE past it."""
+    if budget < ceiling:
+        return min(budget + max(1.0, budget * PROBE_STEP), ceiling)
+    if budget < ceiling + max(2.0, ceiling * ONE_BY_ONE):
+        return budget + 1.0
+    return budget + max(1.0, budget * PROBE_STEP)
 
 
 def _in_event(state: LearnedState, now_ms: int, bounds: Bounds) -> bool:

@@ -3,10 +3,11 @@ a rolling 30 s window admitting `limit` calls, a fleet that always has work, one
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from pipeline.ratecontrol.learning import Bounds, after_rate_limit, after_window, initial, measured_since_ms
+from pipeline.ratecontrol.learning import Bounds, after_rate_limit, after_window, initial, measured_since_ms, probed
 
 WINDOW_MS = 30_000
 
@@ -22,6 +23,10 @@ class Simulation:
     rate_limited_at: list[int] = field(default_factory=list)
     admitted_at: list[int] = field(default_factory=list)
     held_back_at: int = 0
+    # Requests already sent when the first 429 of an event comes back (the fleet's threads are past
+    # the penalty box): refused too, as far as the budget had admitted them.
+    in_flight: int = 0
+    refused: deque = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         self.state = initial(self.bounds, self.now_ms)
@@ -29,7 +34,7 @@ class Simulation:
     def second(self, demand: int = 10_000) -> None:
         """One second of a fleet that always has work: as many calls as our budget lets through."""
         self.now_ms += 1000
-        for log in (self.ours, self.theirs):
+        for log in (self.ours, self.theirs, self.refused):
             while log and log[0] <= self.now_ms - WINDOW_MS:
                 log.popleft()
         since_step = sum(1 for t in self.ours if t >= self.state.stepped_at_ms)
@@ -39,12 +44,18 @@ class Simulation:
             return  # the penalty box is shut
         if demand > self.state.requests - len(self.ours):
             self.held_back_at = self.now_ms
-        for _ in range(min(demand, self.state.requests - len(self.ours))):
+        admitted = min(demand, self.state.requests - len(self.ours))
+        for n in range(admitted):
             self.ours.append(self.now_ms)
             if len(self.theirs) >= self.limit:  # a window 429: Retry-After until Spotify's window frees
-                self.rate_limited_at.append(self.now_ms)
                 self.blocked_until_ms = self.theirs[0] + WINDOW_MS
-                self.state = after_rate_limit(self.state, len(self.ours) - 1, self.now_ms, self.bounds) or self.state
+                behind = min(self.in_flight, admitted - n - 1)
+                self.ours.extend([self.now_ms] * behind)
+                for _ in range(1 + behind):
+                    self.rate_limited_at.append(self.now_ms)
+                    self.refused.append(self.now_ms)
+                    self.state = after_rate_limit(self.state, len(self.ours) - len(self.refused), self.now_ms,
+                                                  self.bounds) or self.state
                 return
             self.theirs.append(self.now_ms)
             self.admitted_at.append(self.now_ms)
@@ -70,6 +81,26 @@ def test_the_budget_converges_just_below_the_limit_within_five_minutes_and_stays
         achieved_per_window = sim.admitted_since(converged) / (1200 / 30)
         assert achieved_per_window >= 0.9 * limit, (limit, achieved_per_window)
         assert sim.limited_since(converged) <= 2, (limit, sim.rate_limited_at)  # at most one per 10 minutes
+
+
+def test_a_steady_limit_costs_one_429_per_probe_with_a_window_of_requests_in_flight():
+    # 24 threads: when a probe's first 429 comes back, 23 more requests may be on their way.
+    for limit in (60, 180, 600):
+        sim = Simulation(limit, in_flight=23)
+        sim.run(300)
+        converged = sim.now_ms
+        sim.run(1200)
+        probes = sorted(set(t for t in sim.rate_limited_at if t > converged))
+        assert probes, (limit, sim.state)  # it kept probing
+        assert sim.limited_since(converged) == len(probes), (limit, sim.rate_limited_at)  # one 429 each
+        assert sim.state.ceiling == limit, (limit, sim.state)
+
+
+def test_the_probe_stops_at_the_ceiling_then_passes_it_one_request_a_window():
+    steps = [570.0]
+    while len(steps) < 12:
+        steps.append(probed(steps[-1], 600.0))
+    assert [math.floor(b) for b in steps] == [570, 581, 593, 600, 601, 602, 603, 604, 605, 606, 618, 630]
 
 
 def test_a_limit_that_grows_is_found_again():
