@@ -1,5 +1,6 @@
 """The learned budget's policy (pipeline/ratecontrol/learning.py), run against a simulated Spotify:
-a rolling 30 s window admitting `limit` calls, a fleet that always has work, one step a second."""
+a rolling 30 s window admitting `limit` calls, a fleet that always has work, one step a tick (a second
+unless told; what the fleet sends in one tick goes out together)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from pipeline.ratecontrol.learning import Bounds, after_rate_limit, after_window, initial, measured_since_ms, probed
+from pipeline.ratecontrol.learning import (
+    Bounds,
+    after_rate_limit,
+    after_window,
+    initial,
+    measured_since_ms,
+    probed,
+    release_interval_ms,
+)
 
 WINDOW_MS = 30_000
 
@@ -27,13 +36,14 @@ class Simulation:
     # the penalty box): refused too, as far as the budget had admitted them.
     in_flight: int = 0
     refused: deque = field(default_factory=deque)
+    tick_ms: int = 1000  # what the fleet sends in one tick goes out together
 
     def __post_init__(self) -> None:
         self.state = initial(self.bounds, self.now_ms)
 
-    def second(self, demand: int = 10_000) -> None:
-        """One second of a fleet that always has work: as many calls as our budget lets through."""
-        self.now_ms += 1000
+    def tick(self, demand: int = 10_000) -> None:
+        """One tick of a fleet that always has work: as many calls as our budget lets through."""
+        self.now_ms += self.tick_ms
         for log in (self.ours, self.theirs, self.refused):
             while log and log[0] <= self.now_ms - WINDOW_MS:
                 log.popleft()
@@ -42,13 +52,14 @@ class Simulation:
                                   held_back=self.held_back_at >= self.state.stepped_at_ms) or self.state
         if self.now_ms < self.blocked_until_ms:
             return  # the penalty box is shut
-        if demand > self.state.requests - len(self.ours):
+        free = self.state.requests_at(self.now_ms, self.bounds) - len(self.ours)
+        if demand > free:
             self.held_back_at = self.now_ms
-        admitted = min(demand, self.state.requests - len(self.ours))
+        admitted = max(0, min(demand, free))
         for n in range(admitted):
             self.ours.append(self.now_ms)
-            if len(self.theirs) >= self.limit:  # a window 429: Retry-After until Spotify's window frees
-                self.blocked_until_ms = self.theirs[0] + WINDOW_MS
+            if len(self.theirs) >= self.limit:  # a window 429: Retry-After until Spotify's window admits one
+                self.blocked_until_ms = self.theirs[len(self.theirs) - self.limit] + WINDOW_MS
                 behind = min(self.in_flight, admitted - n - 1)
                 self.ours.extend([self.now_ms] * behind)
                 for _ in range(1 + behind):
@@ -61,8 +72,8 @@ class Simulation:
             self.admitted_at.append(self.now_ms)
 
     def run(self, seconds: int, demand: int = 10_000) -> None:
-        for _ in range(seconds):
-            self.second(demand)
+        for _ in range(seconds * 1000 // self.tick_ms):
+            self.tick(demand)
 
     def admitted_since(self, start_ms: int) -> int:
         return sum(1 for t in self.admitted_at if t > start_ms)
@@ -94,6 +105,32 @@ def test_a_steady_limit_costs_one_429_per_probe_with_a_window_of_requests_in_fli
         assert probes, (limit, sim.state)  # it kept probing
         assert sim.limited_since(converged) == len(probes), (limit, sim.rate_limited_at)  # one 429 each
         assert sim.state.ceiling == limit, (limit, sim.state)
+
+
+def test_the_slow_start_that_crosses_the_limit_costs_one_429_with_a_window_of_requests_in_flight():
+    # What the fleet sends in 100 ms goes out together: a step released at once (a burst of every
+    # thread) crossed the limit with 23 more requests on their way, all refused.
+    for limit in (60, 180, 600):
+        sim = Simulation(limit, in_flight=23, tick_ms=100)
+        sim.run(300)
+        assert 0.9 * limit <= sim.state.requests <= limit and sim.state.ceiling == limit, (limit, sim.state)
+        assert len(sim.rate_limited_at) == 1, (limit, sim.rate_limited_at)
+
+
+def test_a_step_up_is_released_evenly_over_its_window_and_a_decrease_at_once():
+    bounds = Bounds(400, 3000, WINDOW_MS)
+    start = initial(bounds, 0)
+    doubled = after_window(start, 400, WINDOW_MS, bounds, held_back=True)
+    assert doubled is not None and doubled.requests == 800 and doubled.grown_from == 400
+    assert [doubled.requests_at(WINDOW_MS + s * 1000, bounds) for s in (0, 15, 30, 45)] == [400, 600, 800, 800]
+    assert release_interval_ms(doubled, WINDOW_MS + 1000, bounds) == 75.0  # 400 more over 30 s
+    assert release_interval_ms(doubled, 2 * WINDOW_MS, bounds) is None  # all released
+    assert release_interval_ms(start, 1000, bounds) is None
+    limited = after_rate_limit(doubled, 600, WINDOW_MS + 15_000, bounds)
+    assert limited is not None and limited.grown_from is None
+    assert limited.requests_at(WINDOW_MS + 15_001, bounds) == limited.requests == 570
+    held = after_window(limited, 570, 2 * WINDOW_MS + 15_000, bounds, held_back=True)
+    assert held is not None and held.grown_from is None and held.requests_at(2 * WINDOW_MS + 15_000, bounds) == 570
 
 
 def test_the_probe_stops_at_the_ceiling_then_passes_it_one_request_a_window():
