@@ -69,8 +69,8 @@ TEN_MINUTES_S = 600.0
 # Every load process of every case imported and built its client: 27 processes importing at once
 # on 2 busy cores (load average 50) were not all ready after 5 minutes.
 READY_TIMEOUT_S = 900.0
-# To look into a figure: PACE_CASES="penalty 2s, limit 600;no penalty, limit 600" runs only the cases
-# whose names hold one of those (`;` apart), without the lane.
+# To look into a figure: PACE_CASES="auto, penalty 2s, limit 600;auto, limit halved" runs only the cases
+# of those names (`;` apart, as the figures name them), without the lane.
 PACE_CASES = "PACE_CASES"
 
 Sample = tuple[float, int, int, float]  # (t since the case started, answered, 429s, budget per window)
@@ -375,7 +375,7 @@ def _cases(quick: bool, window_s: int, seconds: float, converge_cap_s: float) ->
                       seconds=seconds))
     chosen = [name.strip() for name in os.environ.get(PACE_CASES, "").split(";") if name.strip()]
     if chosen:
-        cases = [case for case in cases if any(name in case.name for name in chosen)]
+        cases = [case for case in cases if case.name in chosen]
         if not cases:
             raise BenchError(f"{PACE_CASES} names no case: {chosen}")
     for n, case in enumerate(cases):
