@@ -41,7 +41,12 @@ Spotify never says its limit; it only answers 429 once its rolling 30 s window i
   the event's first requests gone while their refusals still count, and would lower the measure
   each time (a limit of 30 per 3 s was measured at 12 so). The count runs to the 429 being
   handled, not to the first: a request admitted between Spotify's first refusal and the fleet's
-  hearing of it is refused too, and its refusal must meet its admission.
+  hearing of it is refused too, and its refusal must meet its admission. A 429 more than `LATE_MS`
+  after the first was not in flight with it but sent once the box opened again, to a Spotify whose
+  window still held more than its limit (a limit that fell under a fleet whose requests were spread
+  over the window): it counts from a window before itself, what Spotify's window holds now. Counted
+  from the event's start, those 429s found the old limit's traffic again and again, one a second
+  while the box kept opening (limit halved: 6 429s in 4 s before the measure moved).
 
 A quota 429 (QUOTA_EXCEEDED, or a Retry-After far beyond the window) says nothing about the rate and
 never reaches this module.
@@ -64,6 +69,9 @@ FIRST_HOLD_WINDOWS = 10
 MAX_HOLD_WINDOWS = 40
 MEASURABLE = 0.5  # a 429 measures the limit only when the fleet sent at least this share of its budget
 SAME_CEILING = 1.05  # a 429 at or below this share of the old ceiling found the same limit again
+# A 429 this long after its event's first (at most a window) was not in flight with it: 30 per 3 s
+# on a busy host handled an event's in-flight 429s up to 1.7 s after the first.
+LATE_MS = 2000
 
 
 @dataclass(frozen=True)
@@ -152,11 +160,21 @@ def _in_event(state: LearnedState, now_ms: int, bounds: Bounds) -> bool:
     return bool(state.decreased_at_ms) and now_ms - state.decreased_at_ms < bounds.window_ms
 
 
+def _late_ms(bounds: Bounds) -> int:
+    """How long after an event's first 429 its in-flight 429s may still be handled (a busy host)."""
+    return min(LATE_MS, bounds.window_ms)
+
+
 def measured_since_ms(state: LearnedState, now_ms: int, bounds: Bounds) -> int:
     """Where the count of a window 429 at `now_ms` starts: a window before the first 429 of its
-    event (see the module docstring). `counted` for after_rate_limit is what the fleet admitted from
+    event (see the module docstring), or a window before itself for a 429 that came too long after
+    the first to have been in flight with it (a request sent once the box opened again, to a Spotify
+    whose window still holds more than its limit: a limit that fell, met by a fleet whose requests
+    were spread over its window). `counted` for after_rate_limit is what the fleet admitted from
     here to now, less what Spotify refused from here to now."""
-    return (state.decreased_at_ms if _in_event(state, now_ms, bounds) else now_ms) - bounds.window_ms
+    if _in_event(state, now_ms, bounds) and now_ms - state.decreased_at_ms < _late_ms(bounds):
+        return state.decreased_at_ms - bounds.window_ms
+    return now_ms - bounds.window_ms
 
 
 def after_rate_limit(state: LearnedState, counted: int, now_ms: int, bounds: Bounds) -> LearnedState | None:

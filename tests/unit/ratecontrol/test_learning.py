@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from pipeline.ratecontrol.learning import (
     Bounds,
+    LearnedState,
     after_rate_limit,
     after_window,
     initial,
@@ -148,6 +149,24 @@ def test_a_limit_that_grows_is_found_again():
     assert sim.state.requests >= 0.9 * 600, sim.state
 
 
+def test_a_limit_that_halves_under_spread_requests_is_measured_by_the_429s_after_the_box_opens():
+    # 171 requests spread over the window, then Spotify's limit falls to 90: the first 429 counts
+    # what its window held (the old limit's traffic); the next, once the box opened 14 s later,
+    # counts what Spotify let through in the window before itself.
+    bounds = Bounds(50, 3000, WINDOW_MS)
+    admitted = [n * 175 for n in range(171)]  # 0 .. 29.75 s
+    state = LearnedState(budget=171.0, ceiling=180.0, hold_windows=10, stepped_at_ms=0)
+    refused = [30_000]
+    state = after_rate_limit(state, _counted(admitted, refused, measured_since_ms(state, 30_000, bounds)),
+                             30_000, bounds) or state
+    assert state.requests == 161  # 170 counted: the same limit, it seems
+    admitted.append(44_000)
+    refused.append(44_000)
+    since_ms = measured_since_ms(state, 44_000, bounds)
+    state = after_rate_limit(state, _counted(admitted, refused, since_ms), 44_000, bounds) or state
+    assert state.ceiling == 90 and state.requests == 85, state
+
+
 def test_a_limit_that_halves_is_followed_within_a_window_of_the_first_429():
     sim = Simulation(600)
     sim.run(600)
@@ -226,6 +245,8 @@ def test_a_429_after_the_event_measures_from_a_window_before_itself():
     bounds = Bounds(50, 3000, WINDOW_MS)
     state = after_rate_limit(initial(bounds, 0), 200, 10_000, bounds)
     assert state is not None
-    assert measured_since_ms(state, 25_000, bounds) == 10_000 - WINDOW_MS  # the same event
+    assert measured_since_ms(state, 11_500, bounds) == 10_000 - WINDOW_MS  # the same event, in flight with it
+    # The same event, but sent once the box opened again: what Spotify's window holds now.
+    assert measured_since_ms(state, 25_000, bounds) == 25_000 - WINDOW_MS
     assert measured_since_ms(state, 40_000, bounds) == 40_000 - WINDOW_MS  # a window on: a new one
     assert measured_since_ms(initial(bounds, 0), 5_000, bounds) == 5_000 - WINDOW_MS  # no decrease yet
