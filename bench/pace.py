@@ -69,6 +69,9 @@ TEN_MINUTES_S = 600.0
 # Every load process of every case imported and built its client: 27 processes importing at once
 # on 2 busy cores (load average 50) were not all ready after 5 minutes.
 READY_TIMEOUT_S = 900.0
+# To look into a figure: PACE_CASES="auto, penalty 2s, limit 600;auto, limit halved" runs only the cases
+# of those names (`;` apart, as the figures name them), without the lane.
+PACE_CASES = "PACE_CASES"
 
 Sample = tuple[float, int, int, float]  # (t since the case started, answered, 429s, budget per window)
 
@@ -370,6 +373,11 @@ def _cases(quick: bool, window_s: int, seconds: float, converge_cap_s: float) ->
                           **baseline))  # type: ignore[arg-type]
     cases.append(Case("auto, limit halved", limits[-1] if quick else 180, auto, halve_at_s=converge_cap_s,
                       seconds=seconds))
+    chosen = [name.strip() for name in os.environ.get(PACE_CASES, "").split(";") if name.strip()]
+    if chosen:
+        cases = [case for case in cases if case.name in chosen]
+        if not cases:
+            raise BenchError(f"{PACE_CASES} names no case: {chosen}")
     for n, case in enumerate(cases):
         case.start_s = round(n * window_s / len(cases), 2)
     return cases
@@ -403,8 +411,9 @@ def run(quick: bool) -> list[Figure]:
         print(f"[bench] pace: {sum(len(c.loads) for c in cases)} load processes ready after "
               f"{time.monotonic() - waited:.0f} s", file=sys.stderr, flush=True)
         # The lane runs in the second half, when the baselines have ended.
-        lane_thread = threading.Timer(seconds / 2, lane_run, args=(ids_file,))
-        lane_thread.start()
+        lane_thread = None if os.environ.get(PACE_CASES) else threading.Timer(seconds / 2, lane_run, args=(ids_file,))
+        if lane_thread is not None:
+            lane_thread.start()
         client = redis.Redis.from_url(cases[0].world.settings.require_redis_url())
         try:
             _drive(cases, client, window_s)
@@ -413,7 +422,8 @@ def run(quick: bool) -> list[Figure]:
                 Path(os.environ["PACE_SAMPLES"]).write_text(json.dumps(
                     {case.name: {"start_s": case.start_s, "halved_at": case.halved_at, "samples": case.samples}
                      for case in cases}))
-            lane_thread.join()
+            if lane_thread is not None:
+                lane_thread.join()
         for case in cases:
             _finish_load(case)
     if "error" in lane:
@@ -422,4 +432,4 @@ def run(quick: bool) -> list[Figure]:
     for case in cases:
         figures += _halved_figures(case, window_s) if case.halve_at_s is not None else _figures(
             case, window_s, converge_cap_s)
-    return figures + lane["figures"]  # type: ignore[operator]
+    return figures + lane.get("figures", [])  # type: ignore[operator]

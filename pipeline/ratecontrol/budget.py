@@ -10,6 +10,8 @@ flush or a failover picks up where the fleet was rather than at the start again.
 
 from __future__ import annotations
 
+import math
+import random
 import threading
 import time
 import uuid
@@ -21,10 +23,22 @@ import redis
 from loguru import logger
 
 from pipeline.errors import RedisUnavailable, StoreError
-from pipeline.ratecontrol.learning import Bounds, LearnedState, after_rate_limit, after_window, initial, measured_since_ms
+from pipeline.ratecontrol.learning import (
+    Bounds,
+    LearnedState,
+    after_rate_limit,
+    after_window,
+    initial,
+    measured_since_ms,
+    release_interval_ms,
+)
 from shared.settings import Rate
 
 REFRESH_S = 1.0  # how stale a process's copy of the learned budget may be
+# While a step up is released (learning.py), a waiting thread naps about the time one more request
+# takes to be released, at random between half and one and a half of it (so a process's threads do
+# not all ask at once), never less than this: each nap ends in one more round trip to the log.
+MIN_NAP_S = 0.25
 HELD_BACK = "held_back_ms"  # a field beside the state: when a call last waited for the budget (Redis clock)
 
 # KEYS[1] = the state's hash: note, on Redis's clock, that a call waited for the budget.
@@ -50,6 +64,10 @@ class Budget(Protocol):
 
     def held_back(self) -> None:
         """A call had to wait for the budget: the fleet wants more than it has."""
+
+    def nap_s(self) -> float:
+        """The longest a thread waiting for the budget should sleep before asking again, however
+        long the log says the wait is: a budget being raised frees requests before the log does."""
 
 
 class BudgetRows(Protocol):
@@ -81,8 +99,12 @@ class FixedBudget:
     def held_back(self) -> None:
         pass
 
+    def nap_s(self) -> float:
+        return math.inf
+
 
 _FIELDS = tuple(LearnedState.__dataclass_fields__)
+_OPTIONAL = ("ceiling", "grown_from")  # float or None ("" in Redis); grown_from may be missing (an older release)
 
 
 def encode(state: LearnedState) -> dict[str, str]:
@@ -93,12 +115,13 @@ def decode(raw: dict[Any, Any]) -> LearnedState | None:
     """The state from its Redis hash; None for a missing or unreadable one (learned again)."""
     values = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
               for k, v in raw.items()}
-    if not set(_FIELDS) <= set(values):
+    if not set(_FIELDS) - set(_OPTIONAL) <= set(values):
         return None
     try:
-        return LearnedState(budget=float(values["budget"]),
-                            ceiling=float(values["ceiling"]) if values["ceiling"] else None,
-                            **{k: int(values[k]) for k in _FIELDS if k not in ("budget", "ceiling")})
+        optional = {k: float(values[k]) if values.get(k) else None for k in _OPTIONAL}
+        return LearnedState(budget=float(values["budget"]), ceiling=optional["ceiling"],
+                            grown_from=optional["grown_from"],
+                            **{k: int(values[k]) for k in _FIELDS if k != "budget" and k not in _OPTIONAL})
     except ValueError:
         return None
 
@@ -129,7 +152,8 @@ class LearnedBudget:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._state: LearnedState | None = None
-        self._read_at = float("-inf")
+        self._read_at = float("-inf")  # monotonic, when _state was read
+        self._read_ms = 0  # Redis's clock then
         self._noted_at = float("-inf")
         self._note_held_back = client.register_script(_NOTE_HELD_BACK)
 
@@ -139,12 +163,26 @@ class LearnedBudget:
 
     def requests(self) -> int:
         with self._lock:
-            if self._state is None or self._monotonic() - self._read_at >= REFRESH_S:
-                self._state = self._change(after_window)
-                self._read_at = self._monotonic()
-            state = self._state
-        self._on_change(state.requests)
-        return state.requests
+            state, now_ms = self._current()
+        requests = state.requests_at(now_ms, self.bounds)
+        self._on_change(requests)
+        return requests
+
+    def nap_s(self) -> float:
+        with self._lock:
+            state, now_ms = self._current()
+        interval_ms = release_interval_ms(state, now_ms, self.bounds)
+        if interval_ms is None:
+            return math.inf
+        return max(MIN_NAP_S, interval_ms / 1000 * random.uniform(0.5, 1.5))
+
+    def _current(self) -> tuple[LearnedState, int]:
+        """This process's copy of the state (read again once a second) and Redis's clock now, as
+        this process reckons it from its last read. Under self._lock."""
+        if self._state is None or self._monotonic() - self._read_at >= REFRESH_S:
+            self._state, self._read_ms = self._change(after_window)
+            self._read_at = self._monotonic()
+        return self._state, self._read_ms + int((self._monotonic() - self._read_at) * 1000)
 
     def rate_limited(self) -> None:
         try:  # this refusal counts against the measure of the limit, for this 429 and the next ones
@@ -159,12 +197,13 @@ class LearnedBudget:
             raise RedisUnavailable(f"the learned budget's Redis did not answer: {exc.__class__.__name__}") from exc
         with self._lock:
             before = self._state
-            self._state = self._change(after_rate_limit)
+            self._state, self._read_ms = self._change(after_rate_limit)
             self._read_at = self._monotonic()
-        if before is None or self._state.version != before.version:
+            state = self._state
+        if before is None or state.version != before.version:
             logger.info("the fleet's learned budget after a 429: {} requests per {}s window (limit measured at {})",
-                        self._state.requests, self.window_s, self._state.ceiling)
-        self._on_change(self._state.requests)
+                        state.requests, self.window_s, state.ceiling)
+        self._on_change(state.requests_at(self._read_ms, self.bounds))
 
     def held_back(self) -> None:
         """Noted in Redis at most once a second per process: the step up asks whether any did."""
@@ -184,16 +223,20 @@ class LearnedBudget:
         except redis.exceptions.RedisError as exc:
             raise RedisUnavailable(f"the learned budget's Redis did not answer: {exc.__class__.__name__}") from exc
 
-    def _change(self, step: Callable[[LearnedState, int, int, Bounds], LearnedState | None]) -> LearnedState:
-        """Apply `step` to the fleet's state, one writer at a time; the state in force after it."""
+    def _change(self, step: Callable[[LearnedState, int, int, Bounds], LearnedState | None]) -> tuple[LearnedState, int]:
+        """Apply `step` to the fleet's state, one writer at a time; the state in force after it, and
+        Redis's clock when it was read."""
         restored: list[LearnedState] = []
         changed: list[LearnedState] = []
+        read_ms: list[int] = []
 
         def attempt(pipe: Any) -> LearnedState:
             restored.clear()
             changed.clear()
+            read_ms.clear()
             seconds, micros = pipe.time()
             now_ms = int(seconds) * 1000 + int(micros) // 1000
+            read_ms.append(now_ms)
             raw = pipe.hgetall(self._key)
             state = decode(raw)
             held_back_ms = int(raw.get(HELD_BACK.encode(), raw.get(HELD_BACK, 0)) or 0)
@@ -222,7 +265,7 @@ class LearnedBudget:
             raise RedisUnavailable(f"the learned budget's Redis did not answer: {exc.__class__.__name__}") from exc
         if changed:
             self._save(state)
-        return state
+        return state, read_ms[-1]
 
     def _restore(self, now_ms: int) -> LearnedState:
         """Redis holds nothing: what PostgreSQL kept, else the start."""

@@ -292,8 +292,10 @@ class BudgetLimiter:
                     logger.info("the fleet's rate budget is not free for {:.1f}s more after a wait of {:.1f}s: "
                                 "the job is parked", wait_s, slept_s)
                 raise RateLimited(wait_s, "local_budget", source=BUDGET)
-            self._sleep(wait_s)
-            slept_s += wait_s
+            # A learned budget being raised frees requests before the log does (budget.nap_s).
+            nap_s = min(wait_s, self.budget.nap_s())
+            self._sleep(nap_s)
+            slept_s += nap_s
 
 
 def pyrate_rate(rate: Rate, margin_ms: int) -> PyrateRate:

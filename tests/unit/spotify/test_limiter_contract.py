@@ -5,6 +5,7 @@ import fakeredis
 import pytest
 
 from pipeline.errors import RateLimited, RedisUnavailable
+from pipeline.ratecontrol.budget import FixedBudget
 from pipeline.ratecontrol.limiter import InMemoryLimiter, RedisLimiter
 from shared.settings import Rate
 
@@ -71,6 +72,30 @@ def test_the_next_request_waits_until_the_oldest_leaves_the_window(make_limiter)
     make_limiter.clock.ms += 3000
     waited = limiter.acquire()
     assert 7.0 <= waited <= 7.1  # the first of the five leaves the 10 s window 7 s from now (+ jitter)
+
+
+class RaisedAfterNaps(FixedBudget):
+    """A learned budget being raised (learning.py releases a step over its window): one more
+    request after the waiting thread has napped three times."""
+
+    def __init__(self, clock: FakeClock):
+        super().__init__(Rate(5, 10))
+        self.clock, self.from_ms = clock, clock.ms
+
+    def requests(self) -> int:
+        return 6 if self.clock.ms - self.from_ms >= 1500 else 5
+
+    def nap_s(self) -> float:
+        return 0.5
+
+
+def test_a_waiting_thread_naps_and_takes_a_request_the_budget_releases_before_the_log_frees_one(make_limiter):
+    clock = make_limiter.clock
+    limiter = make_limiter(Rate(5, 10), budget=RaisedAfterNaps(clock))
+    for _ in range(5):
+        limiter.acquire()
+    waited = limiter.acquire()  # the log frees one 10 s from now; the budget releases one in 1.5 s
+    assert waited == pytest.approx(1.5) and clock.slept == [0.5, 0.5, 0.5]
 
 
 def test_a_sliding_window_never_holds_more_than_the_rate(make_limiter):
