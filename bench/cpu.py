@@ -119,6 +119,17 @@ def _cpu_s(proc: psutil.Process) -> float:
     return times.user + times.system
 
 
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """User + system CPU seconds of these processes so far (one that has ended counts nothing)."""
+    total = 0.0
+    for proc in processes:
+        try:
+            total += _cpu_s(proc)
+        except psutil.Error:
+            pass
+    return total
+
+
 # --- finders ------------------------------------------------------------------------------------
 
 

@@ -332,6 +332,19 @@ def run(quick: bool = False, rows: int | None = None, per_class: int | None = No
         return figures + searches(url, per_class, clients, rounds)
 
 
+def http_searcher(port: int, token: str) -> Callable[[str], list[str]]:
+    """A query's top ten Spotify ids from the served API (local only), one client per thread."""
+    local = threading.local()
+
+    def api(q: str) -> list[str]:
+        if not hasattr(local, "http"):
+            local.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                      headers={"Authorization": f"Bearer {token}"})
+        body = local.http.get("/v1/search", params={"q": q, "limit": 10, "enrich": "never"}).json()
+        return [s["spotifyId"] for s in body["items"]]
+    return api
+
+
 def searches(url: str, per_class: int, clients: int, rounds: int) -> list[Figure]:
     """Latency and recall through HTTP, the same queries' latency calling search_songs in
     process (the SQL's share of it), and the ILIKE baseline's."""
@@ -342,13 +355,6 @@ def searches(url: str, per_class: int, clients: int, rounds: int) -> list[Figure
     queries = query_set(url, per_class)
     port = _free_port()
     local = threading.local()
-
-    def api(q: str) -> list[str]:
-        if not hasattr(local, "http"):
-            local.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                                      headers={"Authorization": f"Bearer {token}"})
-        body = local.http.get("/v1/search", params={"q": q, "limit": 10, "enrich": "never"}).json()
-        return [s["spotifyId"] for s in body["items"]]
 
     def baseline(q: str) -> list[str]:
         if not hasattr(local, "pg"):
@@ -361,6 +367,7 @@ def searches(url: str, per_class: int, clients: int, rounds: int) -> list[Figure
 
     with redis_namespace(redis_url()) as namespace:
         process, token = _serve(url, namespace, port, workers=2)
+        api = http_searcher(port, token)
         try:
             measure(api, queries, clients, 1)  # warm every pooled connection and the caches
             api_ms, api_recall = measure(api, queries, clients, rounds)

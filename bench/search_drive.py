@@ -15,28 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import time
 
-import httpx
 import psutil
 
+from bench.cpu import cpu_seconds
 from bench.harness import redis_namespace, redis_url
-from bench.search import CLASSES, _free_port, _serve, every, measure, percentile, query_set
+from bench.search import CLASSES, _free_port, _serve, every, http_searcher, measure, percentile, query_set
 from pipeline.search.query import parse
 from pipeline.store.search import search_songs
 from shared.db import make_engine
-
-
-def _cpu(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for p in processes:
-        try:
-            times = p.cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            pass
-    return total
 
 
 def _backends(database: str) -> list[psutil.Process]:
@@ -88,35 +76,28 @@ def main() -> None:
 
         measure(run_one, queries, clients, 1)
         backends = _backends(database)
-        before = _cpu([me]), _cpu(backends)
+        before = cpu_seconds([me]), cpu_seconds(backends)
         latencies, recall = measure(run_one, queries, clients, args.rounds)
         _summary(f"{clients} client(s), in process", latencies, requests,
-                 {"search (python)": _cpu([me]) - before[0], "postgres": _cpu(backends) - before[1]})
+                 {"search (python)": cpu_seconds([me]) - before[0], "postgres": cpu_seconds(backends) - before[1]})
         print("  recall", {k: round(v, 3) for k, v in recall.items()})
         for (_, q), ms in sorted(slowest.items(), key=lambda kv: -kv[1])[:args.top]:
             print(f"  {ms:7.1f} ms  {q!r}")
         engine.dispose()
         return
     port = _free_port()
-    local = threading.local()
-
-    def api(q: str) -> list[str]:
-        if not hasattr(local, "http"):
-            local.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                                      headers={"Authorization": f"Bearer {token}"})
-        body = local.http.get("/v1/search", params={"q": q, "limit": 10, "enrich": "never"}).json()
-        return [s["spotifyId"] for s in body["items"]]
 
     with redis_namespace(redis_url()) as namespace:
         process, token = _serve(args.url, namespace, port, workers=args.workers)
+        api = http_searcher(port, token)
         server = psutil.Process(process.pid)
         try:
             measure(api, queries, args.clients, 1)
             servers, backends = [server, *server.children(recursive=True)], _backends(database)
-            start = _cpu([me]), _cpu(servers), _cpu(backends)
+            start = cpu_seconds([me]), cpu_seconds(servers), cpu_seconds(backends)
             latencies, recall = measure(api, queries, args.clients, args.rounds)
-            cpu = {"client (httpx)": _cpu([me]) - start[0], "api server": _cpu(servers) - start[1],
-                   "postgres": _cpu(backends) - start[2]}
+            cpu = {"client (httpx)": cpu_seconds([me]) - start[0], "api server": cpu_seconds(servers) - start[1],
+                   "postgres": cpu_seconds(backends) - start[2]}
         finally:
             process.terminate()
             process.wait(15)
