@@ -1,13 +1,16 @@
 """Enriching a search from Spotify without ever making the caller wait past SEARCH_ENRICH_WAIT.
 
     outcome = enricher.enrich(raw_query, limit)       # Outcome(status, reason, added)
+    asked = enricher.ask(raw_query, limit)            # begun; search locally meanwhile, then
+    outcome = asked.outcome(deadline)                 # waits for Spotify until `deadline` at most
 
 - A cached answer (api/cache.py) makes no Spotify call; a stale one is served and refreshed in
   the background.
 - Otherwise the search goes to Spotify through the project's client (the fleet's limiter,
   penalty box and tier rules hold) on a bounded thread pool: at most `max_in_flight` at once per
   process (more are "skipped"), identical searches in flight share one call. The caller waits
-  at most `wait_s`; past it the answer is "pending" and the call finishes in the background.
+  until its deadline at most (the API's: `wait_s` after the search began, local search included);
+  past it the answer is "pending" and the call finishes in the background.
 - Tracks Spotify returns that songs lacks are upserted, with their search rows in the same
   transaction (not left to the search indexer), and get track_sync jobs (audio features), so the
   next search finds them locally.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -65,6 +69,30 @@ class Outcome:
         return body
 
 
+@dataclass(frozen=True)
+class Asked:
+    """An enrichment begun (Enricher.ask): its outcome known already, or a Spotify call under way."""
+
+    known: Outcome | None = None
+    call: Future[int] | None = None
+
+    def outcome(self, deadline: float) -> Outcome:
+        """The outcome, waiting for the call at most until `deadline` (time.monotonic()); past it
+        "pending", and the call goes on in the background."""
+        outcome = self.known or self._wait(deadline)
+        ENRICHMENT.labels(outcome.status).inc()
+        return outcome
+
+    def _wait(self, deadline: float) -> Outcome:
+        assert self.call is not None
+        try:
+            return Outcome(FRESH, added=self.call.result(timeout=max(0.0, deadline - time.monotonic())))
+        except FutureTimeout:
+            return Outcome(PENDING)
+        except Degraded as exc:
+            return Outcome(DEGRADED, exc.reason)
+
+
 class Degraded(Exception):
     """Spotify could not help this time; `reason` says why (it goes to the caller)."""
 
@@ -88,33 +116,31 @@ class Enricher:
         self._lock = threading.Lock()
 
     def enrich(self, raw_query: str, limit: int) -> Outcome:
-        outcome = self._enrich(raw_query, min(limit, SPOTIFY_SEARCH_LIMIT))
-        ENRICHMENT.labels(outcome.status).inc()
-        return outcome
+        """ask(), then its outcome within wait_s from now."""
+        return self.ask(raw_query, limit).outcome(time.monotonic() + self.wait_s)
 
-    def _enrich(self, raw_query: str, spotify_limit: int) -> Outcome:
+    def ask(self, raw_query: str, limit: int) -> Asked:
+        """This search's enrichment, begun: the cache or the circuit decides at once, or a Spotify
+        call starts (or one in flight for the same search is joined). The caller collects the
+        outcome by a deadline (Asked.outcome) and may search locally meanwhile."""
+        spotify_limit = min(limit, SPOTIFY_SEARCH_LIMIT)
         digest = query_digest(raw_query, spotify_limit)
         try:
             result, _ = self._cache.get(digest)
             CACHE.labels(result).inc()
             if result == HIT:
-                return Outcome(CACHED)
+                return Asked(Outcome(CACHED))
             if self._circuit.is_open():
-                return Outcome(CACHED) if result == STALE else Outcome(DEGRADED, "circuit_open")
+                return Asked(Outcome(CACHED) if result == STALE else Outcome(DEGRADED, "circuit_open"))
         except errors.RedisUnavailable:
-            return Outcome(DEGRADED, "redis_unavailable")
+            return Asked(Outcome(DEGRADED, "redis_unavailable"))
         future = self._start(raw_query, digest, spotify_limit)
         if result == STALE:
-            return Outcome(CACHED)  # served now; `future` (if a slot was free) refreshes it
+            return Asked(Outcome(CACHED))  # served now; `future` (if a slot was free) refreshes it
         assert result == MISS
         if future is None:
-            return Outcome(SKIPPED, "too_many_in_flight")
-        try:
-            return Outcome(FRESH, added=future.result(timeout=self.wait_s))
-        except FutureTimeout:
-            return Outcome(PENDING)
-        except Degraded as exc:
-            return Outcome(DEGRADED, exc.reason)
+            return Asked(Outcome(SKIPPED, "too_many_in_flight"))
+        return Asked(call=future)
 
     def _start(self, raw_query: str, digest: str, spotify_limit: int) -> Future[int] | None:
         """The call for this search: one already in flight, a new one, or None (no free slot)."""

@@ -59,12 +59,13 @@ def test_tracks_found_through_spotify_land_in_songs_and_a_second_search_makes_no
         assert searches(emulator) == before + 1
 
 
-def test_the_wait_is_honoured_when_spotify_is_slow(settings, emulator, clean_db, engine):  # noqa: F811
+@pytest.mark.parametrize("enrich", ["auto", "always"])  # always: Spotify asked before the local search
+def test_the_wait_is_honoured_when_spotify_is_slow(settings, emulator, clean_db, engine, enrich):  # noqa: F811
     emulator.reset(faults="slow:1@/v1/search", slow_s=2.0)
     assert emulator.http.post("/_emulator/search/warm").status_code == 200
     with Server(run_env(settings, emulator, SEARCH_ENRICH_WAIT="300ms")) as server:
         started = time.monotonic()
-        body = server.search("love", limit=3).json()
+        body = server.search("love", limit=3, enrich=enrich).json()
         elapsed = time.monotonic() - started
         assert body["enrichment"]["status"] == "pending"
         assert elapsed < 0.3 + 0.4, f"answered after {elapsed:.2f}s"

@@ -4,6 +4,7 @@ socket, real PostgreSQL (songs, job rows) and real Redis (cache, circuit, limite
 from __future__ import annotations
 
 import time
+from concurrent.futures import wait
 
 import pytest
 from sqlalchemy import text
@@ -76,6 +77,21 @@ def test_the_wait_is_honoured_when_spotify_is_slow(make_services, emulator):
     assert services.enricher.wait_idle(10)  # the call finishes in the background...
     assert len(song_ids(services.engine)) > 0  # ...and its songs land
     assert services.enricher.enrich("love", 10).status == "cached"
+
+
+def test_an_enrichment_asked_first_runs_while_the_caller_works_and_its_deadline_is_the_callers(
+        make_services, emulator):
+    services = make_services()
+    asked = services.enricher.ask("love", 10)
+    assert asked.known is None and asked.call is not None  # a Spotify call under way, nothing waited for
+    assert wait([asked.call], timeout=10).done  # the call ends while the caller does something else
+    outcome = asked.outcome(deadline=time.monotonic() - 1)  # a deadline passed: the finished call still counts
+    assert outcome.status == "fresh" and outcome.added == len(song_ids(services.engine)) > 0
+
+    emulator.configure(faults="slow:1@/v1/search", slow_s=1.0)
+    started = time.monotonic()
+    slow = services.enricher.ask("heart", 10).outcome(deadline=started + 0.05)
+    assert slow.status == "pending" and time.monotonic() - started < 0.5
 
 
 def test_more_searches_than_slots_are_skipped(make_services, emulator):
