@@ -16,10 +16,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import wrk  # noqa: E402
 from emulator.config import EmulatorConfig  # noqa: E402
 from emulator.server import start_subprocess  # noqa: E402
 
@@ -82,30 +80,9 @@ def run_httpx(base_url: str, token: str, paths: list[str], duration_s: float, pr
     return ok / min(elapsed, duration_s), ok, errors
 
 
-WRK_SCRIPT = """
-local paths = {}
-local i = 0
-init = function(args) for line in io.lines(args[1]) do paths[#paths + 1] = line end end
-request = function()
-  i = i + 1
-  return wrk.format("GET", paths[(i %% #paths) + 1], {["Authorization"] = "Bearer %s"})
-end
-"""
-
-
 def run_wrk(base_url: str, token: str, paths: list[str], duration_s: float, concurrency: int) -> tuple[float, int, int]:
-    with tempfile.TemporaryDirectory() as tmp:
-        script, path_file = Path(tmp, "paths.lua"), Path(tmp, "paths.txt")
-        script.write_text(WRK_SCRIPT % token)
-        path_file.write_text("\n".join(paths))
-        out = subprocess.run(
-            ["wrk", "-t2", f"-c{concurrency}", f"-d{int(duration_s)}s", "-s", str(script), base_url, "--", str(path_file)],
-            capture_output=True, text=True, check=True,
-        ).stdout
-    rps = float(next(line for line in out.splitlines() if line.startswith("Requests/sec")).split()[1])
-    total = int(next(line for line in out.splitlines() if "requests in" in line).split()[0])
-    errors = sum(int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line)
-    return rps, total, errors
+    load = wrk.run(base_url, paths, duration_s=duration_s, connections=concurrency, token=token)  # errors raise
+    return load.per_s, load.requests, 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catalog-size", type=int, default=100_000)
     args = parser.parse_args(argv)
     duration_s = args.duration_s or (3.0 if args.quick else 10.0)
-    tool = args.tool if args.tool != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
+    tool = args.tool if args.tool != "auto" else ("wrk" if wrk.available() else "httpx")
 
     config = EmulatorConfig(rate_limit=None, catalog_size=args.catalog_size)
     with start_subprocess(config, env={"PYTHONHASHSEED": "0"}) as emulator:
