@@ -313,7 +313,10 @@ def _lookalikes(n: int, word: str, prefix: bool, params: dict[str, Any]) -> str:
     (_MAY_BE_TYPO), the known words it may be a typo of: those it looks like (as a word or inside
     one: `<%`; from MIN_LOOKALIKE_WORD letters), the LOOKALIKE_WORDS likeliest, and those one edit
     away (typos.one_edit, for short words, whose trigrams say little)."""
-    params[f"typo{n}"], params[f"edits{n}"] = word, one_edit(word)
+    # The edits as one text, split by PostgreSQL (a folded word holds no space): psycopg dumps a
+    # list element by element in Python, hundreds of them a word (thousands for a word of another
+    # script), where one text is a single copy.
+    params[f"typo{n}"], params[f"edits{n}"] = word, " ".join(one_edit(word))
     params[f"itself{n}"] = tsquery([(word, False)])
     itself = f"CAST(:itself{n} AS text)"
     if prefix:  # a prefix reads the list of every word it starts, whole (no skipping): only when no word is it
@@ -324,7 +327,8 @@ def _lookalikes(n: int, word: str, prefix: bool, params: dict[str, Any]) -> str:
                    SELECT string_agg(quote_literal(v.word), ' | ') FROM (
                        (SELECT word FROM song_search_words WHERE {lookalikes}
                         ORDER BY word_similarity(:typo{n}, word) DESC LIMIT {LOOKALIKE_WORDS})
-                       UNION SELECT word FROM song_search_words WHERE word = ANY(CAST(:edits{n} AS text[]))) AS v
+                       UNION SELECT word FROM song_search_words
+                             WHERE word = ANY(string_to_array(CAST(:edits{n} AS text), ' '))) AS v
                    WHERE {_MAY_BE_TYPO.format(n=n)}
                )) || ')')"""
 
