@@ -46,8 +46,12 @@ class SearchCache:
     def get(self, digest: str) -> tuple[str, Cached | None]:
         """(HIT | STALE | MISS, the entry)."""
         try:
-            raw = self._redis.get(self._keys.search_cache(digest))
-            now = server_time_s(self._redis)
+            # One round trip for both (each is a wait for Redis on the search's own path).
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.get(self._keys.search_cache(digest))
+            pipe.time()
+            raw, (seconds, micros) = pipe.execute()
+            now = int(seconds) + int(micros) / 1_000_000
         except redis.RedisError as exc:
             raise RedisUnavailable(f"Redis: {exc}") from exc
         if raw is None:

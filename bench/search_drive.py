@@ -38,6 +38,17 @@ def _backends(database: str) -> list[psutil.Process]:
     return found
 
 
+def _backend_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each of this database's backends, by pid."""
+    return {p.pid: cpu_seconds([p]) for p in _backends(database)}
+
+
+def _backend_cpu_since(database: str, before: dict[int, float]) -> float:
+    """CPU seconds this database's backends spent since `before`, counting the backends started
+    since then (a pool that grows during the timing) whole, not leaving them out."""
+    return sum(now - before.get(pid, 0.0) for pid, now in _backend_cpu(database).items())
+
+
 def _summary(name: str, latencies: dict[str, list[float]], requests: int, cpu: dict[str, float]) -> None:
     print(f"--- {name}  load {os.getloadavg()}")
     values = every(latencies)
@@ -75,11 +86,11 @@ def main() -> None:
             return found
 
         measure(run_one, queries, clients, 1)
-        backends = _backends(database)
-        before = cpu_seconds([me]), cpu_seconds(backends)
+        before = cpu_seconds([me]), _backend_cpu(database)
         latencies, recall = measure(run_one, queries, clients, args.rounds)
         _summary(f"{clients} client(s), in process", latencies, requests,
-                 {"search (python)": cpu_seconds([me]) - before[0], "postgres": cpu_seconds(backends) - before[1]})
+                 {"search (python)": cpu_seconds([me]) - before[0],
+                  "postgres": _backend_cpu_since(database, before[1])})
         print("  recall", {k: round(v, 3) for k, v in recall.items()})
         for (_, q), ms in sorted(slowest.items(), key=lambda kv: -kv[1])[:args.top]:
             print(f"  {ms:7.1f} ms  {q!r}")
@@ -93,11 +104,11 @@ def main() -> None:
         server = psutil.Process(process.pid)
         try:
             measure(api, queries, args.clients, 1)
-            servers, backends = [server, *server.children(recursive=True)], _backends(database)
-            start = cpu_seconds([me]), cpu_seconds(servers), cpu_seconds(backends)
+            servers = [server, *server.children(recursive=True)]
+            start = cpu_seconds([me]), cpu_seconds(servers), _backend_cpu(database)
             latencies, recall = measure(api, queries, args.clients, args.rounds)
             cpu = {"client (httpx)": cpu_seconds([me]) - start[0], "api server": cpu_seconds(servers) - start[1],
-                   "postgres": cpu_seconds(backends) - start[2]}
+                   "postgres": _backend_cpu_since(database, start[2])}
         finally:
             process.terminate()
             process.wait(15)

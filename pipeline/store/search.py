@@ -15,6 +15,7 @@ tsquery as they are.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -264,13 +265,17 @@ def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, s
                            f"WHERE {' AND '.join(_conditions(query, params))} LIMIT :fuzzy_cap"}
     params["fuzzy"] = fuzzy_threshold(query.text)
     terms = [t for t in _terms(query)[:len(query.words)] if len(t[0]) >= MIN_INDEXED_WORD]
+    # Asked before the similarity, which is then computed only on the rows they pass (CASE: a
+    # plain AND would let the planner put the cheaper-looking similarity first).
+    short_words = _short_words_stand(query, params) if terms else "true"
     terms = terms or [(query.text, True)]  # no word long enough to look up ("ac dc"): the whole text
     params["typed"] = [word for word, _ in terms]
     groups = [_lookalikes(n, word, prefix, params) for n, (word, prefix) in enumerate(terms)]
     every_word = " || ' & ' || ".join(groups)
     return {"by_typo": f"""SELECT x.song_id FROM song_search x
                            WHERE x.words @@ to_tsquery('simple', {every_word})
-                             AND word_similarity(:text, {DOC}) >= :fuzzy AND {extra}
+                             AND CASE WHEN {short_words} THEN word_similarity(:text, {DOC}) >= :fuzzy END
+                             AND {extra}
                            ORDER BY word_similarity(:text, {DOC}) DESC LIMIT :fuzzy_cap"""}
 
 
@@ -283,9 +288,24 @@ MIN_LOOKALIKE_WORD = 5
 # unknown word, and a common word's alternatives ("the": they, then, she) would each list a
 # large share of the songs.
 _KNOWN = "EXISTS (SELECT FROM song_search_words WHERE word = :typo{n})"
-_MAY_BE_TYPO = """(NOT EXISTS (SELECT FROM song_search_words WHERE word = :typo{n})
-                   OR NOT EXISTS (SELECT FROM unnest(CAST(:typed AS text[])) AS t(w)
-                                  WHERE NOT EXISTS (SELECT FROM song_search_words WHERE word = t.w)))"""
+_EVERY_TYPED_KNOWN = """NOT EXISTS (SELECT FROM unnest(CAST(:typed AS text[])) AS t(w)
+                                     WHERE NOT EXISTS (SELECT FROM song_search_words WHERE word = t.w))"""
+_MAY_BE_TYPO = f"(NOT EXISTS (SELECT FROM song_search_words WHERE word = :typo{{n}}) OR {_EVERY_TYPED_KNOWN})"
+
+
+def _short_words_stand(query: Query, params: dict[str, Any]) -> str:
+    """SQL: the query's short words (under MIN_INDEXED_WORD letters, which the look-alikes leave
+    out) start words of the song, where a looked-up word is unknown: that one is the typo, and the
+    others stand for themselves (as in _MAY_BE_TYPO). Without it a common look-alike's songs are
+    all compared with the whole text ("donxt a me": "dont", 15,000 songs, 230 ms of similarity),
+    where "a" and "me" leave a tenth of them. When every word is known any may be the typo, so
+    nothing is asked."""
+    short = [(n, w) for n, w in enumerate(query.words) if len(w) < MIN_INDEXED_WORD]
+    if not short:
+        return "true"
+    params.update({f"w{n}": w for n, w in short})
+    starts = " AND ".join(f"(' ' || {DOC}) LIKE '% ' || :w{n} || '%'" for n, _ in short)
+    return f"({_EVERY_TYPED_KNOWN} OR ({starts}))"
 
 
 def _lookalikes(n: int, word: str, prefix: bool, params: dict[str, Any]) -> str:
@@ -293,7 +313,10 @@ def _lookalikes(n: int, word: str, prefix: bool, params: dict[str, Any]) -> str:
     (_MAY_BE_TYPO), the known words it may be a typo of: those it looks like (as a word or inside
     one: `<%`; from MIN_LOOKALIKE_WORD letters), the LOOKALIKE_WORDS likeliest, and those one edit
     away (typos.one_edit, for short words, whose trigrams say little)."""
-    params[f"typo{n}"], params[f"edits{n}"] = word, one_edit(word)
+    # The edits as one text, split by PostgreSQL (a folded word holds no space): psycopg dumps a
+    # list element by element in Python, hundreds of them a word (thousands for a word of another
+    # script), where one text is a single copy.
+    params[f"typo{n}"], params[f"edits{n}"] = word, " ".join(one_edit(word))
     params[f"itself{n}"] = tsquery([(word, False)])
     itself = f"CAST(:itself{n} AS text)"
     if prefix:  # a prefix reads the list of every word it starts, whole (no skipping): only when no word is it
@@ -304,7 +327,8 @@ def _lookalikes(n: int, word: str, prefix: bool, params: dict[str, Any]) -> str:
                    SELECT string_agg(quote_literal(v.word), ' | ') FROM (
                        (SELECT word FROM song_search_words WHERE {lookalikes}
                         ORDER BY word_similarity(:typo{n}, word) DESC LIMIT {LOOKALIKE_WORDS})
-                       UNION SELECT word FROM song_search_words WHERE word = ANY(CAST(:edits{n} AS text[]))) AS v
+                       UNION SELECT word FROM song_search_words
+                             WHERE word = ANY(string_to_array(CAST(:edits{n} AS text), ' '))) AS v
                    WHERE {_MAY_BE_TYPO.format(n=n)}
                )) || ')')"""
 
@@ -340,9 +364,16 @@ def _ranked(conn: Connection, query: Query, sets: dict[str, str], params: dict[s
 # A statement's text depends on the query's shape alone (how many words, phrases, filters; every
 # value is bound), so its parsed form is kept: text() finds the bind parameters of a few
 # kilobytes of SQL with a regular expression, measured 0.6 ms of the API process's CPU a statement.
+# Its runs of whitespace (the indentation of the SQL here; no literal of it holds two spaces or a
+# line break) are one space: psycopg keeps its own parsed form of a statement of at most 4,096
+# characters only (MAX_CACHED_STATEMENT_LENGTH), and the search's were 3,900-4,600 as written,
+# 3,200-3,900 without them, so psycopg split each one with its regular expression every time.
 @lru_cache(maxsize=512)
 def _statement(sql: str) -> TextClause:
-    return text(sql)
+    return text(_WHITESPACE.sub(" ", sql))
+
+
+_WHITESPACE = re.compile(r"\s+")
 
 
 def tsquery(terms: list[tuple[str, bool]]) -> str:

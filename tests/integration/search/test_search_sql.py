@@ -9,7 +9,7 @@ from sqlalchemy import text
 from pipeline.search.query import parse
 from pipeline.search.ranking import EXACT, FUZZY, PREFIX, WORDS, tier
 from pipeline.store.search import get_song, search_songs
-from tests.integration.search.conftest import filler
+from tests.integration.search.conftest import filler, insert_songs
 
 
 def titles(engine, q: str, limit: int = 10, offset: int = 0) -> list[tuple[str, str]]:
@@ -39,6 +39,14 @@ def test_apostrophes_and_other_punctuation(songs):
 def test_a_typo_is_tolerated(songs):
     assert ("Halo", "Beyoncé") in titles(songs, "beyonse")
     assert titles(songs, "bohemain rhapsody")[0] == ("Bohemian Rhapsody", "Queen")
+
+
+def test_beside_an_unknown_word_the_short_words_stand_for_themselves(songs):
+    insert_songs(songs, [("Sweet Child Anthem", "Lullaby Band", None, 99)])
+    # "swxet" is the typo: "o" must start a word of the song, which "Sweet Child Anthem" has not.
+    assert titles(songs, "swxet child o") == [("Sweet Child O' Mine", "Guns N’ Roses")]
+    # Every longer word known: the short one may be the typo.
+    assert ("Sweet Child Anthem", "Lullaby Band") in titles(songs, "sweet child x")
 
 
 def test_words_in_any_order(songs):
