@@ -1,5 +1,6 @@
 """The penalty box: after a 429, nobody in the fleet calls Spotify with that client id until the
-deadline has passed.
+deadline has passed. `check_open(quota_box, penalty_box)` checks several at once: boxes on one Redis
+client in one round trip (a request's two boxes cost one script, not two).
 
 `block(retry_after_s)` sets "blocked until Redis-now + retry_after_s" and never shortens a
 deadline already set (one Lua script: read, compare, write). `check()` runs before every request
@@ -48,13 +49,17 @@ redis.call('PEXPIREAT', KEYS[1], wanted + 1000)
 return {wanted, now, ARGV[2]}
 """
 
-# Returns {deadline_ms or 0, now_ms, reason}.
+# KEYS = the boxes a request must find open (the quota's, the client id's): read in one round trip.
+# Returns {now_ms, then for each box deadline_ms or 0, reason}.
 _CHECK = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local current = redis.call('HMGET', KEYS[1], 'until', 'reason')
-if not current[1] then return {0, now, ''} end
-return {tonumber(current[1]), now, current[2] or ''}
+local answer = {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+for _, key in ipairs(KEYS) do
+  local current = redis.call('HMGET', key, 'until', 'reason')
+  table.insert(answer, tonumber(current[1]) or 0)
+  table.insert(answer, current[2] or '')
+end
+return answer
 """
 
 
@@ -103,17 +108,15 @@ class RedisPenaltyBox:
         monotonic: Callable[[], float] = time.monotonic,
         on_change: Callable[[float], None] | None = None,
     ):
+        self._client = client
         self._key = key
         self._block = client.register_script(_BLOCK)  # redis-py reloads it after a NOSCRIPT
         self._check = client.register_script(_CHECK)
         self._memory = _LocalMemory(monotonic)
         self._on_change = on_change or (lambda remaining_s: None)
 
-    def _run(self, script, args: list) -> tuple[float, float, str]:
-        try:
-            deadline_ms, now_ms, reason = script(keys=[self._key], args=args)
-        except redis.exceptions.RedisError as exc:
-            raise RedisUnavailable(f"the penalty box's Redis did not answer: {exc.__class__.__name__}") from exc
+    def _learn(self, deadline_ms: int, now_ms: int, reason: str | bytes) -> tuple[float, float, str]:
+        """What Redis answered for this box: remembered while it holds, told to `on_change`."""
         reason = reason.decode() if isinstance(reason, bytes) else reason
         deadline_s, now_s = int(deadline_ms) / 1000, int(now_ms) / 1000
         if deadline_s > now_s:
@@ -122,17 +125,15 @@ class RedisPenaltyBox:
         return deadline_s, now_s, reason
 
     def block(self, retry_after_s: float, reason: str) -> float:
-        deadline_s, _, _ = self._run(self._block, [int(round(retry_after_s * 1000)), reason])
+        try:
+            deadline_ms, now_ms, reason = self._block(keys=[self._key], args=[int(round(retry_after_s * 1000)), reason])
+        except redis.exceptions.RedisError as exc:
+            raise RedisUnavailable(f"the penalty box's Redis did not answer: {exc.__class__.__name__}") from exc
+        deadline_s, _, _ = self._learn(deadline_ms, now_ms, reason)
         return deadline_s
 
     def check(self) -> None:
-        known = self._memory.held()
-        if known is not None:
-            self._on_change(known.retry_after_s)
-            raise known
-        deadline_s, now_s, reason = self._run(self._check, [])
-        if deadline_s > now_s:
-            raise RateLimited(deadline_s - now_s, reason or "penalty_box", source=PENALTY_BOX, blocked_until=deadline_s)
+        check_open(self)
 
     def remaining_s(self) -> float:
         try:
@@ -140,6 +141,39 @@ class RedisPenaltyBox:
         except RateLimited as limited:
             return limited.retry_after_s
         return 0.0
+
+
+def check_open(*boxes: PenaltyBox | None) -> None:
+    """Raise RateLimited for the first of these boxes (None: no box) that holds, in the order given;
+    return at once when all are open. Redis boxes on one client are read in one round trip (a
+    request checks the quota's box and the client id's: one script, not two), after what each
+    process already remembers of them."""
+    present = [box for box in boxes if box is not None]
+    on_redis = [box for box in present if isinstance(box, RedisPenaltyBox)]
+    if on_redis and len(on_redis) == len(present) and all(box._client is on_redis[0]._client for box in on_redis):
+        _check_together(on_redis)
+        return
+    for box in present:  # fakes, or boxes on several Redis clients: one at a time
+        box.check()
+
+
+def _check_together(boxes: list[RedisPenaltyBox]) -> None:
+    for box in boxes:
+        known = box._memory.held()
+        if known is not None:
+            box._on_change(known.retry_after_s)
+            raise known
+    try:
+        now_ms, *answers = boxes[0]._check(keys=[box._key for box in boxes])
+    except redis.exceptions.RedisError as exc:
+        raise RedisUnavailable(f"the penalty box's Redis did not answer: {exc.__class__.__name__}") from exc
+    held: RateLimited | None = None
+    for box, deadline_ms, reason in zip(boxes, answers[0::2], answers[1::2], strict=True):
+        deadline_s, now_s, reason = box._learn(deadline_ms, now_ms, reason)
+        if held is None and deadline_s > now_s:
+            held = RateLimited(deadline_s - now_s, reason or "penalty_box", source=PENALTY_BOX, blocked_until=deadline_s)
+    if held is not None:
+        raise held
 
 
 class InMemoryPenaltyBox:

@@ -59,7 +59,7 @@ from pipeline.errors import (
     Unauthorized,
 )
 from pipeline.ratecontrol.limiter import BACKGROUND, INTERACTIVE
-from pipeline.ratecontrol.penalty_box import is_quota
+from pipeline.ratecontrol.penalty_box import check_open, is_quota
 from pipeline.spotify.http import bounded_retry, send
 from pipeline.spotify.ids import batches, normalize_track_id, normalize_track_ids
 from pipeline.spotify.models import AudioFeatures, Page, SavedTrack, SpotifyUser, Track
@@ -362,9 +362,7 @@ class SpotifyClient:
         return path_or_url
 
     def _with_fresh_token(self, endpoint: str, url: str, params: dict | None, batch_size: int | None) -> dict:
-        if self._quota is not None:
-            self._quota.check()
-        self._penalty.check()
+        check_open(self._quota, self._penalty)  # the quota's box first: its 429 outlasts the window's
         token = self._token()
         try:
             return self._send(endpoint, url, params, batch_size, token)

@@ -73,7 +73,8 @@ def _upsert_songs(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[U
 
 
 def _json(value: Any) -> str:
-    # Decimals as strings keep their digits exactly; PostgreSQL reads them into numeric columns.
+    # Floats go as their shortest decimal form (as repr writes them), which the numeric columns
+    # round (pipeline/mapping.py); Decimals, should a caller pass any, as strings, digits exact.
     return orjson.dumps(value, default=str).decode()
 
 
@@ -114,9 +115,11 @@ def write_features(engine: Engine, features: Mapping[str, Any], checked_ids: Seq
     rows = {i: (features_row(features[i]) if features.get(i) is not None else {}) for i in checked_ids}
     if not rows:
         return 0
-    arrays = ", ".join(f"CAST(:{n} AS numeric[])" for n in FEATURE_COLUMNS)
+    arrays = ", ".join(f"CAST(CAST(:{n} AS text[]) AS numeric[])" for n in FEATURE_COLUMNS)
     sets = ", ".join(f'"{n}" = coalesce(f.{n}, songs."{n}")' for n in FEATURE_COLUMNS)
-    params: dict[str, Any] = {n: [r.get(n) for r in rows.values()] for n in FEATURE_COLUMNS}
+    # As text: the columns round a value's shortest decimal form, as the upsert's JSON gives it;
+    # bound as floats they would reach numeric through float8's 15 digits.
+    params: dict[str, Any] = {n: [_numeric_text(r.get(n)) for r in rows.values()] for n in FEATURE_COLUMNS}
     params["ids"] = list(rows)
     with autocommit(engine) as conn:
         result = conn.execute(
@@ -129,6 +132,10 @@ def write_features(engine: Engine, features: Mapping[str, Any], checked_ids: Seq
         )
     ROWS_WRITTEN.labels("songs").inc(result.rowcount or 0)
     return result.rowcount or 0
+
+
+def _numeric_text(value: float | None) -> str | None:
+    return None if value is None else repr(value)
 
 
 def features_pending(engine: Engine, spotify_ids: Sequence[str]) -> list[str]:

@@ -3,6 +3,7 @@ running a job twice changes nothing; a value a new answer lacks never overwrites
 
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import event, text
 
@@ -62,6 +63,22 @@ def test_a_batch_of_fifty_is_one_statement_and_a_second_run_leaves_the_same_rows
     after = table(engine, f'SELECT {every_column} FROM songs ORDER BY "spotifyId"')
     assert len(after) == 50 and after == before
     assert table(engine, 'SELECT count(*) FROM songs WHERE "audioFeaturesSynced" AND danceability = 0.50') == [(50,)]
+
+
+def test_stored_features_are_rounded_half_away_from_zero_by_both_writes(clean_db):
+    engine = clean_db
+    # Ties in their shortest decimal form (0.125 is one in binary too; 0.145 and 113.335 are not).
+    ties = {"danceability": 0.125, "energy": 0.145, "valence": 0.995, "acousticness": 0.004, "instrumentalness": 0.0,
+            "speechiness": 0.005, "liveness": 1.2, "loudness": -11.855, "tempo": 113.335}
+    expected = [(Decimal("0.13"), Decimal("0.15"), Decimal("1.00"), Decimal("0.00"), Decimal("0.01"), Decimal("1.00"),
+                 Decimal("-11.86"), Decimal("113.34"))]
+    columns = "danceability, energy, valence, acousticness, speechiness, liveness, loudness, tempo"
+    songs.write_songs(engine, mapping.merge_rows([track(1)], {track(1)["id"]: {"id": track(1)["id"], **ties}}, AT,
+                                                 features_checked=True))
+    assert table(engine, f"SELECT {columns} FROM songs") == expected
+    songs.write_songs(engine, mapping.merge_rows([track(2)], None, AT))
+    assert songs.write_features(engine, {track(2)["id"]: {"id": track(2)["id"], **ties}}, [track(2)["id"]]) == 1
+    assert table(engine, f"SELECT {columns} FROM songs WHERE \"spotifyId\" = '{track(2)['id']}'") == expected
 
 
 def test_a_tier_without_popularity_or_features_keeps_what_the_row_had(clean_db):

@@ -2,7 +2,6 @@
 to the columns' precision and checks, and what a tier leaves out left empty."""
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from pipeline.mapping import features_row, merge_rows, track_row, utc_naive
 from pipeline.spotify.models import AudioFeatures, Track
@@ -35,22 +34,22 @@ def test_a_tier_without_popularity_leaves_it_and_its_timestamp_empty():
     assert row["spotifyPopularity"] is None and row["lastPopularityUpdate"] is None and row["spotifyPreviewUrl"] is None
 
 
-def test_audio_features_are_rounded_and_clamped_to_what_the_columns_allow():
+def test_audio_features_are_clamped_to_what_the_columns_allow_and_left_for_them_to_round():
     row = features_row(FEATURES)
     assert row == {
-        "danceability": Decimal("0.73"), "energy": Decimal("0.94"), "valence": Decimal("1.00"),
-        "acousticness": Decimal("0.00"), "instrumentalness": Decimal("0.00"), "speechiness": Decimal("0.05"),
-        "liveness": Decimal("0.10"), "tempo": Decimal("113.33"), "loudness": Decimal("-11.86"),
-        "audioFeaturesSynced": True,
+        "danceability": 0.727, "energy": 0.9395, "valence": 1.0, "acousticness": 0.0, "instrumentalness": 0.0,
+        "speechiness": 0.05, "liveness": 0.1, "tempo": 113.3346, "loudness": -11.855, "audioFeaturesSynced": True,
     }
     assert features_row(AudioFeatures.from_json(FEATURES)) == row
+    extreme = features_row({"tempo": 12_345.0, "loudness": -2_000, "energy": "0.5", "valence": "loud"})
+    assert (extreme["tempo"], extreme["loudness"], extreme["energy"], extreme["valence"]) == (9999.99, -999.99, 0.5, None)
 
 
 def test_merge_skips_nulls_joins_features_and_marks_tracks_without_analysis_as_checked():
     other = {**TRACK, "id": "0000000000000000000002"}
     rows = merge_rows([TRACK, None, other], {TRACK["id"]: FEATURES, other["id"]: None}, AT, features_checked=True)
     assert [r["spotifyId"] for r in rows] == [TRACK["id"], other["id"]]
-    assert rows[0]["danceability"] == Decimal("0.73") and rows[0]["audioFeaturesSynced"] is True
+    assert rows[0]["danceability"] == 0.727 and rows[0]["audioFeaturesSynced"] is True
     assert rows[1].get("danceability") is None and rows[1]["audioFeaturesSynced"] is True
 
 

@@ -7,7 +7,7 @@ import fakeredis
 import pytest
 
 from pipeline.errors import RateLimited, RedisUnavailable
-from pipeline.ratecontrol.penalty_box import InMemoryPenaltyBox, RedisPenaltyBox
+from pipeline.ratecontrol.penalty_box import InMemoryPenaltyBox, RedisPenaltyBox, check_open
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -127,3 +127,38 @@ def test_the_gauge_counts_down_while_the_deadline_is_held_in_memory():
     with pytest.raises(RateLimited):
         box.check()
     assert gauge._value.get() == pytest.approx(3000, abs=1)
+
+
+@pytest.mark.parametrize("kind", ["redis", "memory"])
+def test_boxes_checked_together_raise_for_the_first_that_holds_in_the_order_given(kind):
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    make = (lambda key: RedisPenaltyBox(client, key)) if kind == "redis" else (lambda key: InMemoryPenaltyBox())
+    quota, penalty = make("test:quota:account"), make("test:penalty:client")
+    check_open(quota, penalty, None)  # all open
+    penalty.block(60, "rate_limit")
+    with pytest.raises(RateLimited) as caught:
+        check_open(None, quota, penalty)
+    assert caught.value.reason == "rate_limit" and 58 < caught.value.retry_after_s <= 60
+    quota.block(3600, "quota_exceeded")
+    with pytest.raises(RateLimited) as caught:
+        check_open(quota, penalty)
+    assert caught.value.reason == "quota_exceeded"
+
+
+def test_two_redis_boxes_on_one_client_are_read_in_one_script_call_each_learning_its_own_deadline():
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    seen_quota, seen_penalty = [], []
+    quota = RedisPenaltyBox(client, "test:quota:account", on_change=seen_quota.append)
+    penalty = RedisPenaltyBox(client, "test:penalty:client", on_change=seen_penalty.append)
+    check_open(quota, penalty)  # open (and the script loaded)
+    RedisPenaltyBox(client, "test:penalty:client").block(60, "rate_limit")  # another process's 429
+    calls = []
+    original = client.evalsha
+    client.evalsha = lambda *args, **kwargs: calls.append(args) or original(*args, **kwargs)
+    with pytest.raises(RateLimited):
+        check_open(quota, penalty)
+    assert len(calls) == 1
+    assert seen_quota == [0.0, 0.0] and 58 < seen_penalty[-1] <= 60
+    with pytest.raises(RateLimited):  # remembered in this process: no round trip
+        check_open(quota, penalty)
+    assert len(calls) == 1
