@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 import httpx
 
 from bench import wrk
-from bench.harness import world
+from bench.harness import serve_client, world
 from bench.report import Figure
 from emulator.config import EmulatorConfig
 from shared import migrate
@@ -49,8 +49,7 @@ def run(quick: bool = False) -> list[Figure]:
         port = _free_port()
         server = _serve(w, port)
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                              headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            with serve_client(port, TOKEN) as http:
                 # A first search builds the emulator's index (seconds): not what is measured.
                 http.get("/v1/search", params={"q": "warm up", "enrich": "always"})
                 local = _measure(http, queries, "never")

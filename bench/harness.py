@@ -49,6 +49,15 @@ MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 UNLIMITED = Rate(1_000_000, 1)
 
 
+def serve_client(port: int, token: str) -> httpx.Client:
+    """A client of a `spotify-sync serve` on this host. uvicorn closes a keep-alive connection idle
+    for 5 s and httpx keeps one for 5 s: a request sent on it as the server closes it fails with
+    "Server disconnected without sending a response" (it did, once, between two phases of the
+    enrichment bench). The client lets its idle connections go first."""
+    return httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {token}"},
+                        limits=httpx.Limits(keepalive_expiry=1.0))
+
+
 class BenchError(Exception):
     """A benchmark could not be run (a process died, a wait ran out): the run reports it."""
 

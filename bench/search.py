@@ -41,7 +41,7 @@ import httpx
 import psycopg
 
 from bench import wrk
-from bench.harness import fresh_database, redis_namespace, redis_url
+from bench.harness import fresh_database, redis_namespace, redis_url, serve_client
 from bench.report import Figure, print_table
 from pipeline.search.normalize import fold, unaccent
 from shared import migrate
@@ -341,8 +341,7 @@ def http_searcher(port: int, token: str) -> Callable[[str], list[str]]:
 
     def api(q: str) -> list[str]:
         if not hasattr(local, "http"):
-            local.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                                      headers={"Authorization": f"Bearer {token}"})
+            local.http = serve_client(port, token)
         body = local.http.get("/v1/search", params={"q": q, "limit": 10, "enrich": "never"}).json()
         return [s["spotifyId"] for s in body["items"]]
     return api

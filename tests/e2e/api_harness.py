@@ -34,8 +34,9 @@ class Server:
         self.process = subprocess.Popen(
             [CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-        self.http = httpx.Client(base_url=self.base_url, timeout=10,
-                                 headers={"Authorization": f"Bearer {API_TOKEN}"})
+        # Idle connections dropped before uvicorn's 5 s keep-alive ends, so none is reused as it closes.
+        self.http = httpx.Client(base_url=self.base_url, timeout=10, headers={"Authorization": f"Bearer {API_TOKEN}"},
+                                 limits=httpx.Limits(keepalive_expiry=1.0))
         self._wait_healthy()
 
     def _wait_healthy(self, timeout_s: float = 30) -> None:
