@@ -94,11 +94,9 @@ def rabbitmq_url() -> str:
         pytest.fail(f"TEST_RABBITMQ_URL={url} does not answer")
     if not url:
         if not _answers(MACHINE_RABBITMQ):
-            missing = "no RabbitMQ: TEST_RABBITMQ_URL is not set and none answers on 127.0.0.1:5672"
-            if os.environ.get("CI"):
-                pytest.fail(missing + " (CI must test the RabbitMQ broker, not skip it)")
-            SERVICES_USED["RabbitMQ"] = "none: its tests were skipped (set TEST_RABBITMQ_URL)"
-            pytest.skip(missing)
+            # Like PostgreSQL and Redis: a missing service fails its tests, never skips them.
+            pytest.fail("no RabbitMQ: TEST_RABBITMQ_URL is not set and none answers on 127.0.0.1:5672 "
+                        "(start one, or point TEST_RABBITMQ_URL at one)")
         url = MACHINE_RABBITMQ
     SERVICES_USED["RabbitMQ"] = url
     return url
