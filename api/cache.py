@@ -18,7 +18,7 @@ import redis
 from pipeline.errors import RedisUnavailable
 from pipeline.search.normalize import unaccent
 from shared.keys import RedisKeys
-from shared.redis_conn import server_time_s
+from shared.redis_conn import server_time_s, time_ms
 
 HIT, STALE, MISS = "hit", "stale", "miss"
 
@@ -50,8 +50,8 @@ class SearchCache:
             pipe = self._redis.pipeline(transaction=False)
             pipe.get(self._keys.search_cache(digest))
             pipe.time()
-            raw, (seconds, micros) = pipe.execute()
-            now = int(seconds) + int(micros) / 1_000_000
+            raw, reply = pipe.execute()
+            now = time_ms(reply) / 1000
         except redis.RedisError as exc:
             raise RedisUnavailable(f"Redis: {exc}") from exc
         if raw is None:

@@ -21,7 +21,12 @@ def connect(settings: Settings, **options) -> redis.Redis:
 def server_time_ms(client: redis.Redis) -> int:
     """Redis server time in whole milliseconds: the one clock every host of the fleet agrees on
     (the limiter's window, the penalty box and the shared token are all timed by it)."""
-    seconds, micros = client.time()
+    return time_ms(client.time())
+
+
+def time_ms(reply: tuple[int, int]) -> int:
+    """A TIME reply (seconds, microseconds) in whole milliseconds (for a TIME sent in a pipeline)."""
+    seconds, micros = reply
     return int(seconds) * 1000 + int(micros) // 1000
 
 

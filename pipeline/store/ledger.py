@@ -281,16 +281,9 @@ def claim(engine: Engine, job_id: str, lease_s: int, *, max_retries: int,
     return Claim(wait_until=wait_until or db_now, db_now=db_now)
 
 
-def _this_run(job: Job | None, status: str = "running"):
-    """The row, if it is still this run's (status and fencing token unchanged). Without a job, the
-    run's id and attempts are the bind parameters run_id and run_attempts (`_run_params`)."""
-    if job is None:
-        return (JOBS.c.id == bindparam("run_id")) & (JOBS.c.status == status) & (JOBS.c.attempts == bindparam("run_attempts"))
+def _this_run(job: Job, status: str = "running"):
+    """The row, if it is still this run's (status and fencing token unchanged)."""
     return (JOBS.c.id == job.id) & (JOBS.c.status == status) & (JOBS.c.attempts == job.attempts)
-
-
-def _run_params(job: Job) -> dict[str, Any]:
-    return {"run_id": job.id, "run_attempts": job.attempts}
 
 
 def _run_update(engine: Engine, job: Job, values: dict) -> bool:
@@ -350,7 +343,8 @@ def renew_leases(engine: Engine, runs: Sequence[Job], lease_s: int) -> set[str]:
 # Built once, bound per job: every job ends here, and building the statement anew (the values'
 # coercion, the cache key of a new tree) cost a worker more CPU than the rest of its ledger calls.
 _COMPLETE = (
-    update(JOBS).where(_this_run(None))
+    update(JOBS).where((JOBS.c.id == bindparam("run_id")) & (JOBS.c.status == "running")
+                       & (JOBS.c.attempts == bindparam("run_attempts")))  # _this_run, bound per job
     .values(status="completed", completedAt=NOW_SQL, leaseUntil=None, notBefore=None,
             result=bindparam("result", type_=JSONB), error=None, errorClass=None, updatedAt=NOW_SQL)
     .returning(JOBS.c.id)
@@ -359,7 +353,7 @@ _COMPLETE = (
 
 def complete(engine: Engine, job: Job, result: dict) -> bool:
     with autocommit(engine) as conn:  # one statement: its own transaction, one round trip
-        return conn.execute(_COMPLETE, {**_run_params(job), "result": result}).first() is not None
+        return conn.execute(_COMPLETE, {"run_id": job.id, "run_attempts": job.attempts, "result": result}).first() is not None
 
 
 def fail(engine: Engine, job: Job, error_class: str, message: str, *, result: dict | None = None) -> bool:
