@@ -73,6 +73,11 @@ class Found:
         return min((s["tier"] for s in self.songs), default=None)
 
 
+def _starts_a_word(param: str) -> str:
+    """SQL: the bound term :param starts a word of the document (or is one)."""
+    return f"(' ' || {DOC}) LIKE '% ' || :{param} || '%'"
+
+
 def _conditions(query: Query, params: dict[str, Any]) -> list[str]:
     """WHERE conditions (ANDed) for a query, binding their values into `params`: the free words'
     and the filters' on the document (the trigram index serves them), then _extra_conditions."""
@@ -83,7 +88,7 @@ def _conditions(query: Query, params: dict[str, Any]) -> list[str]:
         if len(word) >= MIN_INDEXED_WORD:
             conditions.append(f"({DOC} LIKE '%' || :w{n} || '%' OR :w{n} <% {DOC})")
         else:
-            short.append(f"(' ' || {DOC}) LIKE '% ' || :w{n} || '%'")
+            short.append(_starts_a_word(f"w{n}"))
     if short and not conditions and len(query.compact) >= MIN_INDEXED_WORD:
         # Only short words ("ac dc"): their compact form may be one word of the document ("acdc").
         params["squeezed"] = query.compact
@@ -105,8 +110,8 @@ def tier_sql(query: Query, params: dict[str, Any]) -> str:
     params.update({f"p{n}": phrase for n, phrase in enumerate(query.phrases)})
     title_artist = f"({FOLDED_TITLE} || ' ' || {FOLDED_ARTIST})"
     artist_title = f"({FOLDED_ARTIST} || ' ' || {FOLDED_TITLE})"
-    words = [f"(' ' || {DOC}) LIKE '% ' || :w{n} || '%'" for n in range(len(query.words))]
-    words += [f"(' ' || {DOC}) LIKE '% ' || :p{n} || '%'" for n in range(len(query.phrases))]
+    words = [_starts_a_word(f"w{n}") for n in range(len(query.words))]
+    words += [_starts_a_word(f"p{n}") for n in range(len(query.phrases))]
     exact = (f":text <> '' AND (:text IN ({FOLDED_TITLE}, {title_artist}, {artist_title}) OR :squeezed_text IN "
              f"(replace({FOLDED_TITLE}, ' ', ''), replace({title_artist}, ' ', ''), replace({artist_title}, ' ', ''))"
              ")")
@@ -304,7 +309,7 @@ def _short_words_stand(query: Query, params: dict[str, Any]) -> str:
     if not short:
         return "true"
     params.update({f"w{n}": w for n, w in short})
-    starts = " AND ".join(f"(' ' || {DOC}) LIKE '% ' || :w{n} || '%'" for n, _ in short)
+    starts = " AND ".join(_starts_a_word(f"w{n}") for n, _ in short)
     return f"({_EVERY_TYPED_KNOWN} OR ({starts}))"
 
 
@@ -401,7 +406,7 @@ def _words_match(terms: list[tuple[str, bool]], params: dict[str, Any]) -> str:
     conditions = [WORDS_ONLY]
     for n, (term, _) in enumerate(t for t in terms if t not in indexed):
         params[f"short{n}"] = term
-        conditions.append(f"(' ' || {DOC}) LIKE '% ' || :short{n} || '%'")
+        conditions.append(_starts_a_word(f"short{n}"))
     return " AND ".join(conditions)
 
 
