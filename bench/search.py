@@ -319,7 +319,7 @@ def run(quick: bool = False, rows: int | None = None, per_class: int | None = No
     per_class = per_class or (10 if quick else 40)
     rounds = rounds or (1 if quick else 3)
     if database:
-        return searches(database, per_class, clients, rounds)
+        return searches(database, per_class, clients, rounds, quick)
     rows = rows or (20_000 if quick else 1_000_000)
     figures: list[Figure] = []
     with fresh_database() as url:
@@ -332,7 +332,7 @@ def run(quick: bool = False, rows: int | None = None, per_class: int | None = No
             Figure("search: writes to songs during the build", writes, "writes",
                    f"slowest {slowest_write_ms:.0f} ms", "> 0 (not blocked)", writes > 0),
         ]
-        return figures + searches(url, per_class, clients, rounds)
+        return figures + searches(url, per_class, clients, rounds, quick)
 
 
 def http_searcher(port: int, token: str) -> Callable[[str], list[str]]:
@@ -347,7 +347,7 @@ def http_searcher(port: int, token: str) -> Callable[[str], list[str]]:
     return api
 
 
-def searches(url: str, per_class: int, clients: int, rounds: int) -> list[Figure]:
+def searches(url: str, per_class: int, clients: int, rounds: int, quick: bool = False) -> list[Figure]:
     """Latency and recall through HTTP, the same queries' latency calling search_songs in
     process (the SQL's share of it), and the ILIKE baseline's."""
     from pipeline.search.query import parse
@@ -373,7 +373,7 @@ def searches(url: str, per_class: int, clients: int, rounds: int) -> list[Figure
         try:
             measure(api, queries, clients, 1)  # warm every pooled connection and the caches
             api_ms, api_recall = measure(api, queries, clients, rounds)
-            served = served_latency(port, token, queries, clients, quick=rounds == 1) if wrk.available() else None
+            served = served_latency(port, token, queries, clients, quick) if wrk.available() else None
         finally:
             process.terminate()
             process.wait(15)
