@@ -49,6 +49,17 @@ def test_beside_an_unknown_word_the_short_words_stand_for_themselves(songs):
     assert ("Sweet Child Anthem", "Lullaby Band") in titles(songs, "sweet child x")
 
 
+def test_a_short_word_before_the_last_is_a_whole_word_as_a_longer_one_is(songs):
+    insert_songs(songs, [("My Lanterns", "Band Y", None, 10), ("Myriad Lanterns", "Band X", None, 50)])
+    # "my" is not being typed (a word follows it): "myriad" does not hold it, as "lanternsx" would not
+    # hold "lanterns"; the index looks it up as a word.
+    assert titles(songs, "my lanterns") == [("My Lanterns", "Band Y")]
+    # The same in the typo set, where the short word stands beside the mistyped one.
+    assert titles(songs, "my lanxerns") == [("My Lanterns", "Band Y")]
+    # The last word may still be a prefix, short or not.
+    assert set(titles(songs, "lanterns my")) == {("My Lanterns", "Band Y"), ("Myriad Lanterns", "Band X")}
+
+
 def test_words_in_any_order(songs):
     assert titles(songs, "queen bohemian")[0] == ("Bohemian Rhapsody", "Queen")
     assert titles(songs, "hell highway")[0] == ("Highway to Hell", "AC/DC")
