@@ -405,10 +405,11 @@ def tsquery(terms: list[tuple[str, bool]]) -> str:
 def _words_match(terms: list[tuple[str, bool]], params: dict[str, Any]) -> str:
     """SQL: every term is a word of the document, or starts one where it may be a prefix.
 
-    The tsvector index looks up the terms of MIN_INDEXED_WORD characters or more; shorter ones
-    ("a", "mc") only filter what the others found, unless they are all there is ("ac dc"). A
-    prefix makes the index read the lists of every word it starts, all of them, where a whole
-    word lets the index skip through a common word's list along a rare one's."""
+    The tsvector index looks up the terms of MIN_INDEXED_WORD characters or more, and beside
+    them the shorter whole words ("a", "my": not the last word); a shorter prefix only filters
+    what the others found, unless the short words are all there is ("ac dc"). A prefix makes
+    the index read the lists of every word it starts, all of them, where a whole word lets the
+    index skip through a common word's list along a rare one's."""
     long_enough = [t for t in terms if len(t[0]) >= MIN_INDEXED_WORD]
     indexed = long_enough or terms
     # A prefix reads the lists of every word it starts, whole: a short one is broad ("the":*, a
