@@ -326,9 +326,9 @@ def _short_words_stand(query: Query, params: dict[str, Any]) -> str:
 
 def _lookalikes(n: int, word: str, prefix: bool, params: dict[str, Any]) -> str:
     """SQL: the tsquery text "(word | alike | ...)" of a query word and, where it may be the typo
-    (_MAY_BE_TYPO), the known words it may be a typo of: those it looks like (as a word or inside
-    one: `<%`; from MIN_LOOKALIKE_WORD letters), the LOOKALIKE_WORDS likeliest, and those one edit
-    away (typos.one_edit, for short words, whose trigrams say little)."""
+    (_MAY_BE_TYPO), the known words it may be a typo of: those one edit away (typos.one_edit, for
+    short words, whose trigrams say little), or, when none is known, those it looks like (as a
+    word or inside one: `<%`; from MIN_LOOKALIKE_WORD letters), the LOOKALIKE_WORDS likeliest."""
     # The edits as one text, split by PostgreSQL (a folded word holds no space): psycopg dumps a
     # list element by element in Python, hundreds of them a word (thousands for a word of another
     # script), where one text is a single copy. Each edit is probed in the vocabulary's btree on its own (a
@@ -342,12 +342,18 @@ def _lookalikes(n: int, word: str, prefix: bool, params: dict[str, Any]) -> str:
         params[f"prefix{n}"] = tsquery([(word, True)])
         itself = f"CASE WHEN {_KNOWN.format(n=n)} THEN {itself} ELSE CAST(:prefix{n} AS text) END"
     lookalikes = "false" if len(word) < MIN_LOOKALIKE_WORD else f":typo{n} <% word"
+    # A known word one edit away is what a typo of a short word most likely was: then its trigram
+    # look-alikes, mostly two or more edits away, are left out. They brought common words
+    # ("wanxo": "want", "wand"; 16,197 songs to compare with the text, where its one edit away,
+    # "wanno", holds 235). A longer word has no edits (typos.MAX_EDITED_WORD): trigrams only.
     return f"""('(' || concat_ws(' | ', {itself}, (
+                   WITH edited AS MATERIALIZED (
+                       SELECT e.w AS word FROM unnest(string_to_array(CAST(:edits{n} AS text), ' ')) AS e(w)
+                       WHERE (SELECT true FROM song_search_words WHERE word = e.w LIMIT 1))
                    SELECT string_agg(quote_literal(v.word), ' | ') FROM (
-                       (SELECT word FROM song_search_words WHERE {lookalikes}
+                       (SELECT word FROM song_search_words WHERE {lookalikes} AND NOT EXISTS (SELECT FROM edited)
                         ORDER BY word_similarity(:typo{n}, word) DESC LIMIT {LOOKALIKE_WORDS})
-                       UNION SELECT e.w FROM unnest(string_to_array(CAST(:edits{n} AS text), ' ')) AS e(w)
-                             WHERE (SELECT true FROM song_search_words WHERE word = e.w LIMIT 1)) AS v
+                       UNION SELECT word FROM edited) AS v
                    WHERE {_MAY_BE_TYPO.format(n=n)}
                )) || ')')"""
 

@@ -41,6 +41,13 @@ def test_a_typo_is_tolerated(songs):
     assert titles(songs, "bohemain rhapsody")[0] == ("Bohemian Rhapsody", "Queen")
 
 
+def test_a_known_word_one_edit_away_is_the_typo_not_a_trigram_look_alike(songs):
+    insert_songs(songs, [("Wanno", "Band W", None, 5), ("Want", "Band V", None, 90)])
+    # "want" looks like "wanxo" as much as "wanno" does (3 of 6 trigrams), and is more popular;
+    # "wanno" is one letter away.
+    assert titles(songs, "wanxo") == [("Wanno", "Band W")]
+
+
 def test_beside_an_unknown_word_the_short_words_stand_for_themselves(songs):
     insert_songs(songs, [("Sweet Child Anthem", "Lullaby Band", None, 99)])
     # "swxet" is the typo: "o" must start a word of the song, which "Sweet Child Anthem" has not.
