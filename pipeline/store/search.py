@@ -140,10 +140,13 @@ BY_POPULARITY = "x.popularity DESC NULLS LAST, x.title, x.song_id"
 # how close a word must be for `<%` (pg_trgm's default is 0.6); a plan made for these values
 # every time (psycopg prepares a statement sent 5 times, and a generic plan cannot know whether a
 # word is in 30% of the songs or in 3 of them); and no JIT, whose compile (tens of ms) a search's
-# statement, a few thousand rows at most, never earns back. The connections are the API's and
+# statement, a few thousand rows at most, never earns back; nor parallel workers, which
+# the planner gave to a popularity-index branch that a one-time filter then skipped (their start
+# was still paid: 10 ms of "Day Is A"'s 37), and which under 8 clients on 2 cores only add
+# processes to the queue for the same cores. The connections are the API's and
 # the other settings are pg_trgm's alone, so nothing else is changed by them.
 SESSION = {"pg_trgm.word_similarity_threshold": str(FUZZY_THRESHOLD), "plan_cache_mode": "force_custom_plan",
-           "jit": "off"}
+           "jit": "off", "max_parallel_workers_per_gather": "0"}
 _SESSION_SQL = text("SELECT " + ", ".join(f"set_config('{name}', '{value}', false)" for name, value in SESSION.items()))
 
 
@@ -277,6 +280,14 @@ def _fuzzy_sets(query: Query, params: dict[str, Any], extra: str) -> dict[str, s
     params["typed"] = [word for word, _ in terms]
     groups = [_lookalikes(n, word, prefix, params) for n, (word, prefix) in enumerate(terms)]
     every_word = " || ' & ' || ".join(groups)
+    standing = [w for n, w in enumerate(query.words) if len(w) < MIN_INDEXED_WORD and n < len(query.words) - 1]
+    if standing and short_words != "true":
+        # The short whole words that stand for themselves (_short_words_stand) are looked up as
+        # whole words too, so the index skips through the look-alikes' songs ("me wanxo": 16,197
+        # songs of "want" and the like, read to keep the 330 with "me"); the check on the rows
+        # stays, for a word of no lexeme.
+        params["standing"] = tsquery([(w, False) for w in standing])
+        every_word += f" || CASE WHEN {_EVERY_TYPED_KNOWN} THEN '' ELSE ' & ' || CAST(:standing AS text) END"
     return {"by_typo": f"""SELECT x.song_id FROM song_search x
                            WHERE x.words @@ to_tsquery('simple', {every_word})
                              AND CASE WHEN {short_words} THEN word_similarity(:text, {DOC}) >= :fuzzy END
@@ -315,12 +326,15 @@ def _short_words_stand(query: Query, params: dict[str, Any]) -> str:
 
 def _lookalikes(n: int, word: str, prefix: bool, params: dict[str, Any]) -> str:
     """SQL: the tsquery text "(word | alike | ...)" of a query word and, where it may be the typo
-    (_MAY_BE_TYPO), the known words it may be a typo of: those it looks like (as a word or inside
-    one: `<%`; from MIN_LOOKALIKE_WORD letters), the LOOKALIKE_WORDS likeliest, and those one edit
-    away (typos.one_edit, for short words, whose trigrams say little)."""
+    (_MAY_BE_TYPO), the known words it may be a typo of: those one edit away (typos.one_edit, for
+    short words, whose trigrams say little), or, when none is known, those it looks like (as a
+    word or inside one: `<%`; from MIN_LOOKALIKE_WORD letters), the LOOKALIKE_WORDS likeliest."""
     # The edits as one text, split by PostgreSQL (a folded word holds no space): psycopg dumps a
     # list element by element in Python, hundreds of them a word (thousands for a word of another
-    # script), where one text is a single copy.
+    # script), where one text is a single copy. Each edit is probed in the vocabulary's btree on its own (a
+    # scalar subquery, which the planner cannot turn into a join): `word = ANY(edits)` let it
+    # choose a scan of the whole vocabulary for a long list (1,195 edits of the Greek "μιπαxε":
+    # 26 ms, against 2.5 ms for the probes).
     params[f"typo{n}"], params[f"edits{n}"] = word, " ".join(one_edit(word))
     params[f"itself{n}"] = tsquery([(word, False)])
     itself = f"CAST(:itself{n} AS text)"
@@ -328,12 +342,18 @@ def _lookalikes(n: int, word: str, prefix: bool, params: dict[str, Any]) -> str:
         params[f"prefix{n}"] = tsquery([(word, True)])
         itself = f"CASE WHEN {_KNOWN.format(n=n)} THEN {itself} ELSE CAST(:prefix{n} AS text) END"
     lookalikes = "false" if len(word) < MIN_LOOKALIKE_WORD else f":typo{n} <% word"
+    # A known word one edit away is what a typo of a short word most likely was: then its trigram
+    # look-alikes, mostly two or more edits away, are left out. They brought common words
+    # ("wanxo": "want", "wand"; 16,197 songs to compare with the text, where its one edit away,
+    # "wanno", holds 235). A longer word has no edits (typos.MAX_EDITED_WORD): trigrams only.
     return f"""('(' || concat_ws(' | ', {itself}, (
+                   WITH edited AS MATERIALIZED (
+                       SELECT e.w AS word FROM unnest(string_to_array(CAST(:edits{n} AS text), ' ')) AS e(w)
+                       WHERE (SELECT true FROM song_search_words WHERE word = e.w LIMIT 1))
                    SELECT string_agg(quote_literal(v.word), ' | ') FROM (
-                       (SELECT word FROM song_search_words WHERE {lookalikes}
+                       (SELECT word FROM song_search_words WHERE {lookalikes} AND NOT EXISTS (SELECT FROM edited)
                         ORDER BY word_similarity(:typo{n}, word) DESC LIMIT {LOOKALIKE_WORDS})
-                       UNION SELECT word FROM song_search_words
-                             WHERE word = ANY(string_to_array(CAST(:edits{n} AS text), ' '))) AS v
+                       UNION SELECT word FROM edited) AS v
                    WHERE {_MAY_BE_TYPO.format(n=n)}
                )) || ')')"""
 
@@ -391,20 +411,31 @@ def tsquery(terms: list[tuple[str, bool]]) -> str:
 def _words_match(terms: list[tuple[str, bool]], params: dict[str, Any]) -> str:
     """SQL: every term is a word of the document, or starts one where it may be a prefix.
 
-    The tsvector index looks up the terms of MIN_INDEXED_WORD characters or more; shorter ones
-    ("a", "mc") only filter what the others found, unless they are all there is ("ac dc"). A
-    prefix makes the index read the lists of every word it starts, all of them, where a whole
-    word lets the index skip through a common word's list along a rare one's."""
-    indexed = [t for t in terms if len(t[0]) >= MIN_INDEXED_WORD] or terms
+    The tsvector index looks up the terms of MIN_INDEXED_WORD characters or more, and beside
+    them the shorter whole words ("a", "my": not the last word); a shorter prefix only filters
+    what the others found, unless the short words are all there is ("ac dc"). A prefix makes
+    the index read the lists of every word it starts, all of them, where a whole word lets the
+    index skip through a common word's list along a rare one's."""
+    long_enough = [t for t in terms if len(t[0]) >= MIN_INDEXED_WORD]
+    indexed = long_enough or terms
     # A prefix reads the lists of every word it starts, whole: a short one is broad ("the":*, a
     # third of the songs), so beside a whole word, which the index skips through, it only filters
     # what that one found.
     indexed = [t for t in indexed if not (t[1] and len(t[0]) <= BROAD_PREFIX)] or indexed
+    if long_enough:
+        # A short whole word (not the last, so not being typed) is a whole word as a longer one
+        # is, and is looked up as one beside them: the index skips through even a common one's
+        # list ("my", "a") along theirs, where checking it on the rows read every song of the
+        # others ("we my heart my ぬき": 19,000 songs of 'heart' for a few). Only beside them:
+        # alone, "a" would be the list read ("a wxy": 'a' with 'wxy':* a filter).
+        indexed = indexed + [t for t in terms if t not in long_enough and not t[1] and t not in indexed]
     params["tsquery"] = tsquery(indexed)
     params["whole_words"] = " ".join(term for term, prefix in indexed if not prefix)  # search_songs: known
     params["prefixes"] = " ".join(term for term, prefix in indexed if prefix)
     conditions = [WORDS_ONLY]
-    for n, (term, _) in enumerate(t for t in terms if t not in indexed):
+    # The short words are checked on the rows too: one the parser makes no lexeme of ("♥") is
+    # left out of the tsquery, not matched by every song.
+    for n, (term, _) in enumerate(t for t in terms if t not in indexed or (long_enough and t not in long_enough)):
         params[f"short{n}"] = term
         conditions.append(_starts_a_word(f"short{n}"))
     return " AND ".join(conditions)

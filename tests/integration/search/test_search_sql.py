@@ -41,12 +41,30 @@ def test_a_typo_is_tolerated(songs):
     assert titles(songs, "bohemain rhapsody")[0] == ("Bohemian Rhapsody", "Queen")
 
 
+def test_a_known_word_one_edit_away_is_the_typo_not_a_trigram_look_alike(songs):
+    insert_songs(songs, [("Wanno", "Band W", None, 5), ("Want", "Band V", None, 90)])
+    # "want" looks like "wanxo" as much as "wanno" does (3 of 6 trigrams), and is more popular;
+    # "wanno" is one letter away.
+    assert titles(songs, "wanxo") == [("Wanno", "Band W")]
+
+
 def test_beside_an_unknown_word_the_short_words_stand_for_themselves(songs):
     insert_songs(songs, [("Sweet Child Anthem", "Lullaby Band", None, 99)])
     # "swxet" is the typo: "o" must start a word of the song, which "Sweet Child Anthem" has not.
     assert titles(songs, "swxet child o") == [("Sweet Child O' Mine", "Guns N’ Roses")]
     # Every longer word known: the short one may be the typo.
     assert ("Sweet Child Anthem", "Lullaby Band") in titles(songs, "sweet child x")
+
+
+def test_a_short_word_before_the_last_is_a_whole_word_as_a_longer_one_is(songs):
+    insert_songs(songs, [("My Lanterns", "Band Y", None, 10), ("Myriad Lanterns", "Band X", None, 50)])
+    # "my" is not being typed (a word follows it): "myriad" does not hold it, as "lanternsx" would not
+    # hold "lanterns"; the index looks it up as a word.
+    assert titles(songs, "my lanterns") == [("My Lanterns", "Band Y")]
+    # The same in the typo set, where the short word stands beside the mistyped one.
+    assert titles(songs, "my lanxerns") == [("My Lanterns", "Band Y")]
+    # The last word may still be a prefix, short or not.
+    assert set(titles(songs, "lanterns my")) == {("My Lanterns", "Band Y"), ("Myriad Lanterns", "Band X")}
 
 
 def test_words_in_any_order(songs):
