@@ -258,7 +258,7 @@ class SpotifyClient:
         if wanted and self.capabilities.allowed(BATCH_TRACKS):
             for batch in batches(wanted, TRACKS_PER_REQUEST):
                 try:
-                    mapped = self._request("/tracks", "/tracks", {"ids": ",".join(batch)}, batch_size=len(batch),
+                    mapped = self._request("/tracks", _with_ids("/tracks", batch), batch_size=len(batch),
                                            decode=_batch_decoder(TracksAnswer, batch, "/tracks"))
                 except Forbidden as exc:
                     self._learn_forbidden(BATCH_TRACKS, "GET /tracks?ids=", exc)
@@ -286,7 +286,7 @@ class SpotifyClient:
         for batch in batches(wanted, AUDIO_FEATURES_PER_REQUEST):
             try:
                 mapped = self._request(
-                    "/audio-features", "/audio-features", {"ids": ",".join(batch)}, batch_size=len(batch),
+                    "/audio-features", _with_ids("/audio-features", batch), batch_size=len(batch),
                     decode=_batch_decoder(AudioFeaturesAnswer, batch, "/audio-features"))
             except Forbidden as exc:
                 state = self._learn_forbidden(AUDIO_FEATURES, "GET /audio-features", exc)
@@ -441,6 +441,15 @@ class SpotifyClient:
             self.capabilities.allow(POPULARITY)
         else:
             self.capabilities.forbid(POPULARITY, "tracks come without popularity (the access tier leaves it out)")
+
+
+def _with_ids(path: str, ids: list[str]) -> str:
+    """A batch request's path with its ids in the query, written out here rather than handed to
+    httpx as params: the ids are base62 (normalize_track_ids), so nothing needs escaping, and
+    httpx's encoding of params (each comma to %2C, then the query parsed and checked again
+    character by character) was about 0.25 ms of CPU per request of 50 ids, over a tenth of the
+    request's own cost."""
+    return f"{path}?ids={','.join(ids)}"
 
 
 def _batch_decoder(kind: type[TracksAnswer] | type[AudioFeaturesAnswer], asked: list[str],
