@@ -42,6 +42,7 @@ answer is recorded (or the claim runs out, if the prober never answered: a 5xx, 
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import uuid
@@ -92,6 +93,16 @@ PER_JOB_RECHECK_S = 1.0  # within one job's run, the version is read again after
 # costs a connect timeout and the client's retries on every call.
 REDIS_PAUSE_S = 5.0
 
+class _RunMark:
+    """A job run's look at the version: when it was last read (monotonic), None before the first."""
+
+    __slots__ = ("checked_at", "lock")
+
+    def __init__(self) -> None:
+        self.checked_at: float | None = None
+        self.lock = threading.Lock()
+
+
 _NEVER = object()  # the version before the first load (a missing key, None, is a version)
 _NO_REDIS = object()  # the version could not be read
 
@@ -137,8 +148,12 @@ class Capabilities:
         self._redis_lock = threading.Lock()
         self._redis_failing = False
         self._redis_paused_until = float("-inf")
-        # This thread's job run (once_per_job): [monotonic time the version was last read, or None].
-        self._run = threading.local()
+        # The job run under way (once_per_job) in this context: a context variable, not a thread's,
+        # so that the run's requests in flight beside it (pipeline/overlap.py runs them on a pool
+        # in a copy of the run's context) share its look at the version: a track_sync of 100 read
+        # it about six times, once per thread per look, where one read is the rule.
+        self._run: contextvars.ContextVar[_RunMark | None] = contextvars.ContextVar(
+            f"capabilities-run-{id(self)}", default=None)
 
     @classmethod
     def from_settings(cls, settings, engine: Engine, redis: Any = None, keys: RedisKeys | None = None) -> Capabilities:
@@ -151,31 +166,35 @@ class Capabilities:
 
     @contextmanager
     def once_per_job(self) -> Iterator[None]:
-        """Within the block, in this thread (one job's run), the version is read at the first look
-        and then at most every `per_job_recheck_s` (see the module docstring)."""
-        outer = getattr(self._run, "checked_at", _NEVER)
-        self._run.checked_at = None
+        """Within the block (one job's run, and the calls it starts on the overlap pool), the
+        version is read at the first look and then at most every `per_job_recheck_s` (see the
+        module docstring)."""
+        token = self._run.set(_RunMark())
         try:
             yield
         finally:
-            if outer is _NEVER:
-                del self._run.checked_at
-            else:
-                self._run.checked_at = outer
+            self._run.reset(token)
 
-    def _checked_in_this_run(self) -> bool:
-        checked_at = getattr(self._run, "checked_at", None)
-        return checked_at is not None and self._monotonic() - checked_at < self._per_job_recheck_s
+    def _checked_in(self, run: _RunMark) -> bool:
+        return run.checked_at is not None and self._monotonic() - run.checked_at < self._per_job_recheck_s
 
     def state(self, capability: str, *, fresh: bool = False) -> CapabilityState | None:
         """What is known of `capability` (None: nothing yet). `fresh`: read the version even
         where this run has read it already."""
-        if not fresh and self._checked_in_this_run():
-            with self._lock:
-                return self._states.get(capability)
+        run = self._run.get()
+        if run is None or fresh:
+            return self._looked_up(capability, run)
+        with run.lock:  # the run's threads looking at once: one reads the version, the others wait for it
+            if self._checked_in(run):
+                with self._lock:
+                    return self._states.get(capability)
+            return self._looked_up(capability, run)
+
+    def _looked_up(self, capability: str, run: _RunMark | None) -> CapabilityState | None:
+        """The version read, and the rows again if it moved (or their TTL ran out)."""
         version = self._read_version()  # before the rows: a write seen here is in what we load
-        if hasattr(self._run, "checked_at"):
-            self._run.checked_at = self._monotonic()
+        if run is not None:
+            run.checked_at = self._monotonic()
         with self._lock:
             now = self._monotonic()
             if version is _NO_REDIS:

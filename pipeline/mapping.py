@@ -1,8 +1,12 @@
 """Spotify objects -> songs rows: pure functions, no I/O (pipeline/store/songs.py writes them).
 
 `track_row`, `features_row` and `merge_rows` take Spotify's JSON objects or the client's
-dataclasses alike, and fill only what the object holds: a value Spotify left out is None, and the
-upsert keeps what the row had (a stored value is never overwritten by an absent one).
+typed structs (pipeline/spotify/models.py) alike, and fill only what the object holds: a value
+Spotify left out is None, and the upsert keeps what the row had (a stored value is never
+overwritten by an absent one). The structs, what a worker maps all day, take a path of their own
+that reads their fields as attributes: their types are known (decoding checked them), so no field
+needs asking what it is; the generic path, field by field through a reader, cost about three times
+as much (5 us a track).
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from pipeline.spotify.models import AudioFeatures, Track
 
 # Song columns a track_sync writes, with their PostgreSQL types (the store's upsert binds them).
 SONG_COLUMNS: dict[str, str] = {
@@ -82,6 +88,8 @@ def utc_naive(moment: datetime | str | None) -> datetime | None:
 def track_row(track: Any, synced_at: datetime) -> dict[str, Any]:
     """A Spotify Track -> the songs columns it fills. Popularity is None when the app's tier
     leaves it out; the upsert then keeps what the row had."""
+    if type(track) is Track:
+        return _typed_track_row(track, synced_at)
     get = _reader(track)
     artists = [_reader(a)("name") for a in (get("artists") or [])]
     duration_ms = get("duration_ms")
@@ -105,9 +113,45 @@ def track_row(track: Any, synced_at: datetime) -> dict[str, Any]:
     }
 
 
+def _typed_track_row(track: Track, synced_at: datetime) -> dict[str, Any]:
+    """track_row of the client's Track: the same row, read as attributes (see the docstring above)."""
+    duration_ms = track.duration_ms
+    popularity = track.popularity
+    if popularity is not None:
+        popularity = min(max(popularity, 0), 100)
+    links = track.external_urls
+    return {
+        "spotifyId": track.id,
+        "title": track.name or None,
+        "artist": ", ".join([a.name for a in track.artists if a.name]) or None,
+        "album": track.album.name,
+        "duration": round(duration_ms / 1000) if duration_ms >= 0 else None,
+        "spotifyPopularity": popularity,
+        "spotifyPreviewUrl": track.preview_url,
+        "spotifyExternalUrl": links.spotify if links is not None else None,
+        "spotifyLastSync": synced_at,
+        "lastPopularityUpdate": synced_at if popularity is not None else None,
+    }
+
+
+def _fitted(value: float | None, low: float, high: float) -> float | None:
+    """_clamped for a value already a float or None (a decoded AudioFeatures')."""
+    if value is None:
+        return None
+    return low if value < low else high if value > high else value
+
+
 def features_row(features: Any) -> dict[str, Any]:
     """Spotify AudioFeatures -> the songs columns. Values are clamped to what the columns' checks
     and precision allow (0..1 for the unit features); the columns round them to two places."""
+    if type(features) is AudioFeatures:
+        f = features
+        return {"danceability": _fitted(f.danceability, 0.0, 1.0), "energy": _fitted(f.energy, 0.0, 1.0),
+                "valence": _fitted(f.valence, 0.0, 1.0), "acousticness": _fitted(f.acousticness, 0.0, 1.0),
+                "instrumentalness": _fitted(f.instrumentalness, 0.0, 1.0),
+                "speechiness": _fitted(f.speechiness, 0.0, 1.0), "liveness": _fitted(f.liveness, 0.0, 1.0),
+                "tempo": _fitted(f.tempo, 0.0, 9999.99), "loudness": _fitted(f.loudness, -999.99, 999.99),
+                "audioFeaturesSynced": True}
     get = _reader(features)
     row: dict[str, Any] = {name: _clamped(get(name), 0.0, 1.0) for name in UNIT_FEATURES}
     row["tempo"] = _clamped(get("tempo"), 0.0, 9999.99)
@@ -125,7 +169,7 @@ def merge_rows(tracks: Iterable[Any], features: Mapping[str, Any] | None, synced
     marked synced too, so it is not asked for again."""
     rows: dict[str, dict[str, Any]] = {}
     for track in tracks:
-        if track is None or not _reader(track)("id"):
+        if track is None or not (track.id if type(track) is Track else _reader(track)("id")):
             continue
         row = track_row(track, synced_at)
         found = (features or {}).get(row["spotifyId"])

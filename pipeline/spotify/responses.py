@@ -6,7 +6,7 @@ tests/unit/spotify/test_responses.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -101,11 +101,16 @@ def api_error(
     return BadRequest(message, status=status, endpoint=endpoint)
 
 
-def api_result(status: int, headers: Mapping[str, str], body: bytes, endpoint: str, retry_after_default_s: float) -> Any:
-    """The decoded JSON of a successful response; raises the matching SpotifyError otherwise."""
+def api_result(status: int, headers: Mapping[str, str], body: bytes, endpoint: str, retry_after_default_s: float,
+               *, decode: Callable[[bytes], Any] | None = None) -> Any:
+    """The decoded JSON object of a successful response, or what `decode` makes of its bytes
+    (typed, pipeline/spotify/models.py: it raises MalformedResponse itself); raises the matching
+    SpotifyError otherwise."""
     error = api_error(status, headers, body, endpoint, retry_after_default_s)
     if error is not None:
         raise error
+    if decode is not None:
+        return decode(body)
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise MalformedResponse(f"{endpoint}: the body is not a JSON object", status=status, endpoint=endpoint)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+import psycopg
 import psycopg.errors
 import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, TextClause, text
@@ -55,6 +56,30 @@ def autocommit(engine: Engine) -> Iterator[Connection]:
     with translated():
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             yield connection
+
+
+@contextmanager
+def driver_autocommit(engine: Engine) -> Iterator[psycopg.Connection]:
+    """A pooled connection's psycopg connection itself, in autocommit, for a statement built
+    once that every job runs: SQLAlchemy's execution around a statement (its execution context,
+    its result, a Row for each row returned) cost about 0.4 ms of CPU for the songs upsert of 100
+    rows, next to psycopg's own 0.5. Driver errors come out as StoreError, as everywhere; a
+    connection that an error left broken is dropped from the pool, not handed out again."""
+    with translated():
+        pooled = engine.raw_connection()
+        try:
+            driver: psycopg.Connection = pooled.driver_connection  # type: ignore[assignment]
+            driver.autocommit = True
+            try:
+                yield driver
+            finally:
+                if not driver.broken:
+                    driver.autocommit = False  # back as the pool lends it to SQLAlchemy
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            pooled.invalidate(exc)
+            raise
+        finally:
+            pooled.close()
 
 
 def read(engine: Engine, work: Callable[[Connection], T]) -> T:

@@ -29,11 +29,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Engine, Table, TextClause, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from pipeline.errors import ProducerBusy, StoreConflict
-from pipeline.store.db import NOW, NOW_SQL, autocommit, seconds_ago, seconds_from_now, transaction, translated
+from pipeline.store.db import (
+    NOW,
+    NOW_SQL,
+    autocommit,
+    driver_autocommit,
+    seconds_ago,
+    seconds_from_now,
+    transaction,
+    translated,
+)
 from pipeline.store.freshness import Freshness, from_verdicts, track_work_due, verdicts_sql
 from shared.jobtypes import JOB_TYPE_NAMES
 from shared.models import JOB_STATUSES, SpotifyBackfill, SpotifySyncJob
@@ -340,20 +350,21 @@ def renew_leases(engine: Engine, runs: Sequence[Job], lease_s: int) -> set[str]:
         return set(held)
 
 
-# Built once, bound per job: every job ends here, and building the statement anew (the values'
-# coercion, the cache key of a new tree) cost a worker more CPU than the rest of its ledger calls.
-_COMPLETE = (
-    update(JOBS).where((JOBS.c.id == bindparam("run_id")) & (JOBS.c.status == "running")
-                       & (JOBS.c.attempts == bindparam("run_attempts")))  # _this_run, bound per job
-    .values(status="completed", completedAt=NOW_SQL, leaseUntil=None, notBefore=None,
-            result=bindparam("result", type_=JSONB), error=None, errorClass=None, updatedAt=NOW_SQL)
-    .returning(JOBS.c.id)
-)
+# Built once, bound per job, and run on the driver's own connection (db.driver_autocommit): every
+# job ends here, and building the statement anew (the values' coercion, the cache key of a new
+# tree) cost a worker more CPU than the rest of its ledger calls; SQLAlchemy's execution around
+# the built one (0.4-0.5 ms, with the JSONB result's bind) was still most of what is left.
+_COMPLETE = f"""
+    UPDATE spotify_sync_jobs SET status = 'completed', "completedAt" = {NOW}, "leaseUntil" = NULL,
+        "notBefore" = NULL, result = %(result)s, error = NULL, "errorClass" = NULL, "updatedAt" = {NOW}
+    WHERE id = %(run_id)s AND status = 'running' AND attempts = %(run_attempts)s
+    RETURNING id"""  # the row, if it is still this run's: _this_run's fencing on id, status and attempts
 
 
 def complete(engine: Engine, job: Job, result: dict) -> bool:
-    with autocommit(engine) as conn:  # one statement: its own transaction, one round trip
-        return conn.execute(_COMPLETE, {"run_id": job.id, "run_attempts": job.attempts, "result": result}).first() is not None
+    with driver_autocommit(engine) as driver, driver.cursor() as cursor:  # one statement, one round trip
+        cursor.execute(_COMPLETE, {"run_id": job.id, "run_attempts": job.attempts, "result": Jsonb(result)})
+        return cursor.fetchone() is not None
 
 
 def fail(engine: Engine, job: Job, error_class: str, message: str, *, result: dict | None = None) -> bool:

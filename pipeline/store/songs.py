@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, TextClause, text
 from pipeline.mapping import FEATURE_COLUMNS, SONG_COLUMNS, features_row
 from pipeline.metrics import ROWS_WRITTEN
 from pipeline.store import ledger, search_index
-from pipeline.store.db import NOW, autocommit, transaction
+from pipeline.store.db import NOW, autocommit, driver_autocommit, transaction
 
 # --- songs --------------------------------------------------------------------------------------
 
@@ -30,7 +30,7 @@ class UpsertedSong:
     inserted: bool
 
 
-def _song_upsert() -> TextClause:
+def _song_upsert(batch: str) -> str:
     """INSERT ... SELECT FROM json_to_recordset(:batch) ON CONFLICT ("spotifyId") DO UPDATE.
 
     The batch goes to PostgreSQL as one JSON text parameter: binding twenty arrays (or a VALUES
@@ -53,23 +53,42 @@ def _song_upsert() -> TextClause:
     updates += [f'"{c}" = coalesce(nullif(EXCLUDED."{c}", \'\'), songs."{c}")' for c in ("title", "artist")]
     updates.append('"audioFeaturesSynced" = EXCLUDED."audioFeaturesSynced" OR coalesce(songs."audioFeaturesSynced", false)')
     updates.append(f'"updatedAt" = {NOW}')
-    return text(
-        f"INSERT INTO songs ({quoted}) SELECT {selected} FROM json_to_recordset(CAST(:batch AS json)) AS r({record}) "
+    return (
+        f"INSERT INTO songs ({quoted}) SELECT {selected} FROM json_to_recordset(CAST({batch} AS json)) AS r({record}) "
         f'ON CONFLICT ("spotifyId") DO UPDATE SET {", ".join(updates)} '
         f'RETURNING id, "spotifyId", (xmax = 0) AS inserted'
     )
 
 
-_SONG_UPSERT = _song_upsert()
+# The same statement twice: for a connection of a transaction (SQLAlchemy's binds), and for the
+# driver's own (psycopg's), which a track_sync's upsert, its whole unit of work, runs on
+# (db.driver_autocommit: SQLAlchemy's execution around it cost nearly its own CPU again).
+_SONG_UPSERT: TextClause = text(_song_upsert(":batch"))
+_SONG_UPSERT_DRIVER = _song_upsert("%(batch)s")
 
 
 def _upsert_songs(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[UpsertedSong]:
     if not rows:
         return []
-    by_id = {r["spotifyId"]: r for r in rows}  # ON CONFLICT may not touch a row twice
-    upserted = [UpsertedSong(*r) for r in conn.execute(_SONG_UPSERT, {"batch": _json(list(by_id.values()))})]
+    upserted = [UpsertedSong(*r) for r in conn.execute(_SONG_UPSERT, {"batch": _batch(rows)})]
     ROWS_WRITTEN.labels("songs").inc(len(upserted))
     return upserted
+
+
+def _upsert_songs_alone(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> list[UpsertedSong]:
+    """_upsert_songs as its own transaction, on the driver's connection (see _SONG_UPSERT_DRIVER)."""
+    if not rows:
+        return []
+    with driver_autocommit(engine) as driver, driver.cursor() as cursor:
+        cursor.execute(_SONG_UPSERT_DRIVER, {"batch": _batch(rows)})
+        upserted = [UpsertedSong(*r) for r in cursor.fetchall()]
+    ROWS_WRITTEN.labels("songs").inc(len(upserted))
+    return upserted
+
+
+def _batch(rows: Sequence[Mapping[str, Any]]) -> str:
+    by_id = {r["spotifyId"]: r for r in rows}  # ON CONFLICT may not touch a row twice
+    return _json(list(by_id.values()))
 
 
 def _json(value: Any) -> str:
@@ -91,8 +110,7 @@ def write_songs(engine: Engine, rows: Sequence[Mapping[str, Any]], *, searchable
             upserted = _upsert_songs(conn, rows)
             search_index.index_now(conn, [u.song_id for u in upserted])
             return upserted
-    with autocommit(engine) as conn:
-        return _upsert_songs(conn, rows)
+    return _upsert_songs_alone(engine, rows)
 
 
 def write_tracks(engine: Engine, rows: Sequence[Mapping[str, Any]], not_found: Sequence[str],
@@ -101,8 +119,7 @@ def write_tracks(engine: Engine, rows: Sequence[Mapping[str, Any]], not_found: S
     null for remembered (within TRACK_TTL they are not asked for again). With none of the
     latter, the upsert is the whole unit of work: one statement, one round trip (autocommit)."""
     if not not_found:
-        with autocommit(engine) as conn:
-            return _upsert_songs(conn, rows)
+        return _upsert_songs_alone(engine, rows)
     with transaction(engine) as conn:
         upserted = _upsert_songs(conn, rows)
         _remember_unknown(conn, not_found, checked_at)

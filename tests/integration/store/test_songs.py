@@ -5,11 +5,16 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import event, text
+import psycopg
+import pytest
+from sqlalchemy import text
 
 from pipeline import mapping
+from pipeline.errors import StoreError
 from pipeline.store import ledger, songs
+from pipeline.store.db import transaction
 from pipeline.store.ledger import NewJob
+from shared.db import make_engine
 
 AT = datetime(2026, 11, 22, 12, 0, 0)
 
@@ -32,18 +37,21 @@ def table(engine, sql):
 
 @contextmanager
 def recorded_statements(engine):
-    """The SQL sent through `engine` in the block, each with whether its connection was in
-    autocommit (no BEGIN/COMMIT round trips around it)."""
+    """The SQL sent in the block, each with whether its connection was in autocommit (no
+    BEGIN/COMMIT round trips around it). Seen at psycopg's cursor, under SQLAlchemy: the store
+    runs some statements on the driver's connection itself (db.driver_autocommit)."""
     seen: list[tuple[str, bool]] = []
+    execute = psycopg.Cursor.execute
 
-    def record(connection, cursor, statement, *_):
-        seen.append((statement, connection.connection.dbapi_connection.autocommit))
+    def record(cursor, query, *args, **kwargs):
+        seen.append((str(query), cursor.connection.autocommit))
+        return execute(cursor, query, *args, **kwargs)
 
-    event.listen(engine, "before_cursor_execute", record)
+    psycopg.Cursor.execute = record  # type: ignore[method-assign]
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
 
 
 def test_a_batch_of_fifty_is_one_statement_and_a_second_run_leaves_the_same_rows(clean_db):
@@ -176,3 +184,18 @@ def test_write_songs_is_one_autocommitted_statement_and_unknown_features_read_as
     # The row's JSON carries no audioFeaturesSynced key: the column gets false, not NULL.
     assert table(engine, 'SELECT "audioFeaturesSynced", danceability FROM songs') == [(False, None)]
     assert songs.features_pending(engine, [track(3)["id"], "never-seen"]) == [track(3)["id"]]
+
+
+def test_the_upserts_driver_connection_goes_back_to_the_pool_as_a_transaction_expects_it(clean_db):
+    # write_songs runs on the driver's connection in autocommit (db.driver_autocommit); the next
+    # borrower of that connection (a pool of one) must get it back out of autocommit, or a
+    # transaction's rollback would undo nothing.
+    engine = make_engine(clean_db.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    try:
+        songs.write_songs(engine, mapping.merge_rows([track(1)], None, AT))
+        with pytest.raises(StoreError), transaction(engine) as conn:
+            conn.execute(text("UPDATE songs SET title = 'changed'"))
+            conn.execute(text("SELECT 1/0"))
+        assert table(engine, "SELECT title FROM songs") == [("Song 1",)]
+    finally:
+        engine.dispose()

@@ -3,6 +3,8 @@ to the columns' precision and checks, and what a tier leaves out left empty."""
 
 from datetime import UTC, datetime
 
+import pytest
+
 from pipeline.mapping import features_row, merge_rows, track_row, utc_naive
 from pipeline.spotify.models import AudioFeatures, Track
 
@@ -25,8 +27,26 @@ def test_a_track_fills_its_identity_popularity_and_links():
     }
 
 
-def test_the_clients_dataclass_maps_to_the_same_row():
-    assert track_row(Track.from_json(TRACK), AT) == track_row(TRACK, AT)
+@pytest.mark.parametrize("track", [
+    TRACK,
+    {**TRACK, "duration_ms": -5, "popularity": 150},
+    {**TRACK, "popularity": -3, "preview_url": None, "external_urls": None},
+    {**TRACK, "name": "", "artists": [{"name": ""}, {"name": "Astley"}], "album": {"name": ""}},
+    {**TRACK, "artists": [{"name": ""}]},
+    {k: v for k, v in TRACK.items() if k not in ("popularity", "preview_url", "external_urls")},
+])
+def test_the_clients_struct_maps_to_the_same_row_as_its_json(track):
+    # The structs take a path of their own (attributes): it must give what the JSON's gives.
+    assert track_row(Track.from_json(track), AT) == track_row(track, AT)
+
+
+@pytest.mark.parametrize("features", [
+    FEATURES,
+    {"id": "x", "tempo": 12_345.0, "loudness": -2_000, "energy": 1, "valence": 0},
+    {"id": "x"},
+])
+def test_the_clients_audio_features_map_to_the_same_row_as_their_json(features):
+    assert features_row(AudioFeatures.from_json(features)) == features_row(features)
 
 
 def test_a_tier_without_popularity_leaves_it_and_its_timestamp_empty():

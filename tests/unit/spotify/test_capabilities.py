@@ -1,6 +1,7 @@
 """Capabilities are learned once, obeyed, and looked at again after the recheck time; with Redis,
 what one process learns every other knows from its next call."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import fakeredis
@@ -8,6 +9,7 @@ import pytest
 from loguru import logger
 
 from pipeline.capabilities import AUDIO_FEATURES, BATCH_TRACKS, POPULARITY, Capabilities, InMemoryCapabilityRows
+from pipeline.overlap import Overlap
 from shared.keys import RedisKeys
 
 KEYS = RedisKeys("test")
@@ -263,6 +265,24 @@ def test_within_a_job_the_version_is_read_at_the_first_look_and_again_after_the_
         assert mine.allowed(AUDIO_FEATURES)  # a new run reads it at once
     theirs.forbid(BATCH_TRACKS, "403")
     assert not mine.allowed(BATCH_TRACKS)  # outside a run: every look reads it
+
+
+def test_the_calls_a_job_starts_on_the_overlap_pool_share_its_look_at_the_version(fleet):
+    # A track_sync's other /tracks request and its /audio-features run on the pool's threads
+    # (pipeline/overlap.py): they are the same run, and read the version no more than it does.
+    counting = CountingRedis(fleet.redis)
+    mine = fleet.process(redis=counting)
+    mine.allowed(BATCH_TRACKS)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        overlap = Overlap(pool)
+        with mine.once_per_job():
+            calls = counting.calls
+            assert mine.allowed(BATCH_TRACKS)
+            beside = [overlap.start(lambda: mine.allowed(AUDIO_FEATURES)) for _ in range(4)]
+            assert all(later.result() for later in beside)
+            assert counting.calls == calls + 1
+        assert overlap.start(lambda: mine.allowed(AUDIO_FEATURES)).result()  # outside a run: read again
+        assert counting.calls == calls + 2
 
 
 def test_a_403_met_within_a_job_reads_the_version_so_a_standing_record_is_not_written_again(fleet):

@@ -3,10 +3,20 @@ always sends."""
 
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from pipeline.errors import MalformedResponse
-from pipeline.spotify.models import AudioFeatures, Page, SavedTrack, SpotifyUser, Track
+from pipeline.spotify.models import (
+    AudioFeatures,
+    AudioFeaturesAnswer,
+    Page,
+    SavedTrack,
+    SpotifyUser,
+    Track,
+    TracksAnswer,
+    decode_batch,
+)
 
 FULL = {
     "id": "4uLU6hMCjMI75M1A2tKUQC", "name": "Song", "duration_ms": 213000, "explicit": False, "popularity": 71,
@@ -31,19 +41,58 @@ def test_a_dev_2026_track_reads_none_for_what_is_left_out():
     assert (track.popularity, track.preview_url, track.isrc) == (None, None, "USUM71703861")
 
 
-@pytest.mark.parametrize(("broken", "named"), [
-    ({"id": "x"}, "'name'"),
-    ({**FULL, "name": None}, "'name'"),
-    ({**FULL, "artists": "Rick"}, "'artists'"),
-    ({**FULL, "artists": [{"id": "a"}]}, "'artists'"),
-    ({**FULL, "album": None}, "'album'"),
-    ({**FULL, "duration_ms": "213573"}, "'duration_ms'"),
-    ({**FULL, "id": 7}, "'id'"),
-])
-def test_an_object_lacking_what_spotify_always_sends_is_malformed(broken, named):
+# What is wrong, and where (msgspec's JSON path), in the message.
+BROKEN = [
+    ({"id": "x"}, "missing required field `name`"),
+    ({**FULL, "name": None}, "Expected `str`, got `null` - at `$.name`"),
+    ({**FULL, "artists": "Rick"}, "got `str` - at `$.artists`"),
+    ({**FULL, "artists": []}, "Expected `array` of length >= 1 - at `$.artists`"),
+    ({**FULL, "artists": [{"id": "a"}]}, "missing required field `name` - at `$.artists[0]`"),
+    ({**FULL, "album": None}, "Expected `object`, got `null` - at `$.album`"),
+    ({**FULL, "album": {"id": "al"}}, "missing required field `name` - at `$.album`"),
+    ({**FULL, "duration_ms": "213573"}, "Expected `int`, got `str` - at `$.duration_ms`"),
+    ({**FULL, "duration_ms": True}, "Expected `int`, got `bool` - at `$.duration_ms`"),
+    ({**FULL, "id": 7}, "Expected `str`, got `int` - at `$.id`"),
+    ({**FULL, "popularity": "71"}, "Expected `int | null`, got `str` - at `$.popularity`"),
+]
+
+
+@pytest.mark.parametrize(("broken", "said"), BROKEN)
+def test_an_object_lacking_what_spotify_always_sends_is_malformed(broken, said):
     with pytest.raises(MalformedResponse) as caught:
         Track.from_json(broken)
-    assert named in str(caught.value) and caught.value.transient
+    assert said in str(caught.value) and caught.value.transient
+
+
+@pytest.mark.parametrize(("broken", "said"), BROKEN)
+def test_a_batch_answer_with_a_broken_track_names_it_and_the_id_asked_there(broken, said):
+    body = orjson.dumps({"tracks": [FULL, None, broken]})
+    with pytest.raises(MalformedResponse) as caught:
+        decode_batch(body, TracksAnswer, ["a", "b", "c"], "/tracks")
+    where = said.replace("- at `$", "- at `$.tracks[2]") if "- at" in said else f"{said} - at `$.tracks[2]`"
+    assert where in str(caught.value) and "(the entry for c)" in str(caught.value) and caught.value.transient
+
+
+def test_a_batch_answer_maps_entries_to_the_ids_asked_by_position():
+    found = decode_batch(orjson.dumps({"tracks": [FULL, None]}), TracksAnswer, ["a", "b"], "/tracks")
+    assert found["b"] is None and found["a"].isrc == "USUM71703861"
+    features = decode_batch(orjson.dumps({"audio_features": [None, {"id": "y", "tempo": 120, "key": 5}]}),
+                            AudioFeaturesAnswer, ["x", "y"], "/audio-features")
+    assert features["x"] is None and (features["y"].tempo, features["y"].key, features["y"].energy) == (120.0, 5, None)
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    (b"", "truncated"),
+    (b"{not json", "malformed"),
+    (b'{"tracks": [null]}', "holds 1 entries for the 2 ids asked"),
+    (b'{"tracks": null}', "Expected `array`, got `null` - at `$.tracks`"),
+    (b'{"error": "x"}', "missing required field `tracks`"),
+    (b'["a track"]', "Expected `object`, got `array`"),
+])
+def test_a_batch_answer_that_is_not_one_entry_per_id_is_malformed(body, said):
+    with pytest.raises(MalformedResponse) as caught:
+        decode_batch(body, TracksAnswer, ["a", "b"], "/tracks")
+    assert said in str(caught.value) and str(caught.value).startswith("/tracks: ")
 
 
 def test_fields_a_tier_leaves_out_read_none():

@@ -28,6 +28,15 @@ def test_a_success_returns_the_json_object():
     assert api_result(200, {}, body({"tracks": []}), "/tracks", DEFAULT) == {"tracks": []}
 
 
+def test_a_success_with_a_decoder_returns_what_it_makes_of_the_bytes_and_an_error_never_reaches_it():
+    decoded: list[bytes] = []
+    decode = lambda raw: decoded.append(raw) or "typed"  # noqa: E731
+    assert api_result(200, {}, b'{"tracks": []}', "/tracks", DEFAULT, decode=decode) == "typed"
+    with pytest.raises(errors.ServerError):
+        api_result(503, {}, b'{"tracks": []}', "/tracks", DEFAULT, decode=decode)
+    assert decoded == [b'{"tracks": []}']
+
+
 @pytest.mark.parametrize("payload", [b"", b"not json", b"[1, 2]", b"{\"tracks\": "])
 def test_a_success_with_an_unreadable_body_is_malformed_and_transient(payload):
     with pytest.raises(errors.MalformedResponse) as caught:
