@@ -161,7 +161,11 @@ class WorkerSetup(Middleware):
         tune_gc()
         logger.info("worker process ready", queues=sorted(broker.get_declared_queues()))
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker) -> None:
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker) -> None:
+        # After the worker threads have ended their jobs, not before: a job still running when
+        # the shutdown began keeps its lease renewed, its overlap pool and its database until it
+        # ends. (Closed first, such a job's next request met a pool shut down, "cannot schedule
+        # new futures after shutdown", and the job failed for good.)
         env = _env
         if env is not None:
             env.close()
