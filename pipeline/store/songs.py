@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, TextClause, text
+import psycopg
+from sqlalchemy import Connection, Engine, text
 
 from pipeline.mapping import FEATURE_COLUMNS, SONG_COLUMNS, features_row
 from pipeline.metrics import ROWS_WRITTEN
@@ -31,7 +32,7 @@ class UpsertedSong:
 
 
 def _song_upsert(batch: str) -> str:
-    """INSERT ... SELECT FROM json_to_recordset(:batch) ON CONFLICT ("spotifyId") DO UPDATE.
+    """INSERT ... SELECT FROM json_to_recordset(batch) ON CONFLICT ("spotifyId") DO UPDATE, `batch` its placeholder.
 
     The batch goes to PostgreSQL as one JSON text parameter: binding twenty arrays (or a VALUES
     list of 1,000 parameters) made psycopg's parameter conversion the larger part of the cost,
@@ -60,30 +61,31 @@ def _song_upsert(batch: str) -> str:
     )
 
 
-# The same statement twice: for a connection of a transaction (SQLAlchemy's binds), and for the
-# driver's own (psycopg's), which a track_sync's upsert, its whole unit of work, runs on
-# (db.driver_autocommit: SQLAlchemy's execution around it cost nearly its own CPU again).
-_SONG_UPSERT: TextClause = text(_song_upsert(":batch"))
-_SONG_UPSERT_DRIVER = _song_upsert("%(batch)s")
+# psycopg's own placeholder: the upsert runs on the driver's connection, SQLAlchemy's execution
+# around it cost nearly the statement's own CPU again. Alone (a track_sync's whole unit of work)
+# on db.driver_autocommit's; in a transaction, on the driver connection under SQLAlchemy's.
+_SONG_UPSERT = _song_upsert("%(batch)s")
 
 
-def _upsert_songs(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[UpsertedSong]:
+def _upsert_songs(driver: psycopg.Connection, rows: Sequence[Mapping[str, Any]]) -> list[UpsertedSong]:
     if not rows:
         return []
-    upserted = [UpsertedSong(*r) for r in conn.execute(_SONG_UPSERT, {"batch": _batch(rows)})]
+    with driver.cursor() as cursor:
+        cursor.execute(_SONG_UPSERT, {"batch": _batch(rows)})
+        upserted = [UpsertedSong(*r) for r in cursor.fetchall()]
     ROWS_WRITTEN.labels("songs").inc(len(upserted))
     return upserted
 
 
 def _upsert_songs_alone(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> list[UpsertedSong]:
-    """_upsert_songs as its own transaction, on the driver's connection (see _SONG_UPSERT_DRIVER)."""
-    if not rows:
-        return []
-    with driver_autocommit(engine) as driver, driver.cursor() as cursor:
-        cursor.execute(_SONG_UPSERT_DRIVER, {"batch": _batch(rows)})
-        upserted = [UpsertedSong(*r) for r in cursor.fetchall()]
-    ROWS_WRITTEN.labels("songs").inc(len(upserted))
-    return upserted
+    """_upsert_songs as its own transaction: one statement, one round trip."""
+    with driver_autocommit(engine) as driver:
+        return _upsert_songs(driver, rows)
+
+
+def _in(conn: Connection) -> psycopg.Connection:
+    """The psycopg connection under `conn`, inside its transaction."""
+    return conn.connection.driver_connection  # type: ignore[return-value]
 
 
 def _batch(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -107,7 +109,7 @@ def write_songs(engine: Engine, rows: Sequence[Mapping[str, Any]], *, searchable
         return []
     if searchable_now:
         with transaction(engine) as conn:
-            upserted = _upsert_songs(conn, rows)
+            upserted = _upsert_songs(_in(conn), rows)
             search_index.index_now(conn, [u.song_id for u in upserted])
             return upserted
     return _upsert_songs_alone(engine, rows)
@@ -121,7 +123,7 @@ def write_tracks(engine: Engine, rows: Sequence[Mapping[str, Any]], not_found: S
     if not not_found:
         return _upsert_songs_alone(engine, rows)
     with transaction(engine) as conn:
-        upserted = _upsert_songs(conn, rows)
+        upserted = _upsert_songs(_in(conn), rows)
         _remember_unknown(conn, not_found, checked_at)
     return upserted
 
@@ -208,7 +210,7 @@ def save_library_page(engine: Engine, job: ledger.Job, lease_s: int, user_id: st
     with transaction(engine) as conn:
         spotify_ids = [spotify_id for spotify_id, _ in page.links]
         known = _known_saved(conn, user_id, spotify_ids)
-        upserted = _upsert_songs(conn, page.rows)
+        upserted = _upsert_songs(_in(conn), page.rows)
         song_ids = {u.spotify_id: u.song_id for u in upserted}
         _link_saved_tracks(conn, user_id, [(song_ids[s], s, at) for s, at in page.links if s in song_ids])
         if not ledger.save_checkpoint(conn, job, lease_s, checkpoint(len(known))):
