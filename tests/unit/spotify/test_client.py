@@ -262,7 +262,7 @@ def test_each_request_is_logged_at_debug_without_the_token(fakes, httpx_mock):
 
 def test_the_budget_is_taken_for_every_attempt(fakes, httpx_mock):
     taken = []
-    fakes.limiter.acquire = lambda max_wait_s=None, lane="background": taken.append(1) or 0.0
+    fakes.limiter.acquire = lambda max_wait_s=None, lane="background", boxes=(): taken.append(1) or 0.0
     httpx_mock.add_response(status_code=500)
     httpx_mock.add_callback(batch_answer())
     fakes.client().get_tracks(make_ids(2))
@@ -340,7 +340,7 @@ def test_a_limiter_refusal_part_way_carries_what_was_fetched(fakes, httpx_mock):
                             is_reusable=True)
     granted = iter([0.0, 0.0])
 
-    def acquire(max_wait_s=None, lane="background"):
+    def acquire(max_wait_s=None, lane="background", boxes=()):
         try:
             return next(granted)
         except StopIteration:
