@@ -61,7 +61,7 @@ from pipeline.errors import (
 )
 from pipeline.ratecontrol.limiter import BACKGROUND, INTERACTIVE
 from pipeline.ratecontrol.penalty_box import check_known, is_quota
-from pipeline.spotify.http import bounded_retry, send
+from pipeline.spotify.http import PlainUrls, bounded_retry, send
 from pipeline.spotify.ids import batches, normalize_track_id, normalize_track_ids
 from pipeline.spotify.models import (
     AudioFeatures,
@@ -156,6 +156,8 @@ class SpotifyClient:
     ):
         self._http = http
         self._base = api_base_url.rstrip("/")
+        self._plain_urls = PlainUrls(self._base)
+        self._headers: tuple[str, httpx.Headers] | None = None  # (token, the client's headers with it)
         self._limiter = limiter
         self._penalty = penalty_box
         self._quota = quota_box
@@ -398,8 +400,7 @@ class SpotifyClient:
         self._limiter.acquire(self._max_wait_s, lane=self._lane, boxes=(self._quota, self._penalty))
         started = time.perf_counter()
         try:
-            response = send(lambda: self._http.get(url, params=params, headers={"Authorization": f"Bearer {token}"}),
-                            endpoint)
+            response = send(lambda: self._http.send(self._build_request(url, params, token)), endpoint)
         except NetworkError as exc:
             timed_out = isinstance(exc.__cause__, httpx.TimeoutException)
             metrics.REQUESTS.labels(endpoint, "timeout" if timed_out else "error").inc()
@@ -415,6 +416,21 @@ class SpotifyClient:
         except RateLimited as limited:
             self._hold_off(limited, endpoint)
             raise
+
+    def _build_request(self, url: str, params: dict | None, token: str) -> httpx.Request:
+        """The GET as httpx.Client.build_request makes it (the client's headers, cookies and
+        params merged in), but for a plain path under the base URL (a batch of ids) without parsing
+        the URL again (PlainUrls) or merging headers anew for every request. Sent by the client
+        (Client.send: timeouts, redirects, cookies as ever)."""
+        plain = self._plain_urls.url(url) if params is None and not self._http.cookies else None
+        if plain is None:
+            return self._http.build_request("GET", url, params=params, headers={"Authorization": f"Bearer {token}"})
+        headers = self._headers
+        if headers is None or headers[0] != token:
+            merged = httpx.Headers(self._http.headers)
+            merged["Authorization"] = f"Bearer {token}"
+            headers = self._headers = (token, merged)
+        return httpx.Request("GET", plain, headers=headers[1])
 
     def _hold_off(self, limited: RateLimited, endpoint: str, *, learn: bool = True) -> None:
         """A 429. A spent quota shuts the quota box of the developer account until it comes back; a

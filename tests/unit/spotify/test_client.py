@@ -351,3 +351,29 @@ def test_a_limiter_refusal_part_way_carries_what_was_fetched(fakes, httpx_mock):
     assert fetched.stopped_by.reason == "local_budget" and list(fetched.found) == ids[:2]
     with pytest.raises(errors.RateLimited):  # get_tracks raises what stopped it
         fakes.client().get_tracks(ids)
+
+
+def test_a_batch_request_is_the_request_httpx_would_build(fakes, httpx_mock):
+    """A plain path under the base URL is not parsed again (PlainUrls): the URL made of the base's
+    parts must be httpx's own parse, and the request the one Client.build_request makes. (An
+    httpx that keeps a URL's parts otherwise turns PlainUrls off; this says so.)"""
+    from pipeline.spotify.http import PlainUrls
+
+    urls = PlainUrls(API)
+    assert urls.works
+    ids = make_ids(50)
+    url = f"{API}/tracks?ids={','.join(ids)}"
+    assert urls.url(url) == httpx.URL(url) and urls.url(url).raw_path == httpx.URL(url).raw_path
+    assert urls.url(API + "/me") == httpx.URL(API + "/me")
+    # Anything else is parsed by httpx: characters to quote, a dot segment, another host.
+    for other in (API + "/search?q=a b", API + "/search?q=%41", API + "/x/../tracks", "https://elsewhere.test/v1/me",
+                  API + "x/tracks"):
+        assert urls.url(other) is None, other
+
+    httpx_mock.add_callback(batch_answer())
+    client = fakes.client()
+    client.get_tracks(ids)
+    [sent] = httpx_mock.get_requests()
+    expected = client._http.build_request("GET", url, headers={"Authorization": "Bearer token-1"})
+    assert sent.url == expected.url and sent.url.raw_path == expected.url.raw_path
+    assert list(sent.headers.multi_items()) == list(expected.headers.multi_items())
