@@ -377,3 +377,19 @@ def test_a_batch_request_is_the_request_httpx_would_build(fakes, httpx_mock):
     expected = client._http.build_request("GET", url, headers={"Authorization": "Bearer token-1"})
     assert sent.url == expected.url and sent.url.raw_path == expected.url.raw_path
     assert list(sent.headers.multi_items()) == list(expected.headers.multi_items())
+
+
+def test_the_pooled_client_looks_for_cookies_only_in_answers_that_set_one_and_keeps_them(httpx_mock):
+    from types import SimpleNamespace
+
+    from pipeline.spotify.http import SetCookieOnly, make_http_client
+
+    http = make_http_client(SimpleNamespace(read_timeout_s=5, connect_timeout_s=2))
+    assert isinstance(http.cookies, SetCookieOnly)
+    httpx_mock.add_response(url="https://api.test/v1/a", headers={"Set-Cookie": "k=v; Path=/"})
+    httpx_mock.add_response(url="https://api.test/v1/b")
+    httpx_mock.add_response(url="https://api.test/v1/c")
+    for path in ("a", "b", "c"):
+        http.get(f"https://api.test/v1/{path}")
+    assert http.cookies.get("k") == "v"
+    assert [r.headers.get("cookie") for r in httpx_mock.get_requests()] == [None, "k=v", "k=v"]
