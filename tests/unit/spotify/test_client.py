@@ -393,3 +393,24 @@ def test_the_pooled_client_looks_for_cookies_only_in_answers_that_set_one_and_ke
         http.get(f"https://api.test/v1/{path}")
     assert http.cookies.get("k") == "v"
     assert [r.headers.get("cookie") for r in httpx_mock.get_requests()] == [None, "k=v", "k=v"]
+
+
+def test_each_thread_sends_through_a_pool_of_its_own_and_closing_the_client_closes_them_all(httpx_mock):
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from pipeline.spotify.http import PerThreadTransport, make_http_client
+
+    http = make_http_client(SimpleNamespace(read_timeout_s=5, connect_timeout_s=2))
+    transport = http._transport
+    assert isinstance(transport, PerThreadTransport)
+    httpx_mock.add_response(url="https://api.test/v1/me", is_reusable=True)
+    http.get("https://api.test/v1/me")
+    http.get("https://api.test/v1/me")  # the same thread: the same pool
+    with ThreadPoolExecutor(3) as threads:
+        assert [r.status_code for r in threads.map(lambda _: http.get("https://api.test/v1/me"), range(3))] == [200] * 3
+    assert 2 <= len(transport._pools) <= 4
+    http.close()
+    assert transport._pools == []
+    with pytest.raises(httpx.TransportError):
+        ThreadPoolExecutor(1).submit(transport.handle_request, httpx.Request("GET", "https://api.test/v1/me")).result()
