@@ -7,6 +7,9 @@ atomically in a Lua script. Around it this module adds what a fleet needs:
 - NOSCRIPT recovery: a Redis restart, failover or SCRIPT FLUSH empties the script cache, and the
   bucket would fail on EVALSHA until rebuilt (PyrateLimiter issue #182); the script is reloaded
   and the call made again;
+- the request's penalty boxes read in the same script, before the permit is taken (none is
+  taken while one holds: a permit taken is a request sent), so a request costs one round trip
+  to Redis, not a check of its boxes and then an admission;
 - a blocking acquire with a bounded wait: waiting for our own budget is short (a window at most);
   a wait longer than `max_wait_s` raises RateLimited(reason="local_budget") so the job is parked;
 - no race between reading the clock and inserting: pyrate's script counts the window up to the
@@ -57,6 +60,17 @@ from pyrate_limiter.utils import id_generator
 
 from pipeline.errors import BUDGET, RateLimited, RedisUnavailable
 from pipeline.ratecontrol.budget import Budget, FixedBudget
+from pipeline.ratecontrol.penalty_box import (
+    READ_BOXES,
+    PenaltyBox,
+    RedisPenaltyBox,
+    box_keys,
+    check_known,
+    check_open,
+    client_of,
+    on_one_client,
+    raise_held,
+)
 from shared.redis_conn import server_time_ms
 from shared.settings import Rate
 
@@ -122,24 +136,34 @@ _LEAK_EVERY = 64
 
 
 # pyrate's check-and-insert (its LuaScript.PUT_ITEM, SlidingWindowLog) for one rate and weight 1,
-# on Redis's clock: KEYS[1] = the log; ARGV = now in ms (-1: read TIME here), the window in ms,
-# the limit, the entry's member. Every entry from the window's start on counts ('+inf': see the
-# module docstring). Returns {admitted 1/0, the timestamp of the entry whose expiry frees room
-# (-1: none), now}.
-ADMIT = """
+# on Redis's clock, behind the request's penalty boxes: KEYS[1] = the log, KEYS[2..] = the boxes
+# (the quota's, the client id's); ARGV = now in ms (-1: read TIME here), the window in ms, the
+# limit, the entry's member. While a box holds nothing is taken (a permit taken is a request
+# sent). Every entry from the window's start on counts ('+inf': see the module docstring).
+# Returns {admitted 1 / refused 0 / a box holds 2, the timestamp of the entry whose expiry frees
+# room (-1: none), now, Redis's now (the boxes' clock, whatever the log's), then each box's
+# deadline and reason (penalty_box.READ_BOXES)}.
+ADMIT = READ_BOXES + """
 local bucket = KEYS[1]
+local t = redis.call('TIME')
+local server_now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now = tonumber(ARGV[1])
 if now < 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now = server_now
+end
+local answer = {1, -1, now, server_now}
+if read_boxes(answer, 2, server_now) then
+  answer[1] = 2
+  return answer
 end
 local interval, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 if redis.call('ZCOUNT', bucket, now - interval, '+inf') >= limit then
   local blocking = redis.call('ZRANGE', bucket, -limit, -limit, 'WITHSCORES')
-  return {0, blocking[2] and tonumber(blocking[2]) or -1, now}
+  answer[1], answer[2] = 0, blocking[2] and tonumber(blocking[2]) or -1
+  return answer
 end
 redis.call('ZADD', bucket, now, ARGV[4])
-return {1, -1, now}
+return answer
 """
 SERVER_CLOCK = -1  # a RateItem timestamp meaning "now on Redis's clock, read by the script"
 
@@ -147,11 +171,14 @@ SERVER_CLOCK = -1  # a RateItem timestamp meaning "now on Redis's clock, read by
 class FleetRedisBucket(RedisBucket):
     """RedisBucket whose check-and-insert is `ADMIT`: on Redis's clock in the same round trip, the
     clock-to-insert race closed (see the module docstring); it survives a lost script cache and a
-    failed leak. `last_now_ms` is the Redis time of the latest put."""
+    failed leak. `last_now_ms` is the Redis time of the latest put. `boxes` (set by the limiter
+    for each put, like `rates`) are the penalty boxes the put reads first: RateLimited from the
+    first that holds, and nothing taken."""
 
     # pyrate-limiter types its Redis client and results as sync-or-async; ours is the sync client.
 
     last_now_ms: int | None = None
+    boxes: tuple[RedisPenaltyBox, ...] = ()
 
     def now(self) -> int:
         return server_time_ms(cast(redis.Redis, self.redis))
@@ -159,16 +186,21 @@ class FleetRedisBucket(RedisBucket):
     def _check_and_insert(self, item: RateItem) -> Decision:
         [rate] = self.rates  # the limiter sets the one rate of this put
         member = f"{item.name}:{id_generator()}:"
+        boxes = self.boxes
+        keys = (self.bucket_key, *box_keys(boxes))
         args = (item.timestamp, rate.interval, rate.limit, member)
         client = cast(redis.Redis, self.redis)
         try:
-            reply = client.evalsha(self.script_hash, 1, self.bucket_key, *args)
+            reply = client.evalsha(self.script_hash, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
             # Redis restarted or SCRIPT FLUSH ran: load the script again and retry once.
             self.script_hash = cast(str, client.script_load(ADMIT))
-            reply = client.evalsha(self.script_hash, 1, self.bucket_key, *args)
-        admitted, blocking, now_ms = (int(v) for v in cast(list, reply))
+            reply = client.evalsha(self.script_hash, len(keys), *keys, *args)
+        admitted, blocking, now_ms, server_now_ms, *answers = cast(list, reply)
+        admitted, blocking, now_ms = int(admitted), int(blocking), int(now_ms)
         self.last_now_ms = now_ms
+        if boxes:
+            raise_held(boxes, int(server_now_ms), answers)  # a box holds (admitted == 2): RateLimited, nothing taken
         if admitted:
             return ADMITTED
         # As pyrate's SlidingWindowLog: +1 clears the inclusive lower bound of the window.
@@ -227,9 +259,16 @@ class BudgetLimiter:
         # reads it, no round trip. A refusal says when a unit frees; an admission, that one is free.
         self._spent_until = float("-inf")
 
-    def try_acquire(self, lane: str = BACKGROUND) -> float:
+    def try_acquire(self, lane: str = BACKGROUND, boxes: tuple[PenaltyBox | None, ...] = ()) -> float:
         """Take one unit now if `lane`'s share of the budget allows: 0.0; else the seconds until one
-        frees (no sleep)."""
+        frees (no sleep). `boxes` (None: no box) must all be open first, else RateLimited and
+        nothing taken: Redis boxes on the bucket's own client are read in the admission's round
+        trip, others checked before it."""
+        in_script = self._boxes_in_script([box for box in boxes if box is not None])
+        if in_script is None:
+            check_open(*boxes)
+        else:
+            check_known(*in_script)  # what this process remembers of them: no round trip
         try:  # outside the lock: a learned budget and the presence may ask Redis
             requests = self.budget.requests()
             if lane == INTERACTIVE:
@@ -242,6 +281,8 @@ class BudgetLimiter:
         try:
             with self._lock:
                 self.bucket.rates = [rate]
+                if isinstance(self.bucket, FleetRedisBucket):
+                    self.bucket.boxes = tuple(in_script or ())
                 # The clock is read inside the lock: a timestamp taken before waiting for it would
                 # record the request earlier than it is sent (see the margin in the docstring).
                 # Without a clock of its own the bucket's script reads Redis's, in the same round trip.
@@ -263,6 +304,16 @@ class BudgetLimiter:
         self._spent_until = self._monotonic() + wait_s
         return wait_s
 
+    def _boxes_in_script(self, boxes: list[PenaltyBox]) -> list[RedisPenaltyBox] | None:
+        """The boxes the bucket's admission can read itself (Redis boxes on its client); None when
+        it cannot (the in-memory fake, other boxes)."""
+        if not isinstance(self.bucket, FleetRedisBucket):
+            return None
+        if not boxes:
+            return []
+        on_redis = on_one_client(boxes)
+        return on_redis if on_redis is not None and client_of(on_redis) is self.bucket.redis else None
+
     def spent(self) -> bool:
         """Is the budget spent for now, as this process's last put found it (refused, and the unit
         it waits for not free yet)? A caller about to send a half-filled request may as well keep
@@ -271,16 +322,19 @@ class BudgetLimiter:
         find the budget spent forever (a coalesced request was held 60 s so)."""
         return self._monotonic() < self._spent_until
 
-    def acquire(self, max_wait_s: float | None = None, lane: str = BACKGROUND) -> float:
+    def acquire(self, max_wait_s: float | None = None, lane: str = BACKGROUND,
+                boxes: tuple[PenaltyBox | None, ...] = ()) -> float:
         """Block until one unit of `lane`'s share of the budget is ours, for at most `max_wait_s`
         (default: the limiter's); returns the seconds slept. Raises RateLimited(source="budget")
         without waiting when the budget frees later than that, RedisUnavailable when Redis does not
-        answer. A wait of LONG_WAIT_S or more is logged, parked or not."""
+        answer. Every try finds `boxes` open first (a peer may meet a 429 while this one waits),
+        else RateLimited(source="penalty_box") and nothing taken. A wait of LONG_WAIT_S or more is
+        logged, parked or not."""
         budget_s = self.max_wait_s if max_wait_s is None else max_wait_s
         deadline = time.monotonic() + budget_s
         slept_s = 0.0
         while True:
-            wait_s = self.try_acquire(lane)
+            wait_s = self.try_acquire(lane, boxes)
             if wait_s == 0.0:
                 if slept_s >= LONG_WAIT_S:
                     logger.info("waited {:.1f}s for the fleet's rate budget ({} lane)", slept_s, lane)

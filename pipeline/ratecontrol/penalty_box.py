@@ -1,10 +1,12 @@
 """The penalty box: after a 429, nobody in the fleet calls Spotify with that client id until the
 deadline has passed. `check_open(quota_box, penalty_box)` checks several at once: boxes on one Redis
-client in one round trip (a request's two boxes cost one script, not two).
+client in one round trip (a request's two boxes cost one script, not two). A request of the API
+client does not even pay that: the limiter reads its boxes in the script that takes its permit
+(limiter.ADMIT, READ_BOXES here), and takes none while one holds.
 
 `block(retry_after_s)` sets "blocked until Redis-now + retry_after_s" and never shortens a
-deadline already set (one Lua script: read, compare, write). `check()` runs before every request
-and raises RateLimited, without touching the network, while the deadline holds. A process that
+deadline already set (one Lua script: read, compare, write). Every request finds its boxes open
+first, or raises RateLimited without touching the network while a deadline holds. A process that
 has seen a deadline remembers it (on its monotonic clock) and does not ask Redis again until it
 has passed.
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import redis
@@ -49,16 +51,30 @@ redis.call('PEXPIREAT', KEYS[1], wanted + 1000)
 return {wanted, now, ARGV[2]}
 """
 
+# Reads boxes KEYS[first..] into `answer`: {deadline_ms or 0, reason} each; true when one holds at
+# `now`. Shared by _CHECK and the limiter's admission (limiter.ADMIT), which checks a request's
+# boxes and takes its permit in one round trip.
+READ_BOXES = """
+local function read_boxes(answer, first, now)
+  local held = false
+  for i = first, #KEYS do
+    local current = redis.call('HMGET', KEYS[i], 'until', 'reason')
+    local deadline = tonumber(current[1]) or 0
+    table.insert(answer, deadline)
+    table.insert(answer, current[2] or '')
+    if deadline > now then held = true end
+  end
+  return held
+end
+"""
+
 # KEYS = the boxes a request must find open (the quota's, the client id's): read in one round trip.
 # Returns {now_ms, then for each box deadline_ms or 0, reason}.
-_CHECK = """
+_CHECK = READ_BOXES + """
 local t = redis.call('TIME')
-local answer = {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
-for _, key in ipairs(KEYS) do
-  local current = redis.call('HMGET', key, 'until', 'reason')
-  table.insert(answer, tonumber(current[1]) or 0)
-  table.insert(answer, current[2] or '')
-end
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local answer = {now}
+read_boxes(answer, 1, now)
 return answer
 """
 
@@ -149,24 +165,52 @@ def check_open(*boxes: PenaltyBox | None) -> None:
     request checks the quota's box and the client id's: one script, not two), after what each
     process already remembers of them."""
     present = [box for box in boxes if box is not None]
-    on_redis = [box for box in present if isinstance(box, RedisPenaltyBox)]
-    if on_redis and len(on_redis) == len(present) and all(box._client is on_redis[0]._client for box in on_redis):
-        _check_together(on_redis)
+    on_redis = on_one_client(present)
+    if on_redis is not None:
+        check_known(*on_redis)
+        try:
+            now_ms, *answers = on_redis[0]._check(keys=[box._key for box in on_redis])
+        except redis.exceptions.RedisError as exc:
+            raise RedisUnavailable(f"the penalty box's Redis did not answer: {exc.__class__.__name__}") from exc
+        raise_held(on_redis, now_ms, answers)
         return
     for box in present:  # fakes, or boxes on several Redis clients: one at a time
         box.check()
 
 
-def _check_together(boxes: list[RedisPenaltyBox]) -> None:
+def check_known(*boxes: PenaltyBox | None) -> None:
+    """check_open on what this process knows, no round trip: a Redis box raises while the deadline
+    it remembers holds, any other box is checked as it is (a fake's check is local)."""
     for box in boxes:
-        known = box._memory.held()
-        if known is not None:
-            box._on_change(known.retry_after_s)
-            raise known
-    try:
-        now_ms, *answers = boxes[0]._check(keys=[box._key for box in boxes])
-    except redis.exceptions.RedisError as exc:
-        raise RedisUnavailable(f"the penalty box's Redis did not answer: {exc.__class__.__name__}") from exc
+        if isinstance(box, RedisPenaltyBox):
+            known = box._memory.held()
+            if known is not None:
+                box._on_change(known.retry_after_s)
+                raise known
+        elif box is not None:
+            box.check()
+
+
+def on_one_client(boxes: list[PenaltyBox]) -> list[RedisPenaltyBox] | None:
+    """These boxes, if they are all Redis boxes on one client (readable by one script of it,
+    READ_BOXES); None otherwise (and for none at all)."""
+    on_redis = [box for box in boxes if isinstance(box, RedisPenaltyBox)]
+    if not on_redis or len(on_redis) != len(boxes) or any(box._client is not on_redis[0]._client for box in on_redis):
+        return None
+    return on_redis
+
+
+def client_of(boxes: Sequence[RedisPenaltyBox]) -> redis.Redis:
+    return boxes[0]._client
+
+
+def box_keys(boxes: Sequence[RedisPenaltyBox]) -> list[str]:
+    return [box._key for box in boxes]
+
+
+def raise_held(boxes: Sequence[RedisPenaltyBox], now_ms: int, answers: list) -> None:
+    """What READ_BOXES answered for these boxes ({deadline_ms, reason} each), learned by each box;
+    RateLimited for the first that holds."""
     held: RateLimited | None = None
     for box, deadline_ms, reason in zip(boxes, answers[0::2], answers[1::2], strict=True):
         deadline_s, now_s, reason = box._learn(deadline_ms, now_ms, reason)

@@ -1,9 +1,10 @@
 """The Spotify Web API client.
 
 Every request goes the same way (`_request`):
-  penalty box (raises RateLimited, no network) -> the fleet's budget (bounded wait) -> token ->
-  GET -> what the response means (responses.py) -> a 429 fills the penalty box for the fleet
-  (a 429 from the token endpoint too).
+  penalty boxes as this process knows them (RateLimited, no network) -> token -> the boxes and the
+  fleet's budget, read and taken in one Redis round trip (bounded wait) -> GET -> what the
+  response means (responses.py) -> a 429 fills the penalty box for the fleet (a 429 from the
+  token endpoint too).
 5xx, timeouts, connection errors and unreadable bodies are retried inside the call with jittered
 exponential backoff, bounded in attempts and in total seconds (SPOTIFY_RETRY_BUDGET). A 429 is
 never slept on. A 401 gets one fresh token and one more try.
@@ -12,8 +13,9 @@ Capabilities (pipeline/capabilities.py) decide which calls are made at all.
 
 Rate control (pipeline/ratecontrol/):
 - before every request the quota box (one per developer account) and the penalty box (one per
-  client id) are checked: RateLimited(source="penalty_box"), no request sent;
-- the fleet's budget (fixed or learned) is then waited for, bounded; RateLimited(source="budget")
+  client id) are checked: RateLimited(source="penalty_box"), no request sent (and no permit
+  taken: the limiter reads the boxes in the round trip that takes the permit);
+- the fleet's budget (fixed or learned) is waited for, bounded; RateLimited(source="budget")
   when it frees too late;
 - a window 429 shuts the penalty box and teaches a learned budget the limit; a quota 429
   (QUOTA_EXCEEDED, or a Retry-After of more than ten minutes) shuts the quota box instead and
@@ -58,8 +60,8 @@ from pipeline.errors import (
     Unauthorized,
 )
 from pipeline.ratecontrol.limiter import BACKGROUND, INTERACTIVE
-from pipeline.ratecontrol.penalty_box import check_open, is_quota
-from pipeline.spotify.http import bounded_retry, send
+from pipeline.ratecontrol.penalty_box import check_known, is_quota
+from pipeline.spotify.http import PlainUrls, bounded_retry, send
 from pipeline.spotify.ids import batches, normalize_track_id, normalize_track_ids
 from pipeline.spotify.models import (
     AudioFeatures,
@@ -89,7 +91,8 @@ class TokenSource(Protocol):
 
 
 class Limiter(Protocol):
-    def acquire(self, max_wait_s: float | None = None, lane: str = BACKGROUND) -> float | None: ...
+    def acquire(self, max_wait_s: float | None = None, lane: str = BACKGROUND,
+                boxes: tuple[Any, ...] = ()) -> float | None: ...
 
 
 class PenaltyBox(Protocol):
@@ -153,6 +156,8 @@ class SpotifyClient:
     ):
         self._http = http
         self._base = api_base_url.rstrip("/")
+        self._plain_urls = PlainUrls(self._base)
+        self._headers: tuple[str, httpx.Headers] | None = None  # (token, the client's headers with it)
         self._limiter = limiter
         self._penalty = penalty_box
         self._quota = quota_box
@@ -371,7 +376,9 @@ class SpotifyClient:
 
     def _with_fresh_token(self, endpoint: str, url: str, params: dict | None, batch_size: int | None,
                           decode: Callable[[bytes], Any] | None) -> Any:
-        check_open(self._quota, self._penalty)  # the quota's box first: its 429 outlasts the window's
+        # What this process knows of the boxes, before a token is refreshed for nothing; Redis's word
+        # on them comes with the permit (_send).
+        check_known(self._quota, self._penalty)
         token = self._token()
         try:
             return self._send(endpoint, url, params, batch_size, token, decode)
@@ -388,13 +395,12 @@ class SpotifyClient:
 
     def _send(self, endpoint: str, url: str, params: dict | None, batch_size: int | None, token: str,
               decode: Callable[[bytes], Any] | None) -> Any:
-        waited_s = self._limiter.acquire(self._max_wait_s, lane=self._lane)
-        if waited_s:
-            self._penalty.check()  # a peer may have met a 429 while we waited for the budget
+        # The boxes are found open in the round trip that takes the permit, and again at every try of
+        # a wait (a peer may meet a 429 meanwhile); the quota's box first: its 429 outlasts the window's.
+        self._limiter.acquire(self._max_wait_s, lane=self._lane, boxes=(self._quota, self._penalty))
         started = time.perf_counter()
         try:
-            response = send(lambda: self._http.get(url, params=params, headers={"Authorization": f"Bearer {token}"}),
-                            endpoint)
+            response = send(lambda: self._http.send(self._build_request(url, params, token)), endpoint)
         except NetworkError as exc:
             timed_out = isinstance(exc.__cause__, httpx.TimeoutException)
             metrics.REQUESTS.labels(endpoint, "timeout" if timed_out else "error").inc()
@@ -410,6 +416,21 @@ class SpotifyClient:
         except RateLimited as limited:
             self._hold_off(limited, endpoint)
             raise
+
+    def _build_request(self, url: str, params: dict | None, token: str) -> httpx.Request:
+        """The GET as httpx.Client.build_request makes it (the client's headers, cookies and
+        params merged in), but for a plain path under the base URL (a batch of ids) without parsing
+        the URL again (PlainUrls) or merging headers anew for every request. Sent by the client
+        (Client.send: timeouts, redirects, cookies as ever)."""
+        plain = self._plain_urls.url(url) if params is None and not self._http.cookies else None
+        if plain is None:
+            return self._http.build_request("GET", url, params=params, headers={"Authorization": f"Bearer {token}"})
+        headers = self._headers
+        if headers is None or headers[0] != token:
+            merged = httpx.Headers(self._http.headers)
+            merged["Authorization"] = f"Bearer {token}"
+            headers = self._headers = (token, merged)
+        return httpx.Request("GET", plain, headers=headers[1])
 
     def _hold_off(self, limited: RateLimited, endpoint: str, *, learn: bool = True) -> None:
         """A 429. A spent quota shuts the quota box of the developer account until it comes back; a

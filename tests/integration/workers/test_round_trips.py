@@ -10,7 +10,8 @@ statements: claim, freshness, clock, songs, features pending, features, complete
 (5 reads of the capabilities' version, 8 for its two requests' quota box, penalty box, clock and
 limiter). Then 10 to PostgreSQL (4 of them pre-pings) and 9 to Redis; then 3 and 7 (a box
 apiece per request), now 3 and 5 (the job's requests on the overlap pool, as in a worker: they
-read the version once a run since the run's look is shared with them; 7 before).
+read the version once a run since the run's look is shared with them; 7 before); now 3 to Redis
+(a request's penalty boxes read by the limiter's script that takes its permit).
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ pytestmark = pytest.mark.integration
 # The claim (with the ids' freshness and the clock), the songs with their features (one upsert),
 # the completion. No pings: a connection is pinged only after it sat idle in the pool (shared/db.py).
 POSTGRES_PER_JOB = 3
-# The capabilities' version once; per request (/tracks, /audio-features): the quota box and the
-# penalty box (one script for both) and the limiter's script (which reads Redis's clock itself).
-REDIS_PER_JOB = 5
+# The capabilities' version once; per request (/tracks, /audio-features): the limiter's script,
+# which reads Redis's clock and the request's quota box and penalty box itself.
+REDIS_PER_JOB = 3
 # What the Redis client does at most once a second a process, not once a job: the lane presence
 # check (EXISTS), the connection health check (PING).
 REDIS_PERIODIC = {"EXISTS", "PING"}

@@ -126,7 +126,7 @@ def test_a_window_429_shuts_the_penalty_box_teaches_the_budget_and_takes_a_retur
 
 def test_an_interactive_call_asks_the_limiter_for_its_lane_with_a_short_wait(fakes, httpx_mock):
     asked: list[tuple] = []
-    fakes.limiter.acquire = lambda max_wait_s=None, lane=BACKGROUND: asked.append((max_wait_s, lane)) or 0.0
+    fakes.limiter.acquire = lambda max_wait_s=None, lane=BACKGROUND, boxes=(): asked.append((max_wait_s, lane)) or 0.0
     httpx_mock.add_response(json=track_json("4iV5W9uYEdYUVa79Axb7Rh"), is_reusable=True)
     client = fakes.client()
     client.get_track("4iV5W9uYEdYUVa79Axb7Rh")

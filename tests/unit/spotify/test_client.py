@@ -262,7 +262,7 @@ def test_each_request_is_logged_at_debug_without_the_token(fakes, httpx_mock):
 
 def test_the_budget_is_taken_for_every_attempt(fakes, httpx_mock):
     taken = []
-    fakes.limiter.acquire = lambda max_wait_s=None, lane="background": taken.append(1) or 0.0
+    fakes.limiter.acquire = lambda max_wait_s=None, lane="background", boxes=(): taken.append(1) or 0.0
     httpx_mock.add_response(status_code=500)
     httpx_mock.add_callback(batch_answer())
     fakes.client().get_tracks(make_ids(2))
@@ -340,7 +340,7 @@ def test_a_limiter_refusal_part_way_carries_what_was_fetched(fakes, httpx_mock):
                             is_reusable=True)
     granted = iter([0.0, 0.0])
 
-    def acquire(max_wait_s=None, lane="background"):
+    def acquire(max_wait_s=None, lane="background", boxes=()):
         try:
             return next(granted)
         except StopIteration:
@@ -351,3 +351,66 @@ def test_a_limiter_refusal_part_way_carries_what_was_fetched(fakes, httpx_mock):
     assert fetched.stopped_by.reason == "local_budget" and list(fetched.found) == ids[:2]
     with pytest.raises(errors.RateLimited):  # get_tracks raises what stopped it
         fakes.client().get_tracks(ids)
+
+
+def test_a_batch_request_is_the_request_httpx_would_build(fakes, httpx_mock):
+    """A plain path under the base URL is not parsed again (PlainUrls): the URL made of the base's
+    parts must be httpx's own parse, and the request the one Client.build_request makes. (An
+    httpx that keeps a URL's parts otherwise turns PlainUrls off; this says so.)"""
+    from pipeline.spotify.http import PlainUrls
+
+    urls = PlainUrls(API)
+    assert urls.works
+    ids = make_ids(50)
+    url = f"{API}/tracks?ids={','.join(ids)}"
+    assert urls.url(url) == httpx.URL(url) and urls.url(url).raw_path == httpx.URL(url).raw_path
+    assert urls.url(API + "/me") == httpx.URL(API + "/me")
+    # Anything else is parsed by httpx: characters to quote, a dot segment, another host.
+    for other in (API + "/search?q=a b", API + "/search?q=%41", API + "/x/../tracks", "https://elsewhere.test/v1/me",
+                  API + "x/tracks"):
+        assert urls.url(other) is None, other
+
+    httpx_mock.add_callback(batch_answer())
+    client = fakes.client()
+    client.get_tracks(ids)
+    [sent] = httpx_mock.get_requests()
+    expected = client._http.build_request("GET", url, headers={"Authorization": "Bearer token-1"})
+    assert sent.url == expected.url and sent.url.raw_path == expected.url.raw_path
+    assert list(sent.headers.multi_items()) == list(expected.headers.multi_items())
+
+
+def test_the_pooled_client_looks_for_cookies_only_in_answers_that_set_one_and_keeps_them(httpx_mock):
+    from types import SimpleNamespace
+
+    from pipeline.spotify.http import SetCookieOnly, make_http_client
+
+    http = make_http_client(SimpleNamespace(read_timeout_s=5, connect_timeout_s=2))
+    assert isinstance(http.cookies, SetCookieOnly)
+    httpx_mock.add_response(url="https://api.test/v1/a", headers={"Set-Cookie": "k=v; Path=/"})
+    httpx_mock.add_response(url="https://api.test/v1/b")
+    httpx_mock.add_response(url="https://api.test/v1/c")
+    for path in ("a", "b", "c"):
+        http.get(f"https://api.test/v1/{path}")
+    assert http.cookies.get("k") == "v"
+    assert [r.headers.get("cookie") for r in httpx_mock.get_requests()] == [None, "k=v", "k=v"]
+
+
+def test_each_thread_sends_through_a_pool_of_its_own_and_closing_the_client_closes_them_all(httpx_mock):
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from pipeline.spotify.http import PerThreadTransport, make_http_client
+
+    http = make_http_client(SimpleNamespace(read_timeout_s=5, connect_timeout_s=2))
+    transport = http._transport
+    assert isinstance(transport, PerThreadTransport)
+    httpx_mock.add_response(url="https://api.test/v1/me", is_reusable=True)
+    http.get("https://api.test/v1/me")
+    http.get("https://api.test/v1/me")  # the same thread: the same pool
+    with ThreadPoolExecutor(3) as threads:
+        assert [r.status_code for r in threads.map(lambda _: http.get("https://api.test/v1/me"), range(3))] == [200] * 3
+    assert 2 <= len(transport._pools) <= 4
+    http.close()
+    assert transport._pools == []
+    with pytest.raises(httpx.TransportError):
+        ThreadPoolExecutor(1).submit(transport.handle_request, httpx.Request("GET", "https://api.test/v1/me")).result()

@@ -39,3 +39,13 @@ def test_a_list_is_normalised_in_order_without_duplicates():
 def test_batches_are_full_but_the_last():
     assert [len(b) for b in batches(list(range(120)), 50)] == [50, 50, 20]
     assert batches([], 50) == []
+
+
+def test_a_list_of_bare_ids_is_checked_as_a_whole_and_anything_else_one_by_one():
+    other = "7ouMYWpwJ422jRcDASZB7P"
+    assert normalize_track_ids(iter([ID, other, ID])) == [ID, other]
+    assert normalize_track_ids([]) == []
+    for bad in ([f"{ID},{other}"], [ID, f"{other},"], [ID, 42], [ID, ""], [ID + other]):
+        with pytest.raises(InvalidId):
+            normalize_track_ids(bad)
+    assert normalize_track_ids([f" {ID}", other]) == [ID, other]

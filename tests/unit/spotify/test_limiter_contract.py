@@ -177,3 +177,45 @@ def test_the_margin_is_three_percent_of_the_window_between_a_quarter_second_and_
     from shared.settings import Rate
 
     assert [default_margin_ms(Rate(50, s)) for s in (1, 10, 30, 60, 3600)] == [250, 300, 900, 1000, 1000]
+
+
+def _boxes(make_limiter, limiter):
+    """The request's box and a peer's view of the same box: on the limiter's own Redis client (read
+    in its admission's script) for the Redis limiter, one shared fake for the in-memory one."""
+    from pipeline.ratecontrol.penalty_box import InMemoryPenaltyBox, RedisPenaltyBox
+
+    if make_limiter.kind == "redis":
+        peer_client = fakeredis.FakeRedis(server=make_limiter.server, decode_responses=True)
+        return (RedisPenaltyBox(limiter.bucket.redis, "test:penalty:client"),
+                RedisPenaltyBox(peer_client, "test:penalty:client"))
+    box = InMemoryPenaltyBox(clock_s=lambda: make_limiter.clock.ms / 1000)
+    return box, box
+
+
+def test_no_permit_is_taken_while_a_box_holds(make_limiter):
+    """A permit taken is a request sent: a request whose box holds takes none (the Redis limiter
+    reads its boxes in the script that would take it)."""
+    limiter = make_limiter(Rate(1, 10))
+    box, peer = _boxes(make_limiter, limiter)
+    peer.block(60, "rate_limit")
+    with pytest.raises(RateLimited) as caught:
+        limiter.acquire(boxes=(None, box))
+    assert caught.value.source == "penalty_box" and caught.value.reason == "rate_limit"
+    assert 50 < caught.value.retry_after_s <= 60
+    assert limiter.acquire() == 0.0 and make_limiter.clock.slept == []  # the window's one permit was left
+
+
+def test_a_box_shut_by_a_peer_while_a_call_waits_for_the_budget_stops_it_before_its_permit(make_limiter):
+    limiter = make_limiter(Rate(1, 10))
+    box, peer = _boxes(make_limiter, limiter)
+    limiter.acquire(boxes=(box,))
+    clock_sleep = limiter._sleep
+
+    def sleep_while_a_peer_meets_a_429(seconds):
+        peer.block(60, "rate_limit")
+        clock_sleep(seconds)
+
+    limiter._sleep = sleep_while_a_peer_meets_a_429
+    with pytest.raises(RateLimited) as caught:
+        limiter.acquire(boxes=(box,))
+    assert caught.value.source == "penalty_box" and len(make_limiter.clock.slept) == 1
