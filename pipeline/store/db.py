@@ -30,9 +30,15 @@ NOW_SQL: TextClause = text(NOW)
 T = TypeVar("T")
 
 
-def seconds_from_now(param: str) -> str:
-    """SQL for "NOW plus the bound parameter :param seconds" (a lease, a not-before time)."""
-    return f"({NOW} + make_interval(secs => :{param}))"
+def placeholder(param: str, *, driver: bool = False) -> str:
+    """The bound parameter `param` in a statement's text: SQLAlchemy's `:param`, or psycopg's
+    `%(param)s` for a statement run on the driver's connection (`driver_autocommit`)."""
+    return f"%({param})s" if driver else f":{param}"
+
+
+def seconds_from_now(param: str, *, driver: bool = False) -> str:
+    """SQL for "NOW plus the bound parameter `param` seconds" (a lease, a not-before time)."""
+    return f"({NOW} + make_interval(secs => {placeholder(param, driver=driver)}))"
 
 
 def seconds_ago(param: str) -> str:
