@@ -85,7 +85,8 @@ def build_services(settings: Settings) -> Services:
             max_in_flight=settings.search_enrich_max_in_flight,
         )
     indexer = SearchIndexer(engine)
-    indexer.start()
+    if settings.search_indexer:
+        indexer.start()
     return Services(settings, engine, fast_redis, enricher, indexer)
 
 

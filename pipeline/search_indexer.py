@@ -36,6 +36,10 @@ class SearchIndexer:
             self._thread = threading.Thread(target=self._loop, name="search-indexer", daemon=True)
             self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop, and wait for a drain under way to end (its connection back in the pool before the
         engine is disposed)."""

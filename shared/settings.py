@@ -154,6 +154,17 @@ def parse_positive_count(raw: str) -> int:
     return int(raw)
 
 
+_SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+
+
+def parse_switch(raw: str) -> bool:
+    """'on' / 'off' (or true/false, yes/no, 1/0, any case) -> a bool."""
+    try:
+        return _SWITCH[raw.strip().lower()]
+    except KeyError:
+        raise ValueError("on or off") from None
+
+
 def parse_api_tokens(raw: str) -> tuple[str, ...]:
     tokens = tuple(t.strip() for t in raw.split(",") if t.strip())
     if not tokens:
@@ -324,6 +335,10 @@ class Settings:
     api_tokens: tuple[str, ...] = _setting("API_TOKENS", parse_api_tokens, secret=True, default=())
     search_enrich_wait_s: float = _setting("SEARCH_ENRICH_WAIT", parse_wait_s, default=0.2)
     search_enrich_max_in_flight: int = _setting("SEARCH_ENRICH_MAX_IN_FLIGHT", parse_positive_count, default=4)
+    # Whether this process drains the search queue (pipeline/search_indexer.py). Every worker and
+    # API process does by default, one at a time fleet-wide; off leaves it to the others (a host
+    # far from the database, or a benchmark of the write path alone).
+    search_indexer: bool = _setting("SEARCH_INDEXER", parse_switch, default=True)
 
     # Users connecting Spotify through the API (api/connections.py): the redirect URI registered with
     # Spotify for the API's /auth/spotify/callback (https, or http on loopback, like SPOTIFY_REDIRECT_URI),

@@ -76,8 +76,10 @@ class WorkerEnv:
                                 release_per_s=lambda: background_per_s(budget),
                                 penalty_s=client.held_off_s)
         dispatcher.start()
-        indexer = SearchIndexer(engine)  # songs written here become searchable within about a second
-        indexer.start()
+        # Songs written here become searchable within about a second (unless SEARCH_INDEXER=off).
+        indexer = SearchIndexer(engine)
+        if settings.search_indexer:
+            indexer.start()
         # A job of 100 ids fills its /audio-features request alone; shorter ones (a job cut short, a
         # library page of 50) pair up across the process's threads.
         features = Coalescer(client.get_audio_features, size=100, hold_while=client.budget_spent)

@@ -1,6 +1,6 @@
 import pytest
 
-from shared.settings import Settings, SettingsError, parse_wait_s
+from shared.settings import Settings, SettingsError, parse_switch, parse_wait_s
 
 
 @pytest.mark.parametrize(("raw", "seconds"), [("200ms", 0.2), ("1.5s", 1.5), ("2", 2.0), ("1m", 60.0), ("0ms", 0.0)])
@@ -29,3 +29,16 @@ def test_a_malformed_value_names_the_variable_and_never_echoes_a_token():
     with pytest.raises(SettingsError, match="^API_TOKENS: expected") as caught:
         Settings.from_env({"API_TOKENS": "short"})
     assert "short" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("raw", "value"), [("on", True), ("OFF", False), (" true ", True), ("0", False), ("yes", True)])
+def test_switches(raw, value):
+    assert parse_switch(raw) is value
+
+
+def test_the_search_indexer_is_on_unless_switched_off_and_a_bad_switch_is_named():
+    assert Settings.from_env({}).search_indexer is True
+    assert Settings.from_env({"SEARCH_INDEXER": "off"}).search_indexer is False
+    assert Settings.from_env(Settings(search_indexer=False).as_environ()).search_indexer is False  # to a child process
+    with pytest.raises(SettingsError, match="^SEARCH_INDEXER: expected on or off"):
+        Settings.from_env({"SEARCH_INDEXER": "sometimes"})
