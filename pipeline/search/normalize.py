@@ -63,7 +63,8 @@ def fold(text: str) -> str:
     """The searchable form: unaccented, lower case, words separated by single spaces."""
     out: list[str] = []
     pending_space = False
-    for ch in unaccent(text).lower():
+    # PostgreSQL's lower() makes every capital sigma "σ"; Python's, "ς" at a word's end: as SQL does.
+    for ch in unaccent(text).replace("Σ", "σ").lower():
         if ch in _APOSTROPHE_SET:
             continue
         if ch in _SEPARATOR_SET:
