@@ -65,6 +65,11 @@ def test_a_takeover_after_a_postgres_restart_is_not_charged_to_the_job(settings,
 
             # The blip: PostgreSQL restarts (every connection cut) and the worker cannot get back
             # in until its lease has run out and the reconciler has taken the job back.
+            # The private cluster commits asynchronously (synchronous_commit=off): without this an
+            # immediate stop may lose the claim itself when it comes within the WAL writer's delay
+            # of it, and the job is pending again with no lease to run out.
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
             private_postgres.shut_out(WORKER_ROLE)
             private_postgres.restart("immediate")
             engine.dispose()
